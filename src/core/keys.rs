@@ -1,0 +1,223 @@
+//! Recipients (public) and identities (private), parsed from text. No file access here: the
+//! adapters read files and hand their text in.
+
+use std::fmt;
+use std::str::FromStr;
+
+use age::secrecy::ExposeSecret;
+
+use super::error::ErrorKind;
+
+/// Someone a value is sealed for: an age X25519 recipient (clusters, people) or an SSH public
+/// key (people).
+#[derive(Clone)]
+pub enum Recipient {
+    X25519(age::x25519::Recipient),
+    Ssh(age::ssh::Recipient),
+}
+
+impl Recipient {
+    /// The age recipient to hand to the encryptor.
+    pub fn as_age(&self) -> &dyn age::Recipient {
+        match self {
+            Recipient::X25519(r) => r,
+            Recipient::Ssh(r) => r,
+        }
+    }
+
+    /// The stanza tag age writes for this recipient (used by `verify`).
+    pub fn stanza_tag(&self) -> &'static str {
+        match self {
+            Recipient::X25519(_) => "X25519",
+            Recipient::Ssh(r) => {
+                if r.to_string().starts_with("ssh-rsa") {
+                    "ssh-rsa"
+                } else {
+                    "ssh-ed25519"
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Recipient {
+    /// The canonical form written into `spec.recipients` (SSH keys without their comment).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Recipient::X25519(r) => write!(f, "{r}"),
+            Recipient::Ssh(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Recipient({self})")
+    }
+}
+
+impl PartialEq for Recipient {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl FromStr for Recipient {
+    type Err = ErrorKind;
+
+    fn from_str(s: &str) -> Result<Self, ErrorKind> {
+        let s = s.trim();
+        let invalid = |reason: &str| ErrorKind::InvalidRecipient {
+            recipient: s.to_string(),
+            reason: reason.to_string(),
+        };
+        if s.starts_with("ssh-") {
+            return age::ssh::Recipient::from_str(s)
+                .map(Recipient::Ssh)
+                .map_err(|e| match e {
+                    age::ssh::ParseRecipientKeyError::Unsupported(kind) => invalid(&format!(
+                        "unsupported SSH key type {kind} (use ssh-ed25519 or ssh-rsa)"
+                    )),
+                    _ => invalid("not a valid SSH public key"),
+                });
+        }
+        if s.starts_with("age1") {
+            // Bech32's separator is the last '1': a later one means the HRP names a plugin.
+            if s.rfind('1') != Some(3) {
+                return Err(invalid(
+                    "age plugin recipients are not supported; use an X25519 (age1...) or SSH recipient",
+                ));
+            }
+            return age::x25519::Recipient::from_str(s)
+                .map(Recipient::X25519)
+                .map_err(|_| invalid("not a valid age X25519 recipient"));
+        }
+        Err(invalid(
+            "expected an age1... recipient or an ssh-ed25519/ssh-rsa public key",
+        ))
+    }
+}
+
+/// Parses recipients in age's recipients-file format: one per line, `#` comments, blank lines.
+/// Errors name the 1-based line.
+pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, (usize, ErrorKind)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        out.push(line.parse().map_err(|e| (i + 1, e))?);
+    }
+    Ok(out)
+}
+
+/// Drops duplicates, keeping the first occurrence's position.
+pub fn dedup_recipients(list: Vec<Recipient>) -> Vec<Recipient> {
+    let mut seen = std::collections::HashSet::new();
+    list.into_iter()
+        .filter(|r| seen.insert(r.to_string()))
+        .collect()
+}
+
+/// A private key that can open values: an age X25519 identity or an unencrypted SSH key.
+pub enum Identity {
+    X25519(age::x25519::Identity),
+    Ssh(age::ssh::Identity),
+}
+
+impl Identity {
+    pub fn as_age(&self) -> &dyn age::Identity {
+        match self {
+            Identity::X25519(i) => i,
+            Identity::Ssh(i) => i,
+        }
+    }
+
+    /// The public recipient, where it can be derived.
+    pub fn to_recipient(&self) -> Option<Recipient> {
+        match self {
+            Identity::X25519(i) => Some(Recipient::X25519(i.to_public())),
+            Identity::Ssh(_) => None,
+        }
+    }
+
+    /// Generates a new X25519 identity.
+    pub fn generate() -> Self {
+        Identity::X25519(age::x25519::Identity::generate())
+    }
+
+    /// The identity file text, in age-keygen's layout.
+    pub fn to_identity_file(&self, created: &str) -> Option<zeroize::Zeroizing<String>> {
+        match self {
+            Identity::X25519(i) => Some(zeroize::Zeroizing::new(format!(
+                "# created: {created}\n# public key: {}\n{}\n",
+                i.to_public(),
+                i.to_string().expose_secret()
+            ))),
+            Identity::Ssh(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material.
+        match self {
+            Identity::X25519(i) => write!(f, "Identity(X25519 {})", i.to_public()),
+            Identity::Ssh(_) => f.write_str("Identity(ssh)"),
+        }
+    }
+}
+
+/// Parses an identity file: age's format (`AGE-SECRET-KEY-1...` lines, `#` comments) or an
+/// unencrypted OpenSSH private key.
+pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>, ErrorKind> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("-----BEGIN") {
+        let identity = age::ssh::Identity::from_buffer(text.as_bytes(), None)
+            .map_err(|_| ErrorKind::InvalidIdentity("not a readable SSH private key".into()))?;
+        return match identity {
+            age::ssh::Identity::Unencrypted(_) => Ok(vec![Identity::Ssh(identity)]),
+            age::ssh::Identity::Encrypted(_) => Err(ErrorKind::InvalidIdentity(
+                "passphrase-protected SSH keys are not supported; use an age identity".into(),
+            )),
+            age::ssh::Identity::Unsupported(_) => Err(ErrorKind::InvalidIdentity(
+                "unsupported SSH key type (use ed25519 or rsa)".into(),
+            )),
+        };
+    }
+    if looks_like_manifest(text) {
+        return Err(ErrorKind::InvalidIdentity(
+            "this is a Kubernetes manifest, not an identity (-i is the identity, as in age; to rewrite a file in place use --in-place)".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with("AGE-PLUGIN-") {
+            return Err(ErrorKind::InvalidIdentity(format!(
+                "line {}: age plugin identities are not supported",
+                i + 1
+            )));
+        }
+        let id = age::x25519::Identity::from_str(line).map_err(|_| {
+            ErrorKind::InvalidIdentity(format!("line {} is not an age identity", i + 1))
+        })?;
+        out.push(Identity::X25519(id));
+    }
+    if out.is_empty() {
+        return Err(ErrorKind::InvalidIdentity("no identity in the file".into()));
+    }
+    Ok(out)
+}
+
+fn looks_like_manifest(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim_start_matches(['"', ' ', '{']);
+        l.starts_with("apiVersion") || l.starts_with("kind:") || l.starts_with("kind\"")
+    })
+}

@@ -1,0 +1,120 @@
+//! What a document is, judged from its `apiVersion` and `kind`.
+
+use serde::Deserialize;
+
+use super::error::ErrorKind;
+use super::sealed;
+use super::yaml::{self, RawDocument};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    /// Only comments, markers and blank lines.
+    Empty,
+    /// `v1 Secret`.
+    Secret,
+    /// `gitops-seal.dev/v1 SealedSecret`.
+    SealedSecret,
+    /// `v1 List` (or `SecretList`): items are judged one by one.
+    List,
+    /// Anything else: passed through byte for byte.
+    Other,
+}
+
+#[derive(Deserialize)]
+struct Head {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+    kind: Option<String>,
+}
+
+pub fn kind_of(api_version: Option<&str>, kind: Option<&str>) -> DocKind {
+    match (api_version, kind) {
+        (Some("v1"), Some("Secret")) => DocKind::Secret,
+        (Some(sealed::API_VERSION), Some(sealed::KIND)) => DocKind::SealedSecret,
+        (Some("v1"), Some("List" | "SecretList")) => DocKind::List,
+        _ => DocKind::Other,
+    }
+}
+
+/// Classifies one document. A document that is not a mapping is `Other`; one that is not
+/// valid YAML is an error.
+pub fn classify(doc: &RawDocument<'_>) -> Result<DocKind, ErrorKind> {
+    if doc.is_empty {
+        return Ok(DocKind::Empty);
+    }
+    match yaml::parse::<Head>(doc) {
+        Ok(h) => Ok(kind_of(h.api_version.as_deref(), h.kind.as_deref())),
+        Err(e) => match yaml::parse::<serde::de::IgnoredAny>(doc) {
+            Ok(_) => Ok(DocKind::Other),
+            Err(_) => Err(e),
+        },
+    }
+}
+
+/// The part of a document before its content (its `---` line, leading comments and blank
+/// lines): kept when the document itself is rewritten.
+pub fn leading_trivia(text: &str) -> &str {
+    let mut end = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        let is_marker = t == "---" || (t.starts_with("--- #"));
+        if t.is_empty() || t.starts_with('#') || is_marker {
+            end += line.len();
+        } else {
+            break;
+        }
+    }
+    &text[..end]
+}
+
+/// What follows the document's content: the output of a rewrite ends with a newline, and a
+/// following `---` must still start its own line.
+pub fn ensure_trailing_newline(out: &mut String) {
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> RawDocument<'_> {
+        RawDocument {
+            text,
+            first_line: 1,
+            is_empty: false,
+        }
+    }
+
+    #[test]
+    fn classifies_by_api_version_and_kind() {
+        assert_eq!(
+            classify(&doc("apiVersion: v1\nkind: Secret\n")).unwrap(),
+            DocKind::Secret
+        );
+        assert_eq!(
+            classify(&doc("apiVersion: gitops-seal.dev/v1\nkind: SealedSecret\n")).unwrap(),
+            DocKind::SealedSecret
+        );
+        assert_eq!(
+            classify(&doc("apiVersion: v1\nkind: ConfigMap\n")).unwrap(),
+            DocKind::Other
+        );
+        assert_eq!(classify(&doc("- a\n- b\n")).unwrap(), DocKind::Other);
+        assert_eq!(
+            classify(&doc("{\"apiVersion\":\"v1\",\"kind\":\"List\"}")).unwrap(),
+            DocKind::List
+        );
+        assert!(classify(&doc("a: [1\n")).is_err());
+    }
+
+    #[test]
+    fn trivia_is_the_marker_and_comments_before_content() {
+        assert_eq!(
+            leading_trivia("---\n# c\n\napiVersion: v1\n"),
+            "---\n# c\n\n"
+        );
+        assert_eq!(leading_trivia("apiVersion: v1\n"), "");
+    }
+}

@@ -1,0 +1,255 @@
+//! Three-way merge of one SealedSecret, key by key and field by field. No private key is
+//! involved: ciphertexts are compared as bytes.
+//!
+//! A merged value must still be sealed for the merged recipient list, scope, type and place:
+//! each value carries (inside its age file) the binding and stanzas of the side it came from,
+//! so a value taken from a side whose recipients, scope, type, name or namespace differ from
+//! the merged object's is a conflict. The merge never claims recipients a value was not
+//! sealed for.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::sealed::{SealedSecret, Template};
+
+/// One thing that could not be merged safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The `encryptedData` key at fault, when one is.
+    pub key: Option<String>,
+    pub reason: String,
+    /// Both sides hold a different value under `key`: a conflict of that line alone.
+    pub value_clash: bool,
+}
+
+/// The merged object and what could not be merged. When `conflicts` is non-empty the merged
+/// object holds ours' side of every conflicting field.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub sealed: SealedSecret,
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Three-way pick of one field: `None` when both sides changed it differently.
+fn pick<T: PartialEq + Clone>(
+    base: Option<&T>,
+    ours: Option<&T>,
+    theirs: Option<&T>,
+) -> Result<Option<T>, ()> {
+    if ours == theirs || theirs == base {
+        Ok(ours.cloned())
+    } else if ours == base {
+        Ok(theirs.cloned())
+    } else {
+        Err(())
+    }
+}
+
+fn merge_map(
+    field: &str,
+    base: &BTreeMap<String, String>,
+    ours: &BTreeMap<String, String>,
+    theirs: &BTreeMap<String, String>,
+    conflicts: &mut Vec<Conflict>,
+) -> BTreeMap<String, String> {
+    let keys: BTreeSet<&String> = base
+        .keys()
+        .chain(ours.keys())
+        .chain(theirs.keys())
+        .collect();
+    let mut out = BTreeMap::new();
+    for k in keys {
+        match pick(base.get(k), ours.get(k), theirs.get(k)) {
+            Ok(Some(v)) => {
+                out.insert(k.clone(), v);
+            }
+            Ok(None) => {}
+            Err(()) => {
+                conflicts.push(Conflict {
+                    key: None,
+                    reason: format!("{field} {k:?} changed differently on both sides"),
+                    value_clash: false,
+                });
+                if let Some(v) = ours.get(k) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn field<T: PartialEq + Clone>(
+    name: &str,
+    base: &T,
+    ours: &T,
+    theirs: &T,
+    conflicts: &mut Vec<Conflict>,
+) -> T {
+    match pick(Some(base), Some(ours), Some(theirs)) {
+        Ok(v) => v.expect("all present"),
+        Err(()) => {
+            conflicts.push(Conflict {
+                key: None,
+                reason: format!("{name} changed differently on both sides"),
+                value_clash: false,
+            });
+            ours.clone()
+        }
+    }
+}
+
+/// Merges `ours` and `theirs` against their common ancestor `base`.
+pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) -> Merged {
+    let mut conflicts = Vec::new();
+    let set = |s: &SealedSecret| s.recipients.iter().cloned().collect::<BTreeSet<_>>();
+    let recipients_set = field(
+        "spec.recipients",
+        &set(base),
+        &set(ours),
+        &set(theirs),
+        &mut conflicts,
+    );
+    // Keep the order of the side whose set won.
+    let recipients = [ours, theirs, base]
+        .into_iter()
+        .find(|s| set(s) == recipients_set)
+        .map(|s| s.recipients.clone())
+        .unwrap_or_default();
+    let scope = field(
+        "spec.scope",
+        &base.scope,
+        &ours.scope,
+        &theirs.scope,
+        &mut conflicts,
+    );
+    let name = field(
+        "metadata.name",
+        &base.name,
+        &ours.name,
+        &theirs.name,
+        &mut conflicts,
+    );
+    let namespace = field(
+        "metadata.namespace",
+        &base.namespace,
+        &ours.namespace,
+        &theirs.namespace,
+        &mut conflicts,
+    );
+    let template = Template {
+        secret_type: field(
+            "spec.template.type",
+            &base.template.secret_type,
+            &ours.template.secret_type,
+            &theirs.template.secret_type,
+            &mut conflicts,
+        ),
+        immutable: field(
+            "spec.template.immutable",
+            &base.template.immutable,
+            &ours.template.immutable,
+            &theirs.template.immutable,
+            &mut conflicts,
+        ),
+        labels: merge_map(
+            "template label",
+            &base.template.labels,
+            &ours.template.labels,
+            &theirs.template.labels,
+            &mut conflicts,
+        ),
+        annotations: merge_map(
+            "template annotation",
+            &base.template.annotations,
+            &ours.template.annotations,
+            &theirs.template.annotations,
+            &mut conflicts,
+        ),
+    };
+    let labels = merge_map(
+        "label",
+        &base.labels,
+        &ours.labels,
+        &theirs.labels,
+        &mut conflicts,
+    );
+    let annotations = merge_map(
+        "annotation",
+        &base.annotations,
+        &ours.annotations,
+        &theirs.annotations,
+        &mut conflicts,
+    );
+
+    let mut merged = SealedSecret {
+        name,
+        namespace,
+        labels,
+        annotations,
+        scope,
+        recipients,
+        encrypted_data: BTreeMap::new(),
+        template,
+    };
+    let keys: BTreeSet<&String> = base
+        .encrypted_data
+        .keys()
+        .chain(ours.encrypted_data.keys())
+        .chain(theirs.encrypted_data.keys())
+        .collect();
+    for k in keys {
+        let (b, o, t) = (
+            base.encrypted_data.get(k),
+            ours.encrypted_data.get(k),
+            theirs.encrypted_data.get(k),
+        );
+        match pick(b, o, t) {
+            Ok(Some(v)) => {
+                merged.encrypted_data.insert(k.clone(), v);
+            }
+            Ok(None) => {}
+            Err(()) => {
+                conflicts.push(Conflict {
+                    key: Some(k.clone()),
+                    reason: match (o, t) {
+                        (Some(_), Some(_)) => "changed differently on both sides".into(),
+                        (None, _) => "removed on our side, changed on theirs".into(),
+                        (_, None) => "changed on our side, removed on theirs".into(),
+                    },
+                    value_clash: o.is_some() && t.is_some(),
+                });
+                if let Some(v) = o {
+                    merged.encrypted_data.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    // Each value must have been sealed by a side that agrees with the merged object on
+    // everything the ciphertext carries: recipients, scope, type, name and namespace.
+    if conflicts.is_empty() {
+        let agrees = |s: &SealedSecret| {
+            set(s) == recipients_set
+                && s.scope == merged.scope
+                && s.template.secret_type == merged.template.secret_type
+                && s.name == merged.name
+                && s.namespace == merged.namespace
+        };
+        for (k, v) in &merged.encrypted_data {
+            let sources: Vec<&SealedSecret> = [base, ours, theirs]
+                .into_iter()
+                .filter(|s| s.encrypted_data.get(k) == Some(v))
+                .collect();
+            if !sources.iter().any(|s| agrees(s)) {
+                conflicts.push(Conflict {
+                    key: Some(k.clone()),
+                    reason: "this value was sealed for a different recipient list, scope or binding than the merged SealedSecret (a rekey on one branch, a new value on the other); take one side, then run `gitops-seal rekey` and `gitops-seal set` again".into(),
+                    value_clash: false,
+                });
+            }
+        }
+    }
+    Merged {
+        sealed: merged,
+        conflicts,
+    }
+}

@@ -1,0 +1,17 @@
+//! The pure core: no I/O, no environment, no async.
+
+pub mod binding;
+pub mod error;
+pub mod keys;
+pub mod manifest;
+pub mod merge;
+pub mod rules;
+pub mod seal;
+pub mod sealed;
+pub mod secret;
+pub mod yaml;
+
+pub use binding::{Binding, Scope};
+pub use keys::{Identity, Recipient};
+pub use sealed::SealedSecret;
+pub use secret::{PlainSecret, SecretBytes};

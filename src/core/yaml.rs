@@ -1,0 +1,350 @@
+//! YAML plumbing: textual splitting of streams (so documents we do not rewrite pass through
+//! byte for byte), bounded parsing, and a small deterministic emitter for what we write.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::ErrorKind;
+
+/// Kubernetes objects are at most ~1.5 MiB (etcd's request limit); anything far larger is
+/// refused before parsing so time and memory stay bounded.
+pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// One document of a stream, as a slice of the original text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawDocument<'a> {
+    /// The document's text including its leading `---` line, if any.
+    pub text: &'a str,
+    /// 1-based line of the file where `text` starts.
+    pub first_line: usize,
+    /// True when the document holds nothing but markers, comments and blank lines.
+    pub is_empty: bool,
+}
+
+/// Splits a YAML stream at `---` lines. Concatenating the `text` of every part gives back the
+/// input exactly. JSON needs no special case: it never has a line that is only `---`.
+pub fn split_documents(input: &str) -> Vec<RawDocument<'_>> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (line_no, line) in (1..).zip(input.split_inclusive('\n')) {
+        if is_document_marker(line) && offset > start {
+            docs.push(make_doc(&input[start..offset], start_line));
+            start = offset;
+            start_line = line_no;
+        }
+        offset += line.len();
+    }
+    if offset > start || docs.is_empty() {
+        docs.push(make_doc(&input[start..], start_line));
+    }
+    docs
+}
+
+fn is_document_marker(line: &str) -> bool {
+    let line = line.trim_end_matches(['\n', '\r']);
+    line == "---" || line.starts_with("--- ") || line.starts_with("---\t")
+}
+
+fn make_doc(text: &str, first_line: usize) -> RawDocument<'_> {
+    let is_empty = text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---" || l == "..." || l.starts_with("--- #")
+    });
+    RawDocument {
+        text,
+        first_line,
+        is_empty,
+    }
+}
+
+/// True when the document is JSON rather than block YAML, so output keeps its syntax.
+pub fn is_json(text: &str) -> bool {
+    let t = text.trim_start();
+    t.starts_with('{') || t.starts_with('[')
+}
+
+/// Parses one document with bounded size, alias expansion and nesting. Errors carry the line
+/// in the file (not in the document) and never a snippet of the input, which could hold a
+/// secret.
+pub fn parse<T: DeserializeOwned>(doc: &RawDocument<'_>) -> Result<T, ErrorKind> {
+    if doc.text.len() > MAX_DOCUMENT_BYTES {
+        return Err(ErrorKind::TooLarge {
+            size: doc.text.len(),
+            limit: MAX_DOCUMENT_BYTES,
+        });
+    }
+    let mut options = serde_saphyr::Options::default();
+    options.alias_limits.max_total_replayed_events = 100_000;
+    options.alias_limits.max_replay_stack_depth = 32;
+    serde_saphyr::from_str_with_options(doc.text, options)
+        .map_err(|e| yaml_error(&e, doc.first_line))
+}
+
+fn yaml_error(e: &serde_saphyr::Error, first_line: usize) -> ErrorKind {
+    let bare = e.without_snippet();
+    let line = bare
+        .location()
+        .map(|l| l.line() as usize)
+        .filter(|&l| l > 0)
+        .map(|l| l + first_line - 1)
+        .unwrap_or(first_line);
+    let text = bare.to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // Drop the parser's own "line N column M: " (relative to the document) for ours.
+    let message = match first.strip_prefix("line ") {
+        Some(rest) => match rest.find(": ") {
+            Some(i) => &rest[i + 2..],
+            None => first,
+        },
+        None => first,
+    };
+    let message = message.split(" at line ").next().unwrap_or(message);
+    let message = message
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(message);
+    ErrorKind::Yaml {
+        line,
+        message: message.to_string(),
+    }
+}
+
+/// Emits `value` as block YAML with two-space indentation. Strings that YAML could read as
+/// anything but the same string are double-quoted; multi-line strings become literal blocks.
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    match value {
+        Value::Object(map) if !map.is_empty() => emit_map(&mut out, map, 0),
+        other => {
+            emit_inline(&mut out, other, 0);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn emit_map(out: &mut String, map: &serde_json::Map<String, Value>, indent: usize) {
+    for (k, v) in map {
+        push_indent(out, indent);
+        write_str_scalar(out, k, indent);
+        out.push(':');
+        emit_value_after_key(out, v, indent);
+    }
+}
+
+fn emit_value_after_key(out: &mut String, v: &Value, indent: usize) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            emit_map(out, m, indent + 2);
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            emit_seq(out, a, indent + 2);
+        }
+        other => {
+            out.push(' ');
+            emit_inline(out, other, indent + 2);
+            out.push('\n');
+        }
+    }
+}
+
+fn emit_seq(out: &mut String, items: &[Value], indent: usize) {
+    for item in items {
+        push_indent(out, indent);
+        out.push_str("- ");
+        match item {
+            Value::Object(m) if !m.is_empty() => {
+                // First entry on the dash line, the rest aligned under it.
+                let mut first = true;
+                for (k, v) in m {
+                    if !first {
+                        push_indent(out, indent + 2);
+                    }
+                    first = false;
+                    write_str_scalar(out, k, indent + 2);
+                    out.push(':');
+                    emit_value_after_key(out, v, indent + 2);
+                }
+            }
+            Value::Array(a) if !a.is_empty() => {
+                out.push('\n');
+                emit_seq(out, a, indent + 2);
+            }
+            other => {
+                emit_inline(out, other, indent + 2);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn emit_inline(out: &mut String, v: &Value, indent: usize) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => write_str_scalar(out, s, indent),
+        Value::Array(_) => out.push_str("[]"),
+        Value::Object(_) => out.push_str("{}"),
+    }
+}
+
+fn push_indent(out: &mut String, indent: usize) {
+    out.extend(std::iter::repeat_n(' ', indent));
+}
+
+/// Writes a string scalar: plain when unambiguous, a literal block for multi-line text, else
+/// double-quoted (JSON string syntax is valid YAML double-quoted syntax).
+pub fn write_str_scalar(out: &mut String, s: &str, indent: usize) {
+    if is_plain_safe(s) {
+        out.push_str(s);
+    } else if can_be_literal_block(s) {
+        write_literal_block(out, s, indent);
+    } else {
+        write_double_quoted(out, s);
+    }
+}
+
+fn write_double_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20
+                || c == '\u{7f}'
+                || c == '\u{85}'
+                || c == '\u{2028}'
+                || c == '\u{2029}'
+                || c == '\u{feff}' =>
+            {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn is_plain_safe(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    if !(first.is_ascii_alphabetic() || first == '/' || first == '_') {
+        return false;
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._/-=+@:, ".contains(c))
+    {
+        return false;
+    }
+    if s.ends_with([' ', ':']) || s.contains(": ") || s.contains(" #") || s.contains(", ") {
+        return false;
+    }
+    // YAML 1.1 readers (Kubernetes' own) treat these as booleans or null.
+    !matches!(
+        s.to_ascii_lowercase().as_str(),
+        "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null" | "nan" | "inf"
+    )
+}
+
+fn can_be_literal_block(s: &str) -> bool {
+    s.contains('\n')
+        && !s.starts_with([' ', '\t', '\n'])
+        && s.chars()
+            .all(|c| c == '\n' || c == '\t' || (!c.is_control() && c != '\u{feff}' && c != '\u{2028}' && c != '\u{2029}' && c != '\u{85}'))
+        // A line that is only spaces before the end is read back without them.
+        && !s.split('\n').any(|l| !l.is_empty() && l.trim_matches(' ').is_empty())
+}
+
+fn write_literal_block(out: &mut String, s: &str, indent: usize) {
+    let trailing = s.len() - s.trim_end_matches('\n').len();
+    out.push('|');
+    match trailing {
+        0 => out.push('-'),
+        1 => {}
+        _ => out.push('+'),
+    }
+    // Under `|+` the extra trailing newlines are the empty lines at the end of the body.
+    let body = if trailing == 0 { s } else { &s[..s.len() - 1] };
+    for line in body.split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            push_indent(out, indent);
+            out.push_str(line);
+        }
+    }
+}
+
+/// Emits `value` as JSON with two-space indentation and a final newline.
+pub fn to_json(value: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(value).expect("values always serialise");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_every_byte() {
+        let input = "# head\na: 1\n---\nb: 2 # c\n--- \n\n---\nc: |\n  ---x\n";
+        let docs = split_documents(input);
+        let joined: String = docs.iter().map(|d| d.text).collect();
+        assert_eq!(joined, input);
+        assert_eq!(docs.len(), 4);
+        assert_eq!(docs[1].first_line, 3);
+        assert!(docs[2].is_empty);
+        assert!(!docs[3].is_empty);
+    }
+
+    #[test]
+    fn strings_round_trip_through_the_emitter() {
+        for s in [
+            "plain",
+            "yes",
+            "No",
+            "0777",
+            "1.0",
+            "",
+            " lead",
+            "trail ",
+            "a: b",
+            "#x",
+            "-x",
+            "line\n",
+            "two\nlines",
+            "keep\n\n",
+            "tab\there",
+            "multi\n  indented\nlast\n",
+            "ctl\u{1}x",
+            "quote\"s",
+            "back\\slash",
+            "ünïcode",
+            "a\r\nb",
+            "\n",
+            "x\n \ny",
+        ] {
+            let mut m = serde_json::Map::new();
+            m.insert("k".into(), Value::String(s.into()));
+            let yaml = to_yaml(&Value::Object(m));
+            #[derive(serde::Deserialize)]
+            struct K {
+                k: String,
+            }
+            let back: K =
+                serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{s:?}: {yaml}: {e}"));
+            assert_eq!(back.k, s, "emitted as {yaml:?}");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+mod cli;
+fn main() {
+    std::process::exit(cli::main())
+}
