@@ -1,0 +1,257 @@
+//! Git: the text merge Git itself would do (`git merge-file`), and installing the merge
+//! driver's configuration through git2.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::process::Command;
+
+/// Git's own three-way text merge of three texts. Returns the merged text and whether it
+/// holds conflict markers.
+pub fn merge_text(
+    base: &str,
+    ours: &str,
+    theirs: &str,
+    marker_size: usize,
+) -> io::Result<(String, bool)> {
+    let dir = tempfile::tempdir()?;
+    let (b, o, t) = (
+        dir.path().join("base"),
+        dir.path().join("ours"),
+        dir.path().join("theirs"),
+    );
+    fs::write(&b, base)?;
+    fs::write(&o, ours)?;
+    fs::write(&t, theirs)?;
+    let out = Command::new("git")
+        .arg("merge-file")
+        .arg("-p")
+        .arg(format!("--marker-size={marker_size}"))
+        .args(["-L", "ours", "-L", "base", "-L", "theirs"])
+        .arg(&o)
+        .arg(&b)
+        .arg(&t)
+        .output()?;
+    // Exit status: 0 clean, the number of conflicts (>0), or negative (>127) on error.
+    match out.status.code() {
+        Some(0) => Ok((String::from_utf8_lossy(&out.stdout).into_owned(), false)),
+        Some(n) if (1..=127).contains(&n) => {
+            Ok((String::from_utf8_lossy(&out.stdout).into_owned(), true))
+        }
+        _ => Err(io::Error::other(format!(
+            "git merge-file failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
+}
+
+/// Git's text merge of whole files, in place on `ours`, as Git would do without a driver.
+/// Returns whether conflicts remain.
+pub fn merge_file_in_place(
+    ours: &Path,
+    base: &Path,
+    theirs: &Path,
+    marker_size: usize,
+) -> io::Result<bool> {
+    let status = Command::new("git")
+        .arg("merge-file")
+        .arg(format!("--marker-size={marker_size}"))
+        .args(["-L", "ours", "-L", "base", "-L", "theirs"])
+        .arg(ours)
+        .arg(base)
+        .arg(theirs)
+        .status()?;
+    match status.code() {
+        Some(0) => Ok(false),
+        Some(n) if (1..=127).contains(&n) => Ok(true),
+        _ => Err(io::Error::other("git merge-file failed")),
+    }
+}
+
+pub const DRIVER_NAME: &str = "gitops-seal";
+pub const DRIVER_COMMAND: &str = "gitops-seal merge-driver --marker-size=%L %O %A %B %P";
+pub const ATTRIBUTE_LINES: [&str; 3] = [
+    "*.yaml merge=gitops-seal",
+    "*.yml merge=gitops-seal",
+    "*.json merge=gitops-seal",
+];
+
+/// What `--print` shows.
+pub fn install_instructions() -> String {
+    let mut s = String::from("# Run in the repository:\n");
+    s.push_str(&format!(
+        "git config merge.{DRIVER_NAME}.name \"gitops-seal SealedSecret merge\"\n"
+    ));
+    s.push_str(&format!(
+        "git config merge.{DRIVER_NAME}.driver \"{DRIVER_COMMAND}\"\n"
+    ));
+    s.push_str("# and add to .gitattributes:\n");
+    for l in ATTRIBUTE_LINES {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+/// Writes the driver's `git config` entries (repository-local) and the `.gitattributes`
+/// lines at the work tree's root, leaving lines already there alone.
+pub fn install_merge_driver(start: &Path) -> Result<std::path::PathBuf, git2::Error> {
+    let repo = git2::Repository::discover(start)?;
+    let mut config = repo.config()?.open_level(git2::ConfigLevel::Local)?;
+    config.set_str(
+        &format!("merge.{DRIVER_NAME}.name"),
+        "gitops-seal SealedSecret merge",
+    )?;
+    config.set_str(&format!("merge.{DRIVER_NAME}.driver"), DRIVER_COMMAND)?;
+    let root = repo
+        .workdir()
+        .ok_or_else(|| git2::Error::from_str("a bare repository has no .gitattributes"))?;
+    let path = root.join(".gitattributes");
+    let existing = fs::read_to_string(&path).unwrap_or_default();
+    let mut text = existing.clone();
+    for line in ATTRIBUTE_LINES {
+        if !existing.lines().any(|l| l.trim() == line) {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    if text != existing {
+        super::files::write_atomic(&path, text.as_bytes())
+            .map_err(|e| git2::Error::from_str(&e.to_string()))?;
+    }
+    Ok(path)
+}
+
+/// A file the next commit would record: added, copied, modified or renamed in the index.
+#[derive(Debug, Clone)]
+pub struct StagedFile {
+    pub path: String,
+    pub blob: git2::Oid,
+}
+
+/// The files staged for the next commit, compared with HEAD (everything, before the first
+/// commit). Reads the index, never the working tree.
+pub fn staged_files(repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Error> {
+    let head_tree = match repo.head() {
+        Ok(head) => Some(head.peel_to_tree()?),
+        Err(e)
+            if e.code() == git2::ErrorCode::UnbornBranch
+                || e.code() == git2::ErrorCode::NotFound =>
+        {
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let index = repo.index()?;
+    let mut opts = git2::DiffOptions::new();
+    opts.include_typechange(true);
+    let diff = repo.diff_tree_to_index(head_tree.as_ref(), Some(&index), Some(&mut opts))?;
+    let mut out = Vec::new();
+    for delta in diff.deltas() {
+        use git2::Delta::*;
+        if !matches!(
+            delta.status(),
+            Added | Modified | Copied | Renamed | Typechange
+        ) {
+            continue;
+        }
+        let file = delta.new_file();
+        // Only regular files: not symlinks or submodules.
+        if !matches!(
+            file.mode(),
+            git2::FileMode::Blob | git2::FileMode::BlobExecutable
+        ) {
+            continue;
+        }
+        if let Some(path) = file.path().and_then(|p| p.to_str()) {
+            out.push(StagedFile {
+                path: path.to_string(),
+                blob: file.id(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces the staged content of `path` with `content` and writes the index.
+pub fn restage(repo: &git2::Repository, path: &str, content: &[u8]) -> Result<(), git2::Error> {
+    let blob = repo.blob(content)?;
+    let mut index = repo.index()?;
+    let mut entry = index
+        .get_path(Path::new(path), 0)
+        .ok_or_else(|| git2::Error::from_str(&format!("{path} is not in the index")))?;
+    entry.id = blob;
+    entry.file_size = u32::try_from(content.len()).unwrap_or(u32::MAX);
+    index.add(&entry)?;
+    index.write()
+}
+
+/// Calls `visit(commit, path, blob)` once for every blob reachable from any ref, attributing
+/// each blob to the first commit (oldest first) whose tree holds it. Trees already walked are
+/// skipped, so each blob and tree is read once.
+pub fn walk_history(
+    repo: &git2::Repository,
+    visit: &mut dyn FnMut(git2::Oid, &str, git2::Oid) -> Result<(), git2::Error>,
+) -> Result<usize, git2::Error> {
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+    for reference in repo.references()? {
+        if let Ok(commit) = reference?.peel_to_commit() {
+            walk.push(commit.id())?;
+        }
+    }
+    if let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) {
+        walk.push(head.id())?;
+    }
+    let mut seen_trees = std::collections::HashSet::new();
+    let mut seen_blobs = std::collections::HashSet::new();
+    let mut commits = 0;
+    for oid in walk {
+        let commit = repo.find_commit(oid?)?;
+        commits += 1;
+        let mut stack = vec![(String::new(), commit.tree_id())];
+        while let Some((prefix, tree_id)) = stack.pop() {
+            if !seen_trees.insert(tree_id) {
+                continue;
+            }
+            let tree = repo.find_tree(tree_id)?;
+            for entry in tree.iter() {
+                let Ok(name) = entry.name() else { continue };
+                let path = if prefix.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                match entry.kind() {
+                    Some(git2::ObjectType::Tree) => stack.push((path, entry.id())),
+                    Some(git2::ObjectType::Blob)
+                        if entry.filemode() != i32::from(git2::FileMode::Link)
+                            && seen_blobs.insert(entry.id()) =>
+                    {
+                        visit(commit.id(), &path, entry.id())?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(commits)
+}
+
+pub const HOOK_MARKER: &str = "# gitops-seal pre-commit hook";
+
+/// The hooks folder: `core.hooksPath` (relative to the work tree) or `.git/hooks`.
+pub fn hooks_dir(repo: &git2::Repository) -> Result<std::path::PathBuf, git2::Error> {
+    let config = repo.config()?;
+    if let Ok(p) = config.get_path("core.hooksPath") {
+        if p.is_absolute() {
+            return Ok(p);
+        }
+        let root = repo.workdir().unwrap_or_else(|| repo.path());
+        return Ok(root.join(p));
+    }
+    Ok(repo.path().join("hooks"))
+}

@@ -1,0 +1,6 @@
+//! The edges: files, identities, configuration discovery.
+
+pub mod config;
+pub mod files;
+pub mod git;
+pub mod identity;

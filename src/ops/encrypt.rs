@@ -1,0 +1,186 @@
+use rayon::prelude::*;
+use serde_json::Value;
+use zeroize::Zeroize;
+
+use crate::core::binding::Scope;
+use crate::core::error::{Error, ResultExt};
+use crate::core::keys::Recipient;
+use crate::core::manifest::{self, DocKind};
+use crate::core::sealed::{self, SealedSecret};
+use crate::core::secret::{self, PlainSecret, SCOPE_ANNOTATION};
+use crate::core::yaml::{self, RawDocument};
+
+/// How to seal the Secrets of one file.
+#[derive(Debug, Clone, Default)]
+pub struct SealSettings {
+    /// Recipients for Secrets that have no previous sealing to follow.
+    pub recipients: Vec<Recipient>,
+    /// `--scope`: wins over the Secret's annotation.
+    pub scope_override: Option<Scope>,
+    /// The rule's scope, else strict.
+    pub default_scope: Scope,
+    /// `--namespace`, else the rule's `namespace:`: bound when a Secret has none.
+    pub bind_namespace: Option<String>,
+    /// When true (edit and set without -r/-R), a Secret that was sealed before keeps its
+    /// recipient list and scope.
+    pub follow_previous: bool,
+}
+
+/// Earlier sealings of a file's Secrets (edit): values left unchanged keep their ciphertext.
+#[derive(Default)]
+pub struct Previous {
+    pub entries: Vec<(SealedSecret, PlainSecret)>,
+}
+
+impl Previous {
+    fn find(&self, s: &PlainSecret) -> Option<&(SealedSecret, PlainSecret)> {
+        self.entries
+            .iter()
+            .find(|(sealed, _)| sealed.name == s.name && sealed.namespace == s.namespace)
+    }
+}
+
+/// Seals every `v1 Secret` (also inside `kind: List`) that holds values. Other documents pass
+/// through byte for byte. Returns `None` when nothing needed sealing.
+pub fn encrypt(
+    input: &[u8],
+    settings: &SealSettings,
+    previous: Option<&Previous>,
+) -> Result<Option<String>, Error> {
+    let (_, docs) = super::documents(input)?;
+    let numbered: Vec<_> = super::numbered(&docs).collect();
+    let rewritten: Vec<Option<String>> = numbered
+        .par_iter()
+        .map(|(n, doc)| encrypt_document(doc, settings, previous).in_document(*n))
+        .collect::<Result<_, _>>()?;
+    if rewritten.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    Ok(Some(super::reassemble(&docs, rewritten)))
+}
+
+fn encrypt_document(
+    doc: &RawDocument<'_>,
+    settings: &SealSettings,
+    previous: Option<&Previous>,
+) -> Result<Option<String>, Error> {
+    let json = yaml::is_json(doc.text);
+    match manifest::classify(doc)? {
+        DocKind::Secret => {
+            if !secret::summarize(doc)?.has_values {
+                return Ok(None);
+            }
+            let secret = secret::parse_secret(doc).map_err(|(key, kind)| {
+                let e = Error::from(kind);
+                match key {
+                    Some(k) => e.at_key(k),
+                    None => e,
+                }
+            })?;
+            let sealed = seal_secret(&secret, settings, previous)?;
+            Ok(Some(sealed.render(json)))
+        }
+        DocKind::List => encrypt_list(doc, settings, previous, json),
+        _ => Ok(None),
+    }
+}
+
+pub(crate) fn seal_secret(
+    secret: &PlainSecret,
+    settings: &SealSettings,
+    previous: Option<&Previous>,
+) -> Result<SealedSecret, Error> {
+    let object = secret.object_ref();
+    let prev = previous.and_then(|p| p.find(secret));
+    let follow = settings.follow_previous.then_some(prev).flatten();
+    let annotated = secret
+        .annotations
+        .get(SCOPE_ANNOTATION)
+        .map(|s| s.parse::<Scope>())
+        .transpose()
+        .in_object(&object)?;
+    let scope = settings
+        .scope_override
+        .or(annotated)
+        .or(follow.map(|(s, _)| s.scope))
+        .unwrap_or(settings.default_scope);
+    let recipients: Vec<Recipient> = match follow {
+        Some((s, _)) => s
+            .recipients
+            .iter()
+            .map(|r| r.parse())
+            .collect::<Result<_, _>>()
+            .in_object(&object)?,
+        None => settings.recipients.clone(),
+    };
+    // The scope lives in spec.scope; the annotation that chose it is consumed.
+    let mut secret = secret.clone();
+    secret.annotations.remove(SCOPE_ANNOTATION);
+    SealedSecret::seal(
+        &secret,
+        &recipients,
+        scope,
+        settings.bind_namespace.as_deref(),
+        prev.map(|(sealed, plain)| sealed::Previous { sealed, plain }),
+    )
+}
+
+fn encrypt_list(
+    doc: &RawDocument<'_>,
+    settings: &SealSettings,
+    previous: Option<&Previous>,
+    json: bool,
+) -> Result<Option<String>, Error> {
+    let mut list: Value = yaml::parse(doc)?;
+    let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) else {
+        return Ok(None);
+    };
+    let mut changed = false;
+    for (i, item) in items.iter_mut().enumerate() {
+        let kind = manifest::kind_of(
+            item.get("apiVersion").and_then(Value::as_str),
+            item.get("kind").and_then(Value::as_str),
+        );
+        if kind != DocKind::Secret || !secret::has_values(item) {
+            continue;
+        }
+        // Re-read the item through the Secret parser so its checks and messages apply.
+        let item_text = serde_json::to_string(item).expect("values serialise");
+        let item_doc = RawDocument {
+            text: &item_text,
+            first_line: doc.first_line,
+            is_empty: false,
+        };
+        let parsed = secret::parse_secret(&item_doc).map_err(|(key, kind)| {
+            let e = Error::from(kind).in_object(format!("List item {}", i + 1));
+            match key {
+                Some(k) => e.at_key(k),
+                None => e,
+            }
+        });
+        wipe(item);
+        let mut item_text = item_text;
+        item_text.zeroize();
+        let sealed = seal_secret(&parsed?, settings, previous)?;
+        *item = sealed.to_value();
+        changed = true;
+    }
+    if !changed {
+        return Ok(None);
+    }
+    Ok(Some(if json {
+        yaml::to_json(&list)
+    } else {
+        yaml::to_yaml(&list)
+    }))
+}
+
+/// Overwrites every string of a JSON value that held plaintext before it is dropped.
+fn wipe(v: &mut Value) {
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(a) => a.iter_mut().for_each(wipe),
+        Value::Object(m) => m.values_mut().for_each(wipe),
+        _ => {}
+    }
+}

@@ -1,0 +1,273 @@
+//! The Git merge driver's file-level logic: documents are matched by kind, namespace and
+//! name; SealedSecrets merge key by key ([`crate::core::merge`]); other documents merge as
+//! text through the caller's text merge (Git's own). Anything the driver cannot judge is
+//! handed back whole to the text merge, so nothing is ever lost.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::core::manifest::{self, DocKind};
+use crate::core::merge;
+use crate::core::sealed::SealedSecret;
+use crate::core::yaml::{self, RawDocument};
+
+/// What the driver made of three versions of a file.
+#[derive(Debug)]
+pub enum FileMerge {
+    /// Merged by documents. `conflicts` lists one line per conflict (no values).
+    Merged {
+        text: String,
+        conflicts: Vec<String>,
+    },
+    /// Not something to merge by documents: merge the whole file as text.
+    WholeFileText,
+}
+
+/// A text merge: `(base, ours, theirs) -> (merged text, had conflicts)`.
+pub type TextMerge<'a> = dyn FnMut(&str, &str, &str) -> std::io::Result<(String, bool)> + 'a;
+
+#[derive(Deserialize)]
+struct Head {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+    kind: Option<String>,
+    metadata: Option<HeadMeta>,
+}
+
+#[derive(Deserialize)]
+struct HeadMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+}
+
+type Identity = (String, String, String);
+
+struct Doc<'a> {
+    raw: RawDocument<'a>,
+    id: Option<Identity>,
+    sealed: bool,
+}
+
+/// Splits a file into documents keyed by (kind, namespace, name). `None` when a document has
+/// no identity or one repeats: the file is then merged as text.
+fn parse_file(input: &[u8]) -> Option<Vec<Doc<'_>>> {
+    if input.iter().all(|b| b.is_ascii_whitespace()) {
+        return Some(Vec::new());
+    }
+    let text = std::str::from_utf8(input).ok()?;
+    let mut seen = std::collections::HashSet::new();
+    let mut docs = Vec::new();
+    for raw in yaml::split_documents(text) {
+        if raw.is_empty {
+            docs.push(Doc {
+                raw,
+                id: None,
+                sealed: false,
+            });
+            continue;
+        }
+        let head: Head = yaml::parse(&raw).ok()?;
+        let meta = head.metadata?;
+        let id = (
+            head.kind.clone()?,
+            meta.namespace.unwrap_or_default(),
+            meta.name?,
+        );
+        if !seen.insert(id.clone()) {
+            return None;
+        }
+        let sealed = manifest::kind_of(head.api_version.as_deref(), head.kind.as_deref())
+            == DocKind::SealedSecret;
+        docs.push(Doc {
+            raw,
+            id: Some(id),
+            sealed,
+        });
+    }
+    Some(docs)
+}
+
+fn describe(id: &Identity) -> String {
+    if id.1.is_empty() {
+        format!("{} {}", id.0, id.2)
+    } else {
+        format!("{} {}/{}", id.0, id.1, id.2)
+    }
+}
+
+fn markers(out: &mut String, ours: &str, theirs: &str, size: usize) {
+    let (lt, eq, gt) = ("<".repeat(size), "=".repeat(size), ">".repeat(size));
+    out.push_str(&format!("{lt} ours\n"));
+    out.push_str(ours);
+    manifest::ensure_trailing_newline(out);
+    out.push_str(&format!("{eq}\n"));
+    out.push_str(theirs);
+    manifest::ensure_trailing_newline(out);
+    out.push_str(&format!("{gt} theirs\n"));
+}
+
+fn body(doc: &RawDocument<'_>) -> String {
+    doc.text[manifest::leading_trivia(doc.text).len()..].to_string()
+}
+
+/// Merges three versions of a manifest file.
+pub fn merge_files(
+    base: &[u8],
+    ours: &[u8],
+    theirs: &[u8],
+    marker_size: usize,
+    text_merge: &mut TextMerge<'_>,
+) -> std::io::Result<FileMerge> {
+    let (Some(b), Some(o), Some(t)) = (parse_file(base), parse_file(ours), parse_file(theirs))
+    else {
+        return Ok(FileMerge::WholeFileText);
+    };
+    if ![&b, &o, &t]
+        .iter()
+        .any(|docs| docs.iter().any(|d| d.sealed))
+    {
+        return Ok(FileMerge::WholeFileText);
+    }
+    let index = |docs: &[Doc<'_>]| -> BTreeMap<Identity, usize> {
+        docs.iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.id.clone().map(|id| (id, i)))
+            .collect()
+    };
+    let (bi, oi, ti) = (index(&b), index(&o), index(&t));
+    let mut out = String::new();
+    let mut conflicts = Vec::new();
+    let emit = |out: &mut String, text: &str| {
+        if !out.is_empty() {
+            manifest::ensure_trailing_newline(out);
+            if !text.trim_start().starts_with("---") {
+                out.push_str("---\n");
+            }
+        }
+        out.push_str(text);
+    };
+    for doc in &o {
+        let Some(id) = &doc.id else {
+            emit(&mut out, doc.raw.text);
+            continue;
+        };
+        let base_doc = bi.get(id).map(|&i| &b[i]);
+        let their_doc = ti.get(id).map(|&i| &t[i]);
+        match (base_doc, their_doc) {
+            // Deleted on their side.
+            (Some(bd), None) => {
+                if bd.raw.text != doc.raw.text {
+                    conflicts.push(format!(
+                        "{}: changed on our side, deleted on theirs",
+                        describe(id)
+                    ));
+                    let mut s = manifest::leading_trivia(doc.raw.text).to_string();
+                    markers(&mut s, &body(&doc.raw), "", marker_size);
+                    emit(&mut out, &s);
+                }
+            }
+            (bd, Some(td)) => {
+                let merged =
+                    merge_document(id, bd, doc, td, marker_size, text_merge, &mut conflicts)?;
+                emit(&mut out, &merged);
+            }
+            (None, None) => emit(&mut out, doc.raw.text),
+        }
+    }
+    // Documents only their side has: added there, or deleted on ours.
+    for doc in &t {
+        let Some(id) = &doc.id else { continue };
+        if oi.contains_key(id) {
+            continue;
+        }
+        match bi.get(id).map(|&i| &b[i]) {
+            None => emit(&mut out, doc.raw.text),
+            Some(bd) if bd.raw.text == doc.raw.text => {}
+            Some(_) => {
+                conflicts.push(format!(
+                    "{}: deleted on our side, changed on theirs",
+                    describe(id)
+                ));
+                let mut s = String::new();
+                markers(&mut s, "", &body(&doc.raw), marker_size);
+                emit(&mut out, &s);
+            }
+        }
+    }
+    manifest::ensure_trailing_newline(&mut out);
+    Ok(FileMerge::Merged {
+        text: out,
+        conflicts,
+    })
+}
+
+fn merge_document(
+    id: &Identity,
+    base: Option<&Doc<'_>>,
+    ours: &Doc<'_>,
+    theirs: &Doc<'_>,
+    marker_size: usize,
+    text_merge: &mut TextMerge<'_>,
+    conflicts: &mut Vec<String>,
+) -> std::io::Result<String> {
+    let base_text = base.map_or("", |d| d.raw.text);
+    if ours.raw.text == theirs.raw.text || theirs.raw.text == base_text {
+        return Ok(ours.raw.text.to_string());
+    }
+    if ours.raw.text == base_text {
+        return Ok(theirs.raw.text.to_string());
+    }
+    let parsed = (
+        base.filter(|d| d.sealed)
+            .and_then(|d| SealedSecret::parse(&d.raw).ok()),
+        ours.sealed
+            .then(|| SealedSecret::parse(&ours.raw).ok())
+            .flatten(),
+        theirs
+            .sealed
+            .then(|| SealedSecret::parse(&theirs.raw).ok())
+            .flatten(),
+    );
+    let (Some(bs), Some(os), Some(ts)) = parsed else {
+        let (text, conflicted) = text_merge(base_text, ours.raw.text, theirs.raw.text)?;
+        if conflicted {
+            conflicts.push(format!("{}: conflicting text changes", describe(id)));
+        }
+        return Ok(text);
+    };
+    let merged = merge::merge(&bs, &os, &ts);
+    let json = yaml::is_json(ours.raw.text);
+    let mut out = manifest::leading_trivia(ours.raw.text).to_string();
+    if merged.conflicts.is_empty() {
+        out.push_str(&merged.sealed.render(json));
+        return Ok(out);
+    }
+    for c in &merged.conflicts {
+        conflicts.push(match &c.key {
+            Some(k) => format!("{}: key {k:?}: {}", describe(id), c.reason),
+            None => format!("{}: {}", describe(id), c.reason),
+        });
+    }
+    let only_values = merged.conflicts.iter().all(|c| c.value_clash);
+    if only_values && !json {
+        // Markers around just the conflicting keys' lines.
+        let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+        let mut text = merged.sealed.render(false);
+        for c in &merged.conflicts {
+            let k = c.key.as_ref().expect("value conflicts have keys");
+            let mut key = String::new();
+            yaml::write_str_scalar(&mut key, k, 4);
+            let ours_line = format!("    {key}: {}\n", b64(&os.encrypted_data[k]));
+            let theirs_line = format!("    {key}: {}\n", b64(&ts.encrypted_data[k]));
+            let mut block = String::new();
+            markers(&mut block, &ours_line, &theirs_line, marker_size);
+            text = text.replacen(&ours_line, &block, 1);
+        }
+        out.push_str(&text);
+    } else {
+        markers(&mut out, &body(&ours.raw), &body(&theirs.raw), marker_size);
+    }
+    Ok(out)
+}

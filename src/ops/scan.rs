@@ -1,0 +1,187 @@
+//! Judging content for plaintext Secrets, semantically: the hook, `scan` and `verify` share
+//! it. Nothing here holds a value: Secret documents are read for their name, namespace and
+//! whether `data`/`stringData` have entries.
+
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use crate::core::manifest::{self, DocKind};
+use crate::core::secret::{self, SecretSummary};
+use crate::core::yaml;
+
+/// One plaintext Secret (or a document that may be one) in some content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlaintextFinding {
+    /// 1-based document index.
+    pub document: usize,
+    /// `Secret ns/name`, `List item N (Secret ns/name)`, or `unparsable document`.
+    pub object: String,
+    /// The document is not valid YAML but its text declares `kind: Secret`.
+    pub unparsable: bool,
+}
+
+impl std::fmt::Display for PlaintextFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.unparsable {
+            write!(
+                f,
+                "document {}: not valid YAML, but it declares kind: Secret",
+                self.document
+            )
+        } else {
+            write!(f, "document {} ({})", self.document, self.object)
+        }
+    }
+}
+
+/// What a scan of one piece of content found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    pub findings: Vec<PlaintextFinding>,
+    /// One line per document skipped because it does not parse (a Helm template, say).
+    pub skipped: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemHead {
+    api_version: Option<String>,
+    kind: Option<String>,
+    metadata: Option<ItemMeta>,
+    data: Option<BTreeMap<String, IgnoredAny>>,
+    string_data: Option<BTreeMap<String, IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct ItemMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListOfHeads {
+    items: Option<Vec<ItemHead>>,
+}
+
+/// True when a document's text says `kind: Secret` on a line of its own (YAML or JSON).
+fn declares_secret(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim().trim_end_matches(',');
+        matches!(
+            l,
+            "kind: Secret" | "kind: \"Secret\"" | "kind: 'Secret'" | "\"kind\": \"Secret\""
+        )
+    })
+}
+
+/// Finds plaintext Secrets (with values) in manifest content of any extension. Content that
+/// is not UTF-8 or mentions no `kind` is not a manifest and is passed.
+pub fn scan_content(input: &[u8]) -> ScanReport {
+    let mut report = ScanReport::default();
+    let Ok(text) = std::str::from_utf8(input) else {
+        return report;
+    };
+    if !text.contains("kind") {
+        return report;
+    }
+    let docs = yaml::split_documents(text);
+    for (n, doc) in super::numbered(&docs) {
+        match manifest::classify(doc) {
+            Err(e) => {
+                if declares_secret(doc.text) {
+                    report.findings.push(PlaintextFinding {
+                        document: n,
+                        object: "unparsable document".into(),
+                        unparsable: true,
+                    });
+                } else {
+                    report.skipped.push(format!("document {n} skipped ({e})"));
+                }
+            }
+            Ok(DocKind::Secret) => match secret::summarize(doc) {
+                Ok(SecretSummary {
+                    has_values: false, ..
+                }) => {}
+                Ok(s) => report.findings.push(PlaintextFinding {
+                    document: n,
+                    object: s.object_ref(),
+                    unparsable: false,
+                }),
+                Err(_) => report.findings.push(PlaintextFinding {
+                    document: n,
+                    object: "unparsable document".into(),
+                    unparsable: true,
+                }),
+            },
+            Ok(DocKind::List) => {
+                let items = yaml::parse::<ListOfHeads>(doc).ok().and_then(|l| l.items);
+                for (i, item) in items.into_iter().flatten().enumerate() {
+                    let is_secret =
+                        manifest::kind_of(item.api_version.as_deref(), item.kind.as_deref())
+                            == DocKind::Secret;
+                    let has_values = item.data.is_some_and(|m| !m.is_empty())
+                        || item.string_data.is_some_and(|m| !m.is_empty());
+                    if is_secret && has_values {
+                        let (name, ns) = item
+                            .metadata
+                            .map(|m| (m.name, m.namespace))
+                            .unwrap_or_default();
+                        let object = secret::object_ref(
+                            "Secret",
+                            ns.as_deref(),
+                            name.as_deref().unwrap_or("<unnamed>"),
+                        );
+                        report.findings.push(PlaintextFinding {
+                            document: n,
+                            object: format!("List item {}: {object}", i + 1),
+                            unparsable: false,
+                        });
+                    }
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judges_documents_semantically() {
+        let r = scan_content(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\nstringData: {k: v}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: token}\ntype: kubernetes.io/service-account-token\n");
+        assert_eq!(
+            r.findings,
+            vec![PlaintextFinding {
+                document: 2,
+                object: "Secret n/s".into(),
+                unparsable: false
+            }]
+        );
+    }
+
+    #[test]
+    fn a_template_is_skipped_unless_it_declares_a_secret() {
+        let cm = scan_content(
+            b"{{- if .Values.enabled }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n{{- end }}\n",
+        );
+        assert!(cm.findings.is_empty());
+        assert_eq!(cm.skipped.len(), 1);
+        let s = scan_content(b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}\nstringData:\n  k: {{ .Values.k }}\n");
+        assert!(s.findings[0].unparsable);
+    }
+
+    #[test]
+    fn sealed_and_binary_content_pass() {
+        assert!(scan_content(b"\xff\xfe kind").findings.is_empty());
+        assert!(scan_content(
+            b"apiVersion: gitops-seal.dev/v1\nkind: SealedSecret\nmetadata: {name: x}\n"
+        )
+        .findings
+        .is_empty());
+    }
+}

@@ -1,0 +1,153 @@
+use std::collections::BTreeSet;
+
+use crate::core::error::{Error, Location};
+use crate::core::keys::{Identity, Recipient};
+use crate::core::manifest::{self, DocKind};
+use crate::core::seal;
+use crate::core::sealed::SealedSecret;
+
+/// What `verify` checks beyond well-formedness.
+#[derive(Default)]
+pub struct VerifyOptions<'a> {
+    /// `--recipient`: every SealedSecret must list these, with one stanza per listed recipient.
+    pub recipients: &'a [Recipient],
+    /// With identities, every value must open and its binding must hold.
+    pub identities: &'a [Identity],
+    pub namespace: Option<&'a str>,
+    /// The recipients the matching `.gitops-seal.yaml` rule names, if any.
+    pub rule: Option<&'a [Recipient]>,
+}
+
+/// One problem `verify` found; never holds a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub location: Location,
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+impl From<Error> for Finding {
+    fn from(e: Error) -> Self {
+        Finding {
+            location: *e.location,
+            message: e.kind.to_string(),
+        }
+    }
+}
+
+/// Checks one file. Returns the findings (empty when all is well); an unreadable file is a
+/// finding too, so one bad file does not hide the others.
+pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Vec<Finding> {
+    let docs = match super::documents(input) {
+        Ok((_, docs)) => docs,
+        Err(e) => return vec![e.into()],
+    };
+    let mut findings: Vec<Finding> = super::scan_content(input)
+        .findings
+        .into_iter()
+        .filter(|f| !f.unparsable)
+        .map(|f| Finding {
+            location: Location {
+                document: Some(f.document),
+                object: Some(f.object),
+                ..Location::default()
+            },
+            message: "plaintext Secret: seal it with `gitops-seal encrypt --in-place FILE`".into(),
+        })
+        .collect();
+    for (n, doc) in super::numbered(&docs) {
+        match manifest::classify(doc) {
+            Err(e) => findings.push(Error::from(e).in_document(n).into()),
+            Ok(DocKind::SealedSecret) => match SealedSecret::parse(doc) {
+                Err(e) => findings.push(e.in_document(n).into()),
+                Ok(sealed) => check_sealed(&sealed, opts, &mut |object, key, message| {
+                    findings.push(Finding {
+                        location: Location {
+                            file: None,
+                            document: Some(n),
+                            object: Some(object),
+                            key: key.map(str::to_string),
+                        },
+                        message,
+                    })
+                }),
+            },
+            Ok(_) => {}
+        }
+    }
+    findings.sort_by_key(|f| f.location.document);
+    findings
+}
+
+fn check_sealed(
+    sealed: &SealedSecret,
+    opts: &VerifyOptions<'_>,
+    report: &mut dyn FnMut(String, Option<&str>, String),
+) {
+    let object = sealed.object_ref();
+    let listed: BTreeSet<&str> = sealed.recipients.iter().map(String::as_str).collect();
+    for r in opts.recipients {
+        if !listed.contains(r.to_string().as_str()) {
+            report(
+                object.clone(),
+                None,
+                format!("recipient {r} is not in spec.recipients"),
+            );
+        }
+    }
+    if let Some(rule) = opts.rule {
+        let expected: BTreeSet<String> = rule.iter().map(|r| r.to_string()).collect();
+        let found: BTreeSet<String> = listed.iter().map(|s| s.to_string()).collect();
+        if expected != found {
+            report(
+                object.clone(),
+                None,
+                format!(
+                    "spec.recipients differ from the rule for this path in .gitops-seal.yaml (missing: [{}], extra: [{}]); run `gitops-seal rekey`",
+                    expected.difference(&found).cloned().collect::<Vec<_>>().join(", "),
+                    found.difference(&expected).cloned().collect::<Vec<_>>().join(", "),
+                ),
+            );
+        }
+    }
+    let expected_tags: Vec<&str> = {
+        let mut t: Vec<&str> = sealed
+            .recipients
+            .iter()
+            .filter_map(|r| r.parse::<Recipient>().ok())
+            .map(|r| r.stanza_tag())
+            .collect();
+        t.sort_unstable();
+        t
+    };
+    for (key, ct) in &sealed.encrypted_data {
+        match seal::stanza_tags(ct) {
+            Err(e) => report(object.clone(), Some(key), e.to_string()),
+            Ok(mut tags) => {
+                tags.sort_unstable();
+                if tags != expected_tags {
+                    report(
+                        object.clone(),
+                        Some(key),
+                        format!(
+                            "value is sealed for {} recipient(s), spec.recipients lists {}: it was sealed for another list; run `gitops-seal rekey`",
+                            tags.len(),
+                            expected_tags.len()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if !opts.identities.is_empty() {
+        if let Err(e) = sealed.unseal(opts.identities, opts.namespace) {
+            let f: Finding = e.into();
+            report(object, f.location.key.as_deref(), f.message);
+        }
+    }
+}
