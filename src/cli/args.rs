@@ -1,0 +1,238 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use gitops_seal::core::Scope;
+
+/// Keep Kubernetes Secrets in Git, sealed value by value with age.
+#[derive(Parser, Debug)]
+#[command(name = "gitops-seal", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate an age identity (mode 0600, never overwrites) and print its public key.
+    Keygen {
+        /// Write the identity to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print the public recipient of an identity.
+    Recipient(IdentityArgs),
+    /// Seal every v1 Secret into a SealedSecret; other documents pass through untouched.
+    Encrypt {
+        /// Manifest files or folders; `-` reads standard input.
+        #[arg(value_name = "FILE", default_value = "-")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        recipients: RecipientArgs,
+        /// How far a sealed value may travel (default: the Secret's annotation
+        /// gitops-seal.dev/scope, else the rule's scope, else strict).
+        #[arg(long, value_enum)]
+        scope: Option<ScopeArg>,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+        /// Rewrite each file in place (atomic; keeps the file mode).
+        #[arg(long)]
+        in_place: bool,
+    },
+    /// Turn SealedSecrets back into Secrets (needs an identity).
+    Decrypt {
+        #[arg(value_name = "FILE", default_value = "-")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        identity: IdentityArgs,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// Decrypt to a private temp file, run $EDITOR, and seal again.
+    Edit {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        identity: IdentityArgs,
+        #[command(flatten)]
+        recipients: RecipientArgs,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// Seal one value into an existing SealedSecret (public recipients only, no key needed).
+    Set {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The SealedSecret: NAME or NAMESPACE/NAME.
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "KEY")]
+        key: String,
+        /// Read the value from a file.
+        #[arg(long, value_name = "PATH", conflicts_with = "from_literal")]
+        from_file: Option<PathBuf>,
+        /// The value itself (it lands in your shell history: prefer --from-file or stdin).
+        #[arg(long, value_name = "VALUE")]
+        from_literal: Option<String>,
+        #[command(flatten)]
+        recipients: RecipientArgs,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// Remove one value from a SealedSecret.
+    Unset {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "KEY")]
+        key: String,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// Re-seal every value to a new recipient list, in place (needs an identity).
+    Rekey {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        identity: IdentityArgs,
+        #[command(flatten)]
+        recipients: RecipientArgs,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// Git merge driver: merge SealedSecrets key by key (Git runs it as `%O %A %B %P`).
+    MergeDriver {
+        /// The common ancestor (%O).
+        #[arg(value_name = "BASE", required_unless_present_any = ["install", "print"])]
+        base: Option<PathBuf>,
+        /// Our version (%A); the result is written here.
+        #[arg(value_name = "OURS", required_unless_present_any = ["install", "print"])]
+        ours: Option<PathBuf>,
+        /// Their version (%B).
+        #[arg(value_name = "THEIRS", required_unless_present_any = ["install", "print"])]
+        theirs: Option<PathBuf>,
+        /// The path in the repository (%P), for messages.
+        #[arg(value_name = "PATH")]
+        path: Option<String>,
+        /// Conflict marker length (%L).
+        #[arg(long, default_value_t = 7)]
+        marker_size: usize,
+        /// Write the git config entries and .gitattributes lines into this repository.
+        #[arg(long, conflicts_with = "print")]
+        install: bool,
+        /// Print the git config commands and .gitattributes lines instead.
+        #[arg(long)]
+        print: bool,
+    },
+    /// The Git pre-commit hook that refuses staged plaintext Secrets.
+    Hook {
+        #[command(subcommand)]
+        action: HookAction,
+    },
+    /// Find plaintext Secrets in a working tree, or in every commit reachable from any ref.
+    Scan {
+        /// The folder (or repository, with --history) to scan.
+        #[arg(value_name = "PATH", default_value = ".")]
+        path: PathBuf,
+        /// Walk all of Git history instead of the working tree.
+        #[arg(long)]
+        history: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Print a file for `git diff` with SealedSecret values opened (or shown as <sealed>).
+    Textconv {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Exit non-zero on any plaintext Secret or malformed SealedSecret.
+    Verify {
+        /// Files or folders (default: the current folder).
+        #[arg(value_name = "PATH", default_value = ".")]
+        paths: Vec<PathBuf>,
+        /// Every SealedSecret must list this recipient, with one stanza per listed recipient.
+        #[arg(long = "recipient", value_name = "RECIPIENT")]
+        recipient: Vec<String>,
+        /// Also prove that every value opens with these identities.
+        #[arg(short = 'i', long = "identity", value_name = "FILE")]
+        identity: Vec<PathBuf>,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HookAction {
+    /// Write the pre-commit hook (respects core.hooksPath).
+    Install {
+        /// Seal staged plaintext Secrets with the rule's recipients instead of refusing.
+        #[arg(long)]
+        fix: bool,
+        /// Keep an existing foreign hook as pre-commit.local (run first) and install ours.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove gitops-seal's hook (and restore a kept one).
+    Uninstall,
+    /// What the hook runs: check the index for plaintext Secrets.
+    Run {
+        #[arg(long)]
+        fix: bool,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct IdentityArgs {
+    /// Identity file (repeatable); else $GITOPS_SEAL_IDENTITY, else
+    /// ~/.config/gitops-seal/identity.txt.
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct RecipientArgs {
+    /// Seal for this recipient (age1... or an SSH public key; repeatable).
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipient: Vec<String>,
+    /// Seal for the recipients in FILE (age's recipients-file format; repeatable).
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_file: Vec<PathBuf>,
+}
+
+impl RecipientArgs {
+    pub fn given(&self) -> bool {
+        !self.recipient.is_empty() || !self.recipients_file.is_empty()
+    }
+}
+
+#[derive(Args, Debug, Default)]
+pub struct NamespaceArg {
+    /// Namespace to bind when a Secret's manifest has none.
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespace: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ScopeArg {
+    Strict,
+    Namespace,
+    Cluster,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Scope {
+        match s {
+            ScopeArg::Strict => Scope::Strict,
+            ScopeArg::Namespace => Scope::Namespace,
+            ScopeArg::Cluster => Scope::Cluster,
+        }
+    }
+}

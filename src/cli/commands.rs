@@ -1,0 +1,509 @@
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use gitops_seal::adapters::{config, files, identity};
+use gitops_seal::core::keys::{self, Identity, Recipient};
+use gitops_seal::core::Scope;
+use gitops_seal::ops::{self, SealSettings, VerifyOptions};
+use gitops_seal::Error;
+
+use super::args::{Cli, Command, Format, HookAction, IdentityArgs, NamespaceArg, RecipientArgs};
+
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Keygen { output } => keygen(output.as_deref()),
+        Command::Recipient(ids) => recipient(&ids),
+        Command::Encrypt {
+            files,
+            recipients,
+            scope,
+            namespace,
+            in_place,
+        } => encrypt(
+            &files,
+            &recipients,
+            scope.map(Into::into),
+            &namespace,
+            in_place,
+        ),
+        Command::Decrypt {
+            files,
+            identity,
+            namespace,
+        } => decrypt(&files, &identity, &namespace),
+        Command::Edit {
+            file,
+            identity,
+            recipients,
+            namespace,
+        } => super::edit::edit(&file, &identity, &recipients, &namespace),
+        Command::Set {
+            file,
+            name,
+            key,
+            from_file,
+            from_literal,
+            recipients,
+            namespace,
+        } => set(
+            &file,
+            &name,
+            &key,
+            from_file,
+            from_literal,
+            &recipients,
+            &namespace,
+        ),
+        Command::Unset {
+            file,
+            name,
+            key,
+            namespace,
+        } => unset(&file, &name, &key, &namespace),
+        Command::Rekey {
+            files,
+            identity,
+            recipients,
+            namespace,
+        } => rekey(&files, &identity, &recipients, &namespace),
+        Command::MergeDriver {
+            base,
+            ours,
+            theirs,
+            path,
+            marker_size,
+            install,
+            print,
+        } => {
+            if print {
+                print!("{}", gitops_seal::adapters::git::install_instructions());
+                return Ok(0);
+            }
+            if install {
+                let attrs = gitops_seal::adapters::git::install_merge_driver(Path::new("."))
+                    .context("installing the merge driver")?;
+                eprintln!(
+                    "installed: git config merge.gitops-seal.driver, and {}",
+                    attrs.display()
+                );
+                return Ok(0);
+            }
+            let (base, ours, theirs) = (base.unwrap(), ours.unwrap(), theirs.unwrap());
+            merge_driver(&base, &ours, &theirs, path.as_deref(), marker_size)
+        }
+        Command::Hook { action } => match action {
+            HookAction::Install { fix, force } => super::hook::install(fix, force),
+            HookAction::Uninstall => super::hook::uninstall(),
+            HookAction::Run { fix } => super::hook::run(fix),
+        },
+        Command::Scan {
+            path,
+            history,
+            format,
+        } => super::hook::scan(&path, history, format == Format::Json),
+        Command::Textconv { file } => super::hook::textconv(&file),
+        Command::Verify {
+            paths,
+            recipient,
+            identity,
+            namespace,
+        } => verify(&paths, &recipient, &identity, &namespace),
+    }
+}
+
+fn warn(line: String) {
+    eprintln!("warning: {line}");
+}
+
+pub fn load_identities(args: &IdentityArgs) -> Result<Vec<Identity>> {
+    Ok(identity::load_identities(&args.identity, &mut warn)?)
+}
+
+/// `-r`/`-R` recipients, or `None` when neither was given.
+pub fn explicit_recipients(args: &RecipientArgs) -> Result<Option<Vec<Recipient>>> {
+    if !args.given() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for r in &args.recipient {
+        out.push(r.parse::<Recipient>().map_err(Error::from)?);
+    }
+    for f in &args.recipients_file {
+        out.extend(config::read_recipients_file(f)?);
+    }
+    if out.is_empty() {
+        return Err(Error::from(gitops_seal::ErrorKind::NoRecipients).into());
+    }
+    Ok(Some(keys::dedup_recipients(out)))
+}
+
+/// What `.gitops-seal.yaml` says about one file, resolved once per rule.
+#[derive(Clone, Default)]
+pub struct RuleInfo {
+    pub recipients: Option<Vec<Recipient>>,
+    pub scope: Option<Scope>,
+    pub namespace: Option<String>,
+    pub ignored: bool,
+}
+
+#[derive(Default)]
+pub struct Rules {
+    configs: HashMap<PathBuf, Option<config::LoadedConfig>>,
+    resolved: HashMap<(PathBuf, usize), Vec<Recipient>>,
+}
+
+impl Rules {
+    pub fn for_file(&mut self, file: &Path) -> Result<RuleInfo> {
+        let abs = if file == Path::new("-") {
+            std::env::current_dir()?.join("-")
+        } else {
+            std::fs::canonicalize(file).map_err(|e| Error::io(file, &e))?
+        };
+        let dir = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+        if !self.configs.contains_key(&dir) {
+            let loaded = match config::find_config(&dir) {
+                Some(p) => Some(config::load_config(&p)?),
+                None => None,
+            };
+            self.configs.insert(dir.clone(), loaded);
+        }
+        let Some(loaded) = self.configs[&dir].clone() else {
+            return Ok(RuleInfo::default());
+        };
+        let rel = config::relative_slash_path(&loaded.dir, &abs);
+        let ignored = loaded.config.is_ignored(&rel);
+        let Some(index) = loaded.config.rule_index_for(&rel) else {
+            return Ok(RuleInfo {
+                ignored,
+                ..RuleInfo::default()
+            });
+        };
+        let rule = &loaded.config.rules[index];
+        let key = (loaded.path.clone(), index);
+        if !self.resolved.contains_key(&key) {
+            self.resolved
+                .insert(key.clone(), config::rule_recipients(&loaded, rule)?);
+        }
+        Ok(RuleInfo {
+            recipients: Some(self.resolved[&key].clone()),
+            scope: rule.scope,
+            namespace: rule.namespace.clone(),
+            ignored,
+        })
+    }
+}
+
+fn display(p: &Path) -> String {
+    if p == Path::new("-") {
+        "<stdin>".into()
+    } else {
+        p.display().to_string()
+    }
+}
+
+fn read(p: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    Ok(files::read_input(p).map_err(|e| Error::io(p, &e))?)
+}
+
+fn encrypt(
+    inputs: &[PathBuf],
+    recipients: &RecipientArgs,
+    scope: Option<Scope>,
+    ns: &NamespaceArg,
+    in_place: bool,
+) -> Result<i32> {
+    let paths = files::expand_paths(inputs).context("reading the input paths")?;
+    if in_place && paths.iter().any(|p| p == Path::new("-")) {
+        bail!("--in-place needs files, not standard input");
+    }
+    let explicit = explicit_recipients(recipients)?;
+    let mut rules = Rules::default();
+    let mut jobs = Vec::with_capacity(paths.len());
+    for p in &paths {
+        let info = rules.for_file(p)?;
+        let recipients = match (&explicit, &info.recipients) {
+            (Some(r), _) | (None, Some(r)) => r.clone(),
+            (None, None) => Vec::new(),
+        };
+        let settings = SealSettings {
+            recipients,
+            scope_override: scope,
+            default_scope: info.scope.unwrap_or_default(),
+            bind_namespace: ns.namespace.clone().or(info.namespace),
+            follow_previous: false,
+        };
+        jobs.push((p, settings));
+    }
+    let results: Vec<Result<Option<String>>> = jobs
+        .par_iter()
+        .map(|(p, settings)| {
+            let input = read(p)?;
+            ops::encrypt(&input, settings, None)
+                .map_err(|e| e.in_file(display(p)).into())
+                .map(|out| match out {
+                    Some(out) => Some(out),
+                    None if in_place => None,
+                    None => Some(String::from_utf8_lossy(&input).into_owned()),
+                })
+        })
+        .collect();
+    // All or nothing: any error means no file is written.
+    let outputs: Vec<Option<String>> = results.into_iter().collect::<Result<_>>()?;
+    if in_place {
+        let changed = write_all(jobs.iter().map(|(p, _)| *p).zip(&outputs))?;
+        eprintln!(
+            "sealed {changed} file(s); {} had nothing to seal",
+            outputs.len() - changed
+        );
+    } else {
+        let mut stdout = std::io::stdout().lock();
+        for (i, out) in outputs.iter().flatten().enumerate() {
+            if i > 0 && !out.starts_with("---") {
+                stdout.write_all(b"---\n")?;
+            }
+            stdout.write_all(out.as_bytes())?;
+        }
+        stdout.flush()?;
+    }
+    Ok(0)
+}
+
+/// Writes every changed file atomically, in parallel (each write waits on its own fsync).
+/// Returns how many were written.
+fn write_all<'a>(
+    outputs: impl Iterator<Item = (&'a PathBuf, &'a Option<String>)>,
+) -> Result<usize> {
+    let changed: Vec<(&PathBuf, &String)> = outputs
+        .filter_map(|(p, o)| Some((p, o.as_ref()?)))
+        .collect();
+    changed.par_iter().try_for_each(|(p, out)| {
+        files::write_atomic(p, out.as_bytes()).map_err(|e| Error::io(p, &e))
+    })?;
+    Ok(changed.len())
+}
+
+fn decrypt(inputs: &[PathBuf], ids: &IdentityArgs, ns: &NamespaceArg) -> Result<i32> {
+    let paths = files::expand_paths(inputs).context("reading the input paths")?;
+    let identities = load_identities(ids)?;
+    let mut rules = Rules::default();
+    let mut jobs = Vec::with_capacity(paths.len());
+    for p in &paths {
+        jobs.push((p, ns.namespace.clone().or(rules.for_file(p)?.namespace)));
+    }
+    let outputs: Vec<zeroize::Zeroizing<String>> = jobs
+        .par_iter()
+        .map(|(p, namespace)| {
+            let input = read(p)?;
+            ops::decrypt(&input, &identities, namespace.as_deref())
+                .map_err(|e| e.in_file(display(p)).into())
+        })
+        .collect::<Result<_>>()?;
+    let mut stdout = std::io::stdout().lock();
+    for (i, out) in outputs.iter().enumerate() {
+        if i > 0 && !out.starts_with("---") {
+            stdout.write_all(b"---\n")?;
+        }
+        stdout.write_all(out.as_bytes())?;
+    }
+    stdout.flush()?;
+    Ok(0)
+}
+
+fn set(
+    file: &Path,
+    name: &str,
+    key: &str,
+    from_file: Option<PathBuf>,
+    from_literal: Option<String>,
+    recipients: &RecipientArgs,
+    ns: &NamespaceArg,
+) -> Result<i32> {
+    let value = match (from_file, from_literal) {
+        (Some(p), _) => read(&p)?,
+        (None, Some(v)) => zeroize::Zeroizing::new(v.into_bytes()),
+        (None, None) => read(Path::new("-"))?,
+    };
+    let explicit = explicit_recipients(recipients)?;
+    let info = Rules::default().for_file(file)?;
+    let input = read(file)?;
+    let namespace = ns.namespace.clone().or(info.namespace);
+    let out = ops::set_value(
+        &input,
+        name,
+        namespace.as_deref(),
+        key,
+        &value,
+        explicit.as_deref(),
+        info.recipients.as_deref(),
+    )
+    .map_err(|e| e.in_file(display(file)))?;
+    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, &e))?;
+    Ok(0)
+}
+
+fn unset(file: &Path, name: &str, key: &str, ns: &NamespaceArg) -> Result<i32> {
+    let input = read(file)?;
+    let out = ops::unset_value(&input, name, ns.namespace.as_deref(), key)
+        .map_err(|e| e.in_file(display(file)))?;
+    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, &e))?;
+    Ok(0)
+}
+
+fn rekey(
+    inputs: &[PathBuf],
+    ids: &IdentityArgs,
+    recipients: &RecipientArgs,
+    ns: &NamespaceArg,
+) -> Result<i32> {
+    let paths = files::expand_paths(inputs).context("reading the input paths")?;
+    let identities = load_identities(ids)?;
+    let explicit = explicit_recipients(recipients)?;
+    let mut rules = Rules::default();
+    let mut outputs = Vec::new();
+    for p in &paths {
+        let info = rules.for_file(p)?;
+        let Some(list) = explicit.clone().or(info.recipients) else {
+            return Err(Error::from(gitops_seal::ErrorKind::NoRecipients)
+                .in_file(display(p))
+                .into());
+        };
+        let namespace = ns.namespace.clone().or(info.namespace);
+        let input = read(p)?;
+        let out = ops::rekey(&input, &identities, &list, namespace.as_deref())
+            .map_err(|e| e.in_file(display(p)))?;
+        outputs.push((p, out));
+    }
+    let changed = write_all(outputs.iter().map(|(p, out)| (*p, out)))?;
+    eprintln!("rekeyed {changed} file(s)");
+    Ok(0)
+}
+
+fn verify(
+    inputs: &[PathBuf],
+    recipients: &[String],
+    identity_files: &[PathBuf],
+    ns: &NamespaceArg,
+) -> Result<i32> {
+    let paths = files::expand_paths(inputs).context("reading the input paths")?;
+    let recipients: Vec<Recipient> = recipients
+        .iter()
+        .map(|r| r.parse().map_err(Error::from))
+        .collect::<std::result::Result<_, _>>()?;
+    let identities = if identity_files.is_empty() {
+        Vec::new()
+    } else {
+        identity::load_identities(identity_files, &mut warn)?
+    };
+    let mut rules = Rules::default();
+    let mut findings = 0;
+    let mut checked = 0;
+    for p in &paths {
+        let info = rules.for_file(p)?;
+        if info.ignored {
+            continue;
+        }
+        let input = read(p)?;
+        let namespace = ns.namespace.clone().or(info.namespace.clone());
+        let opts = VerifyOptions {
+            recipients: &recipients,
+            identities: &identities,
+            namespace: namespace.as_deref(),
+            rule: info.recipients.as_deref(),
+        };
+        checked += 1;
+        for mut f in ops::verify(&input, &opts) {
+            f.location.file = Some(display(p));
+            println!("{f}");
+            findings += 1;
+        }
+    }
+    if findings > 0 {
+        eprintln!("{findings} problem(s) in {checked} file(s)");
+        Ok(1)
+    } else {
+        eprintln!("ok: {checked} file(s) verified");
+        Ok(0)
+    }
+}
+
+fn keygen(output: Option<&Path>) -> Result<i32> {
+    let id = Identity::generate();
+    let text = id
+        .to_identity_file(&rfc3339_now())
+        .expect("generated identities are X25519");
+    let public = id.to_recipient().expect("X25519 has a recipient");
+    match output {
+        Some(p) => {
+            identity::write_new_identity(p, &text)?;
+            eprintln!("Public key: {public}");
+        }
+        None => {
+            eprintln!("Public key: {public}");
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+        }
+    }
+    Ok(0)
+}
+
+fn recipient(ids: &IdentityArgs) -> Result<i32> {
+    for id in load_identities(ids)? {
+        match id.to_recipient() {
+            Some(r) => println!("{r}"),
+            None => bail!("an SSH identity's recipient is its public key: use the .pub file"),
+        }
+    }
+    Ok(0)
+}
+
+/// UTC now as `YYYY-MM-DDTHH:MM:SSZ` (age-keygen's `# created:` line).
+fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn merge_driver(
+    base: &Path,
+    ours: &Path,
+    theirs: &Path,
+    path: Option<&str>,
+    marker_size: usize,
+) -> Result<i32> {
+    use gitops_seal::adapters::git;
+    let shown = path.map_or_else(|| display(ours), str::to_string);
+    let (b, o, t) = (read(base)?, read(ours)?, read(theirs)?);
+    let mut text_merge = |b: &str, o: &str, t: &str| git::merge_text(b, o, t, marker_size);
+    let conflicted = match ops::merge_files(&b, &o, &t, marker_size, &mut text_merge)? {
+        ops::FileMerge::WholeFileText => git::merge_file_in_place(ours, base, theirs, marker_size)?,
+        ops::FileMerge::Merged { text, conflicts } => {
+            files::write_atomic(ours, text.as_bytes()).map_err(|e| Error::io(ours, &e))?;
+            for c in &conflicts {
+                eprintln!("gitops-seal merge-driver: {shown}: conflict: {c}");
+            }
+            !conflicts.is_empty()
+        }
+    };
+    Ok(i32::from(conflicted))
+}

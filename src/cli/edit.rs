@@ -1,0 +1,164 @@
+//! `edit`: decrypt to a private temp file, run the editor, seal again. The temp file is 0600
+//! inside a 0700 folder, and is overwritten and removed whatever happens (editor failure,
+//! abort, error, or panic in between) by the guard's `Drop`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use zeroize::Zeroizing;
+
+use gitops_seal::adapters::files;
+use gitops_seal::ops::{self, SealSettings};
+use gitops_seal::Error;
+
+use super::args::{IdentityArgs, NamespaceArg, RecipientArgs};
+use super::commands::{explicit_recipients, load_identities, Rules};
+
+/// A 0700 folder holding the plaintext file; wiped and removed on drop.
+struct PrivateTemp {
+    dir: tempfile::TempDir,
+    file: PathBuf,
+}
+
+impl PrivateTemp {
+    fn create(name: &str, contents: &[u8]) -> Result<Self> {
+        // Prefer a RAM-backed runtime folder, so plaintext never reaches a disk.
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix("gitops-seal-edit-")
+            .tempdir_in(base)
+            .context("creating the private temp folder")?;
+        let file = dir.path().join(name);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))?;
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)?;
+            f.write_all(contents)?;
+            f.sync_all()?;
+        }
+        #[cfg(not(unix))]
+        fs::write(&file, contents)?;
+        Ok(PrivateTemp { dir, file })
+    }
+}
+
+impl Drop for PrivateTemp {
+    fn drop(&mut self) {
+        // Overwrite before unlinking: the editor may have left the file at any size.
+        if let Ok(meta) = fs::metadata(&self.file) {
+            if let Ok(mut f) = fs::OpenOptions::new().write(true).open(&self.file) {
+                let zeros = vec![0u8; meta.len() as usize];
+                let _ = f.write_all(&zeros);
+                let _ = f.sync_all();
+            }
+        }
+        // Editors leave swap and backup files beside it; the whole folder goes.
+        let _ = fs::remove_dir_all(self.dir.path());
+    }
+}
+
+fn editor() -> String {
+    std::env::var("VISUAL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| {
+            std::env::var("EDITOR")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .unwrap_or_else(|| "vi".into())
+}
+
+pub fn edit(
+    file: &Path,
+    ids: &IdentityArgs,
+    recipients: &RecipientArgs,
+    ns: &NamespaceArg,
+) -> Result<i32> {
+    let shown = file.display().to_string();
+    let identities = load_identities(ids)?;
+    let explicit = explicit_recipients(recipients)?;
+    let info = Rules::default().for_file(file)?;
+    let namespace = ns.namespace.clone().or(info.namespace.clone());
+    let input = files::read_input(file).map_err(|e| Error::io(file, &e))?;
+    let previous = ops::previous_sealings(&input, &identities, namespace.as_deref())
+        .map_err(|e| e.in_file(&shown))?;
+    // A recipient slipped into the file must not receive every future value.
+    if explicit.is_none() {
+        if let Some(rule) = &info.recipients {
+            for (sealed, _) in &previous.entries {
+                let listed: Vec<_> = sealed
+                    .recipients
+                    .iter()
+                    .filter_map(|r| r.parse().ok())
+                    .collect();
+                if !ops::same_recipients(rule, &listed) {
+                    return Err(
+                        Error::from(gitops_seal::ErrorKind::RecipientsDifferFromRule {
+                            found: sealed.recipients.join(", "),
+                            expected: rule
+                                .iter()
+                                .map(|r| r.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        })
+                        .in_file(&shown)
+                        .in_object(sealed.object_ref())
+                        .into(),
+                    );
+                }
+            }
+        }
+    }
+    let plain =
+        ops::decrypt(&input, &identities, namespace.as_deref()).map_err(|e| e.in_file(&shown))?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "secret.yaml".into());
+    let temp = PrivateTemp::create(&name, plain.as_bytes())?;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{} \"$1\"", editor()))
+        .arg("sh")
+        .arg(&temp.file)
+        .status()
+        .context("starting the editor")?;
+    if !status.success() {
+        bail!("the editor exited with {status}; {shown} is unchanged");
+    }
+    let edited = files::read_input(&temp.file).context("reading the edited file")?;
+    drop(temp);
+    if edited[..] == plain.as_bytes()[..] {
+        eprintln!("no changes; {shown} is unchanged");
+        return Ok(0);
+    }
+    let settings = SealSettings {
+        recipients: explicit
+            .clone()
+            .or(info.recipients.clone())
+            .unwrap_or_default(),
+        scope_override: None,
+        default_scope: info.scope.unwrap_or_default(),
+        bind_namespace: namespace,
+        follow_previous: explicit.is_none(),
+    };
+    let sealed = ops::encrypt(&edited, &settings, Some(&previous))
+        .map_err(|e| e.in_file(format!("{shown} (edited)")))?;
+    let sealed: Zeroizing<String> =
+        Zeroizing::new(sealed.unwrap_or_else(|| String::from_utf8_lossy(&edited).into_owned()));
+    files::write_atomic(file, sealed.as_bytes()).map_err(|e| Error::io(file, &e))?;
+    eprintln!("sealed {shown}");
+    Ok(0)
+}

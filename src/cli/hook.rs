@@ -1,0 +1,366 @@
+//! The pre-commit hook (`hook install|uninstall|run`), `scan` of a tree or of all history, and
+//! `textconv` for decrypted `git diff`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use gitops_seal::adapters::{config, files, git, identity};
+use gitops_seal::core::manifest::{self, DocKind};
+use gitops_seal::core::rules::{Config, CONFIG_FILE_NAME};
+use gitops_seal::core::secret::{self, PlainSecret};
+use gitops_seal::core::yaml;
+use gitops_seal::core::SealedSecret;
+use gitops_seal::ops::{self, SealSettings};
+
+use super::commands::Rules;
+
+fn open_repo(start: &Path) -> Result<git2::Repository> {
+    git2::Repository::discover(start)
+        .with_context(|| format!("{} is not inside a Git repository", start.display()))
+}
+
+fn hook_script(fix: bool) -> String {
+    format!(
+        "#!/bin/sh\n{}. Installed by `gitops-seal hook install`; remove it with `gitops-seal hook uninstall`.\n\
+         # A hook that was here before is kept as pre-commit.local and runs first.\n\
+         local_hook=\"$(dirname \"$0\")/pre-commit.local\"\n\
+         if [ -x \"$local_hook\" ]; then \"$local_hook\" \"$@\" || exit $?; fi\n\
+         exec gitops-seal hook run{}\n",
+        git::HOOK_MARKER,
+        if fix { " --fix" } else { "" }
+    )
+}
+
+fn is_ours(path: &Path) -> bool {
+    fs::read_to_string(path).is_ok_and(|t| t.contains(git::HOOK_MARKER))
+}
+
+pub fn install(fix: bool, force: bool) -> Result<i32> {
+    let repo = open_repo(Path::new("."))?;
+    let dir = git::hooks_dir(&repo)?;
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let hook = dir.join("pre-commit");
+    if hook.exists() && !is_ours(&hook) {
+        if !force {
+            bail!(
+                "{} already exists and is not gitops-seal's; rerun with --force to keep it as pre-commit.local and call it first",
+                hook.display()
+            );
+        }
+        let local = dir.join("pre-commit.local");
+        if local.exists() {
+            bail!("{} already exists; move it away first", local.display());
+        }
+        fs::rename(&hook, &local).with_context(|| format!("keeping {}", hook.display()))?;
+        eprintln!("kept the existing hook as {}", local.display());
+    }
+    files::write_atomic(&hook, hook_script(fix).as_bytes())
+        .with_context(|| format!("writing {}", hook.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&hook, fs::Permissions::from_mode(0o755))?;
+    }
+    eprintln!("installed {}", hook.display());
+    Ok(0)
+}
+
+pub fn uninstall() -> Result<i32> {
+    let repo = open_repo(Path::new("."))?;
+    let dir = git::hooks_dir(&repo)?;
+    let hook = dir.join("pre-commit");
+    if !is_ours(&hook) {
+        bail!("{} is not gitops-seal's hook; left alone", hook.display());
+    }
+    fs::remove_file(&hook)?;
+    let local = dir.join("pre-commit.local");
+    if local.exists() {
+        fs::rename(&local, &hook)?;
+        eprintln!("removed gitops-seal's hook and restored the previous one");
+    } else {
+        eprintln!("removed {}", hook.display());
+    }
+    Ok(0)
+}
+
+/// The root config's `ignore:` globs, if any.
+fn root_config(workdir: &Path) -> Result<Config> {
+    let path = workdir.join(CONFIG_FILE_NAME);
+    if path.is_file() {
+        Ok(config::load_config(&path)?.config)
+    } else {
+        Ok(Config::default())
+    }
+}
+
+pub fn run(fix: bool) -> Result<i32> {
+    let repo = open_repo(Path::new("."))?;
+    let workdir = repo
+        .workdir()
+        .context("a bare repository has nothing to commit")?
+        .to_path_buf();
+    let config = root_config(&workdir)?;
+    let mut blocked: Vec<(String, Vec<ops::PlaintextFinding>)> = Vec::new();
+    let mut stderr = std::io::stderr().lock();
+    for staged in git::staged_files(&repo)? {
+        if config.is_ignored(&staged.path) {
+            continue;
+        }
+        let blob = repo.find_blob(staged.blob)?;
+        let report = ops::scan_content(blob.content());
+        for note in &report.skipped {
+            writeln!(stderr, "gitops-seal: note: {}: {note}", staged.path)?;
+        }
+        if !report.findings.is_empty() {
+            blocked.push((staged.path, report.findings));
+        }
+    }
+    if blocked.is_empty() {
+        return Ok(0);
+    }
+    if fix && blocked.iter().all(|(_, f)| f.iter().all(|f| !f.unparsable)) {
+        for (path, _) in &blocked {
+            seal_staged(&repo, &workdir, path)?;
+            writeln!(
+                stderr,
+                "gitops-seal: sealed {path} in the index and the working tree"
+            )?;
+        }
+        return Ok(0);
+    }
+    writeln!(
+        stderr,
+        "gitops-seal: commit refused: plaintext Secret staged"
+    )?;
+    let mut fixable = Vec::new();
+    let mut templates = Vec::new();
+    for (path, findings) in &blocked {
+        for f in findings {
+            writeln!(stderr, "  {path}: {f}")?;
+        }
+        if findings.iter().any(|f| f.unparsable) {
+            templates.push(path.as_str());
+        } else {
+            fixable.push(shell_quote(path));
+        }
+    }
+    if !fixable.is_empty() {
+        let list = fixable.join(" ");
+        writeln!(
+            stderr,
+            "Seal and stage again:\n  gitops-seal encrypt --in-place {list} && git add {list}"
+        )?;
+    }
+    if !templates.is_empty() {
+        writeln!(
+            stderr,
+            "Documents that are not valid YAML but declare kind: Secret ({}): seal the Secret, or add the path to `ignore:` in {CONFIG_FILE_NAME} if it is a template",
+            templates.join(", ")
+        )?;
+    }
+    Ok(1)
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Seals the staged content of `path` with its rule's recipients, updates the index, and
+/// seals the working-tree file too when it holds plaintext.
+fn seal_staged(repo: &git2::Repository, workdir: &Path, path: &str) -> Result<()> {
+    let file = workdir.join(path);
+    let info = Rules::default().for_file(&file)?;
+    let Some(recipients) = info.recipients.clone() else {
+        bail!("{path}: no rule in {CONFIG_FILE_NAME} matches this path, so --fix has no recipients; seal it with `gitops-seal encrypt -R KEYS --in-place {path}`");
+    };
+    let settings = SealSettings {
+        recipients,
+        scope_override: None,
+        default_scope: info.scope.unwrap_or_default(),
+        bind_namespace: info.namespace.clone(),
+        follow_previous: false,
+    };
+    let entry = repo
+        .index()?
+        .get_path(Path::new(path), 0)
+        .context("the file left the index")?;
+    let staged = zeroize::Zeroizing::new(repo.find_blob(entry.id)?.content().to_vec());
+    let sealed = ops::encrypt(&staged, &settings, None)
+        .map_err(|e| e.in_file(path))?
+        .context("nothing to seal")?;
+    // Working tree first: if it fails, the index (what gets committed) is untouched.
+    if let Ok(current) = files::read_input(&file) {
+        if current[..] == staged[..] {
+            files::write_atomic(&file, sealed.as_bytes())?;
+        } else if !ops::scan_content(&current).findings.is_empty() {
+            if let Some(worktree) =
+                ops::encrypt(&current, &settings, None).map_err(|e| e.in_file(path))?
+            {
+                files::write_atomic(&file, worktree.as_bytes())?;
+            }
+        }
+    }
+    git::restage(repo, path, sealed.as_bytes())?;
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct Finding<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<String>,
+    path: &'a str,
+    document: usize,
+    object: &'a str,
+}
+
+pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
+    let mut found: Vec<(Option<String>, String, ops::PlaintextFinding)> = Vec::new();
+    let mut notes = Vec::new();
+    if history {
+        let repo = open_repo(path)?;
+        let config = repo
+            .workdir()
+            .map(root_config)
+            .transpose()?
+            .unwrap_or_default();
+        let commits = git::walk_history(&repo, &mut |commit, p, blob| {
+            if config.is_ignored(p) {
+                return Ok(());
+            }
+            let blob = repo.find_blob(blob)?;
+            for f in ops::scan_content(blob.content()).findings {
+                found.push((Some(commit.to_string()), p.to_string(), f));
+            }
+            Ok(())
+        })?;
+        notes.push(format!("scanned {commits} commit(s)"));
+    } else {
+        let root = fs::canonicalize(path).with_context(|| format!("reading {}", path.display()))?;
+        let config = config::find_config(&root)
+            .map(|p| config::load_config(&p))
+            .transpose()?;
+        let mut stack = vec![root.clone()];
+        let mut count = 0;
+        while let Some(dir) = stack.pop() {
+            let mut entries: Vec<PathBuf> = if dir.is_dir() {
+                fs::read_dir(&dir)?.flatten().map(|e| e.path()).collect()
+            } else {
+                vec![dir.clone()]
+            };
+            entries.sort();
+            for p in entries {
+                if p.file_name().is_some_and(|n| n == ".git") {
+                    continue;
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let shown = config::relative_slash_path(&std::env::current_dir()?, &p);
+                if let Some(c) = &config {
+                    if c.config
+                        .is_ignored(&config::relative_slash_path(&c.dir, &p))
+                    {
+                        continue;
+                    }
+                }
+                let Ok(bytes) = files::read_input(&p) else {
+                    continue;
+                };
+                count += 1;
+                let report = ops::scan_content(&bytes);
+                for s in report.skipped {
+                    notes.push(format!("note: {shown}: {s}"));
+                }
+                for f in report.findings {
+                    found.push((None, shown.clone(), f));
+                }
+            }
+        }
+        notes.push(format!("scanned {count} file(s)"));
+    }
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let list: Vec<Finding<'_>> = found
+            .iter()
+            .map(|(c, p, f)| Finding {
+                commit: c.clone(),
+                path: p,
+                document: f.document,
+                object: &f.object,
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut stdout, &list)?;
+        writeln!(stdout)?;
+    } else {
+        for (c, p, f) in &found {
+            match c {
+                Some(c) => writeln!(stdout, "commit {}: {p}: {f}", &c[..12])?,
+                None => writeln!(stdout, "{p}: {f}")?,
+            }
+        }
+        for n in &notes {
+            eprintln!("{n}");
+        }
+    }
+    Ok(i32::from(!found.is_empty()))
+}
+
+/// Prints a file for `git diff`: SealedSecrets opened when an identity is at hand, otherwise
+/// shown with `<sealed>` values. Never fails on content: `git diff` must still work.
+pub fn textconv(file: &Path) -> Result<i32> {
+    let input = files::read_input(file).map_err(|e| gitops_seal::Error::io(file, &e))?;
+    let identities = identity::load_identities(&[], &mut |_| {}).unwrap_or_default();
+    let mut stdout = std::io::stdout().lock();
+    let Ok(text) = std::str::from_utf8(&input) else {
+        stdout.write_all(&input)?;
+        return Ok(0);
+    };
+    for doc in yaml::split_documents(text) {
+        let sealed = match manifest::classify(&doc) {
+            Ok(DocKind::SealedSecret) => SealedSecret::parse(&doc).ok(),
+            _ => None,
+        };
+        let Some(sealed) = sealed else {
+            stdout.write_all(doc.text.as_bytes())?;
+            continue;
+        };
+        stdout.write_all(manifest::leading_trivia(doc.text).as_bytes())?;
+        writeln!(
+            stdout,
+            "# gitops-seal: scope {}, recipients: {}",
+            sealed.scope,
+            sealed.recipients.join(", ")
+        )?;
+        let json = yaml::is_json(doc.text);
+        match sealed.unseal(&identities, None) {
+            Ok(plain) => stdout.write_all(secret::render_secret(&plain, json).as_bytes())?,
+            Err(_) => {
+                let placeholder = PlainSecret {
+                    name: sealed.name.clone(),
+                    namespace: sealed.namespace.clone(),
+                    secret_type: sealed.template.secret_type.clone(),
+                    immutable: sealed.template.immutable,
+                    labels: sealed.template.labels.clone(),
+                    annotations: sealed.template.annotations.clone(),
+                    data: sealed
+                        .encrypted_data
+                        .keys()
+                        .map(|k| (k.clone(), zeroize::Zeroizing::new(b"<sealed>".to_vec())))
+                        .collect(),
+                };
+                stdout.write_all(secret::render_secret(&placeholder, json).as_bytes())?;
+            }
+        }
+    }
+    Ok(0)
+}
