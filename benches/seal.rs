@@ -1,0 +1,56 @@
+//! Core throughput: sealing and unsealing one value for 1, 2 and 5 recipients, and sealing a
+//! whole file of Secrets. Run with `cargo bench`; figures are in docs/PERFORMANCE.md.
+
+use divan::Bencher;
+use gitops_seal::core::binding::{Binding, Scope};
+use gitops_seal::core::seal::{seal_value, unseal_value};
+use gitops_seal::core::{Identity, Recipient};
+use gitops_seal::ops::{self, SealSettings};
+
+fn main() {
+    divan::main();
+}
+
+fn keys(n: usize) -> (Vec<Identity>, Vec<Recipient>) {
+    let ids: Vec<Identity> = (0..n).map(|_| Identity::generate()).collect();
+    let rs = ids.iter().map(|i| i.to_recipient().unwrap()).collect();
+    (ids, rs)
+}
+
+fn binding() -> Binding {
+    Binding::new(Scope::Strict, "Opaque", Some("prod"), "db", "password").unwrap()
+}
+
+#[divan::bench(args = [1, 2, 5])]
+fn seal_one_value(bencher: Bencher, recipients: usize) {
+    let (_, rs) = keys(recipients);
+    let b = binding();
+    let value = vec![b'x'; 256];
+    bencher.bench(|| seal_value(&rs, &b, divan::black_box(&value)).unwrap());
+}
+
+#[divan::bench(args = [1, 2, 5])]
+fn unseal_one_value(bencher: Bencher, recipients: usize) {
+    let (ids, rs) = keys(recipients);
+    let b = binding();
+    let ct = seal_value(&rs, &b, &[b'x'; 256]).unwrap();
+    // The identity is the last recipient: the worst case, every stanza is tried.
+    let last = vec![ids.into_iter().last().unwrap()];
+    bencher.bench(|| unseal_value(&last, &b, divan::black_box(&ct)).unwrap());
+}
+
+#[divan::bench]
+fn encrypt_file_of_20_secrets(bencher: Bencher) {
+    let (_, rs) = keys(2);
+    let mut text = String::new();
+    for i in 0..20 {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s{i}, namespace: prod}}\nstringData:\n  a: value-{i}\n  b: another-{i}\n"
+        ));
+    }
+    let settings = SealSettings {
+        recipients: rs,
+        ..SealSettings::default()
+    };
+    bencher.bench(|| ops::encrypt(text.as_bytes(), &settings, None).unwrap());
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Whole-command benchmark: seal (and unseal) a tree of 1,000 Secret files, 5 values each
+# (16 B to 2 KiB), for 2 recipients, next to Debian's age run once per file on the same tree.
+# Usage: bash benches/tree.sh   (builds the release binary; needs age and age-keygen)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gitops-seal-target}"
+cargo build -q --release
+BIN="$CARGO_TARGET_DIR/release/gitops-seal"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$BIN" keygen -o "$work/a.txt" 2>/dev/null
+"$BIN" keygen -o "$work/b.txt" 2>/dev/null
+{ "$BIN" recipient -i "$work/a.txt"; "$BIN" recipient -i "$work/b.txt"; } > "$work/recipients.txt"
+
+python3 - "$work/plain" <<'PY'
+import base64, os, random, sys
+root = sys.argv[1]
+rng = random.Random(42)
+sizes = [16, 64, 256, 1024, 2048]
+for i in range(1000):
+    d = os.path.join(root, f"team{i % 10}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"secret-{i}.yaml"), "w") as f:
+        f.write(f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: s{i}\n  namespace: ns{i % 10}\ntype: Opaque\ndata:\n")
+        for k, n in enumerate(sizes):
+            f.write(f"  key{k}: {base64.b64encode(rng.randbytes(n)).decode()}\n")
+PY
+
+runs=${RUNS:-5}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+now() { date +%s.%N; }
+
+seal_times=(); unseal_times=(); age_times=()
+for r in $(seq "$runs"); do
+  rm -rf "$work/tree"; cp -r "$work/plain" "$work/tree"
+  t0=$(now); "$BIN" encrypt --in-place -R "$work/recipients.txt" "$work/tree" 2>/dev/null; t1=$(now)
+  seal_times+=("$(awk "BEGIN{print $t1 - $t0}")")
+  t0=$(now); "$BIN" decrypt -i "$work/a.txt" "$work/tree" > /dev/null; t1=$(now)
+  unseal_times+=("$(awk "BEGIN{print $t1 - $t0}")")
+  t0=$(now)
+  find "$work/plain" -name '*.yaml' | while read -r f; do age -R "$work/recipients.txt" -o "$f.age" "$f"; done
+  t1=$(now)
+  age_times+=("$(awk "BEGIN{print $t1 - $t0}")")
+  find "$work/plain" -name '*.age' -delete
+done
+s=$(printf '%s\n' "${seal_times[@]}" | median)
+u=$(printf '%s\n' "${unseal_times[@]}" | median)
+a=$(printf '%s\n' "${age_times[@]}" | median)
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "1000 files x 5 values, 2 recipients, median of $runs runs"
+echo "gitops-seal encrypt --in-place tree/ : ${s} s"
+echo "gitops-seal decrypt tree/            : ${u} s"
+echo "age once per file (whole file)       : ${a} s"
+echo "speed-up over the age loop           : $(awk "BEGIN{printf \"%.1f\", $a / $s}")x"

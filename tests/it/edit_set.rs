@@ -1,0 +1,189 @@
+//! `edit`, `set`, `unset` and `rekey`: values left alone keep their exact ciphertext.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::harness::{ciphertext_line, Sandbox, MIXED};
+
+#[test]
+fn edit_changes_one_value_and_keeps_every_other_ciphertext() {
+    let s = Sandbox::new();
+    s.seal("a.yaml", MIXED);
+    let before = s.read("a.yaml");
+    std::fs::create_dir_all(s.path("run")).unwrap();
+    // The "editor" records the temp file's and folder's modes, then changes one value.
+    s.write(
+        "editor.sh",
+        "#!/bin/sh\nstat -c %a \"$1\" > \"$HOME/file-mode\"\nstat -c %a \"$(dirname \"$1\")\" > \"$HOME/dir-mode\"\nsed -i 's/password: hunter2/password: changed/' \"$1\"\n",
+    );
+    std::fs::set_permissions(s.path("editor.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let editor = s.path("editor.sh").display().to_string();
+    let r = super::harness::run_command(
+        {
+            let mut c = s.command(&["edit", "-i", "id.txt", "a.yaml"]);
+            c.env("EDITOR", &editor);
+            c
+        },
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s.read("file-mode").trim(), "600");
+    assert_eq!(s.read("dir-mode").trim(), "700");
+    let after = s.read("a.yaml");
+    assert_eq!(
+        ciphertext_line(&after, "user"),
+        ciphertext_line(&before, "user")
+    );
+    assert_ne!(
+        ciphertext_line(&after, "password"),
+        ciphertext_line(&before, "password")
+    );
+    let changed: Vec<_> = before
+        .lines()
+        .zip(after.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "only the edited value's line changes");
+    let back = s.run(&["decrypt", "-i", "id.txt", "a.yaml"]).ok().stdout;
+    assert!(back.contains("password: changed"));
+    // The private temp folder is gone.
+    assert_eq!(std::fs::read_dir(s.path("run")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_failing_editor_changes_nothing_and_leaves_no_temp_file() {
+    let s = Sandbox::new();
+    s.seal("a.yaml", MIXED);
+    std::fs::create_dir_all(s.path("run")).unwrap();
+    let before = s.snapshot();
+    let r = super::harness::run_command(
+        {
+            let mut c = s.command(&["edit", "-i", "id.txt", "a.yaml"]);
+            c.env("EDITOR", "sed -i s/hunter2/leaked/ \"$1\"; false");
+            c
+        },
+        b"",
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("a.yaml is unchanged"), "{}", r.stderr);
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(std::fs::read_dir(s.path("run")).unwrap().count(), 0);
+}
+
+#[test]
+fn set_seals_one_value_with_public_keys_only() {
+    let s = Sandbox::new();
+    s.seal("a.yaml", MIXED);
+    let before = s.read("a.yaml");
+    // No identity anywhere: set needs none.
+    s.run_stdin(&["set", "a.yaml", "db", "api-key"], b"from-stdin")
+        .ok();
+    let after = s.read("a.yaml");
+    assert_eq!(
+        ciphertext_line(&after, "password"),
+        ciphertext_line(&before, "password")
+    );
+    assert_eq!(
+        ciphertext_line(&after, "user"),
+        ciphertext_line(&before, "user")
+    );
+    let added: Vec<_> = after
+        .lines()
+        .filter(|l| !before.lines().any(|b| b == *l))
+        .collect();
+    assert_eq!(added.len(), 1);
+    assert!(added[0].starts_with("    api-key: "));
+    s.write("value.bin", b"\x00\x01binary");
+    s.run(&[
+        "set",
+        "a.yaml",
+        "prod/db",
+        "blob",
+        "--from-file",
+        "value.bin",
+    ])
+    .ok();
+    s.run(&["set", "a.yaml", "db", "user", "--from-literal", "root"])
+        .ok();
+    let back = s.run(&["decrypt", "-i", "id.txt", "a.yaml"]).ok().stdout;
+    assert!(back.contains("api-key: from-stdin"));
+    assert!(back.contains("user: root"));
+    assert!(back.contains("blob: AAFiaW5hcnk="), "{back}");
+}
+
+#[test]
+fn set_refuses_when_the_file_recipients_differ_from_the_rule() {
+    let s = Sandbox::new();
+    let intruder = Sandbox::new();
+    s.write("keys/team.pub", format!("{}\n", s.recipient));
+    s.write(
+        ".gitops-seal.yaml",
+        "rules:\n  - path: \"**\"\n    recipients: [keys/team.pub]\n",
+    );
+    s.seal("a.yaml", MIXED);
+    // A pull request slips an extra recipient into the file.
+    let sneaky = s.read("a.yaml").replace(
+        &format!("    - {}\n", s.recipient),
+        &format!("    - {}\n    - {}\n", s.recipient, intruder.recipient),
+    );
+    s.write("a.yaml", &sneaky);
+    let r = s.run_stdin(&["set", "a.yaml", "db", "new"], b"v").fails();
+    assert!(
+        r.error_line().starts_with(
+            "error: a.yaml: document 2 (SealedSecret prod/db): key \"new\": recipients "
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(r.error_line().contains("differ from the rule"));
+    assert_eq!(s.read("a.yaml"), sneaky);
+    let v = s.run(&["verify", "a.yaml"]).fails();
+    assert!(
+        v.stdout.contains("spec.recipients differ from the rule"),
+        "{}",
+        v.stdout
+    );
+}
+
+#[test]
+fn unset_removes_one_value() {
+    let s = Sandbox::new();
+    s.seal("a.yaml", MIXED);
+    let before = s.read("a.yaml");
+    s.run(&["unset", "a.yaml", "db", "user"]).ok();
+    let after = s.read("a.yaml");
+    assert!(!after.contains("    user: "));
+    assert_eq!(
+        ciphertext_line(&after, "password"),
+        ciphertext_line(&before, "password")
+    );
+    let r = s.run(&["unset", "a.yaml", "db", "user"]).fails();
+    assert_eq!(r.error_line(), "error: a.yaml: document 2 (SealedSecret prod/db): key \"user\": no such key in encryptedData");
+    let r = s.run(&["unset", "a.yaml", "nope", "user"]).fails();
+    assert_eq!(
+        r.error_line(),
+        "error: a.yaml: no such SealedSecret \"nope\" in this file"
+    );
+}
+
+#[test]
+fn rekey_reseals_for_a_new_list_and_the_old_key_stops_working() {
+    let s = Sandbox::new();
+    s.seal("a.yaml", MIXED);
+    s.run(&["keygen", "-o", "new.txt"]).ok();
+    let new = s
+        .run(&["recipient", "-i", "new.txt"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    s.run(&["rekey", "-i", "id.txt", "-r", &new, "a.yaml"]).ok();
+    let after = s.read("a.yaml");
+    assert!(after.contains(&new) && !after.contains(&s.recipient));
+    assert!(s
+        .run(&["decrypt", "-i", "new.txt", "a.yaml"])
+        .ok()
+        .stdout
+        .contains("password: hunter2"));
+    s.run(&["decrypt", "-i", "id.txt", "a.yaml"]).fails();
+    s.run(&["verify", "--recipient", &new, "a.yaml"]).ok();
+}

@@ -1,0 +1,238 @@
+use std::os::unix::fs::PermissionsExt;
+
+use crate::harness::{ciphertext_line, Sandbox, MIXED};
+
+#[test]
+fn encrypt_seals_secrets_and_copies_everything_else_byte_for_byte() {
+    let s = Sandbox::new();
+    s.write("app.yaml", MIXED);
+    let out = s
+        .run(&["encrypt", "-r", &s.recipient, "app.yaml"])
+        .ok()
+        .stdout;
+    let config_doc = MIXED.split("---\n").next().unwrap();
+    assert!(out.starts_with(config_doc), "{out}");
+    assert!(out.contains(
+        "kind: SealedSecret\nmetadata:\n  name: db\n  namespace: prod\nspec:\n  scope: strict\n"
+    ));
+    assert!(out.contains(
+        "  template:\n    type: Opaque\n    metadata:\n      labels:\n        app: db\n"
+    ));
+    for plaintext in ["hunter2", "aHVudGVyMg==", "admin", "last-applied"] {
+        assert!(!out.contains(plaintext), "{plaintext} leaked into {out}");
+    }
+    s.write("sealed.yaml", &out);
+    let back = s
+        .run(&["decrypt", "-i", "id.txt", "sealed.yaml"])
+        .ok()
+        .stdout;
+    assert!(back.starts_with(config_doc));
+    // stringData wins over data on the same key, as in Kubernetes.
+    assert!(
+        back.contains("stringData:\n  password: hunter2\n  user: admin\n"),
+        "{back}"
+    );
+}
+
+#[test]
+fn encrypting_a_sealed_file_again_changes_nothing() {
+    let s = Sandbox::new();
+    s.seal("app.yaml", MIXED);
+    let once = s.read("app.yaml");
+    let r = s
+        .run(&["encrypt", "--in-place", "-r", &s.recipient, "app.yaml"])
+        .ok();
+    assert_eq!(s.read("app.yaml"), once);
+    assert_eq!(r.stderr, "sealed 0 file(s); 1 had nothing to seal\n");
+}
+
+#[test]
+fn binary_values_round_trip_byte_for_byte() {
+    use base64::Engine;
+    let s = Sandbox::new();
+    let bytes: Vec<u8> = (0..=255u8).chain([0, 0, b'\n', 0xff]).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    s.seal(
+        "bin.yaml",
+        &format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: b, namespace: ns}}\ndata:\n  blob: {b64}\n"),
+    );
+    let back = s.run(&["decrypt", "-i", "id.txt", "bin.yaml"]).ok().stdout;
+    assert!(back.contains(&format!("data:\n  blob: {b64}\n")), "{back}");
+}
+
+#[test]
+fn json_manifests_stay_json() {
+    let s = Sandbox::new();
+    s.seal(
+        "s.json",
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"t","namespace":"n"},"stringData":{"token":"abc"}}"#,
+    );
+    let sealed: serde_json::Value = serde_json::from_str(&s.read("s.json")).unwrap();
+    assert_eq!(sealed["kind"], "SealedSecret");
+    assert!(sealed["spec"]["encryptedData"]["token"].is_string());
+    let back = s.run(&["decrypt", "-i", "id.txt", "s.json"]).ok().stdout;
+    let back: serde_json::Value = serde_json::from_str(&back).unwrap();
+    assert_eq!(back["stringData"]["token"], "abc");
+}
+
+#[test]
+fn secrets_inside_a_list_are_sealed_in_place() {
+    let s = Sandbox::new();
+    s.seal(
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: c}\n    data: {a: b}\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: s, namespace: n}\n    stringData: {k: listvalue}\n",
+    );
+    let sealed = s.read("list.yaml");
+    assert!(!sealed.contains("listvalue"));
+    assert!(sealed.contains("kind: List"));
+    assert!(
+        sealed.contains("- apiVersion: v1\n    kind: ConfigMap"),
+        "{sealed}"
+    );
+    assert!(sealed.contains("kind: SealedSecret"));
+    // The sealed list verifies clean: no plaintext Secret is left in it.
+    s.run(&["verify", "list.yaml"]).ok();
+}
+
+#[test]
+fn a_secret_without_values_is_left_as_it_is() {
+    let s = Sandbox::new();
+    let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sa-token\n  annotations: {kubernetes.io/service-account.name: default}\ntype: kubernetes.io/service-account-token\n";
+    s.write("t.yaml", text);
+    s.run(&["encrypt", "--in-place", "-r", &s.recipient, "t.yaml"])
+        .ok();
+    assert_eq!(s.read("t.yaml"), text);
+}
+
+#[test]
+fn in_place_keeps_the_file_mode() {
+    let s = Sandbox::new();
+    let p = s.write("app.yaml", MIXED);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    s.run(&["encrypt", "--in-place", "-r", &s.recipient, "app.yaml"])
+        .ok();
+    let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    assert!(s.read("app.yaml").contains("SealedSecret"));
+}
+
+#[test]
+fn a_secret_without_namespace_is_bound_to_dash_n_and_keeps_no_namespace() {
+    let s = Sandbox::new();
+    let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: smtp}\nstringData: {pw: x}\n";
+    s.write("k.yaml", text);
+    let r = s.run(&["encrypt", "-r", &s.recipient, "k.yaml"]).fails();
+    assert_eq!(
+        r.error_line(),
+        "error: k.yaml: document 1 (Secret smtp): no namespace to bind to scope strict: set metadata.namespace, pass --namespace/-n, or add `namespace:` to the matching rule in .gitops-seal.yaml"
+    );
+    s.run(&[
+        "encrypt",
+        "--in-place",
+        "-n",
+        "mail",
+        "-r",
+        &s.recipient,
+        "k.yaml",
+    ])
+    .ok();
+    let sealed = s.read("k.yaml");
+    assert!(
+        sealed.contains("metadata:\n  name: smtp\nspec:"),
+        "{sealed}"
+    );
+    s.run(&["decrypt", "-i", "id.txt", "-n", "mail", "k.yaml"])
+        .ok();
+    let wrong = s
+        .run(&["decrypt", "-i", "id.txt", "-n", "other", "k.yaml"])
+        .fails();
+    assert_eq!(
+        wrong.error_line(),
+        "error: k.yaml: document 1 (SealedSecret smtp): key \"pw\": value was sealed for namespace \"mail\", not \"other\" (scope strict); a ciphertext cannot be moved"
+    );
+}
+
+#[test]
+fn stdin_and_stdout_with_a_dash() {
+    let s = Sandbox::new();
+    let sealed = s
+        .run_stdin(&["encrypt", "-r", &s.recipient, "-"], MIXED.as_bytes())
+        .ok()
+        .stdout;
+    let back = s
+        .run_stdin(&["decrypt", "-i", "id.txt", "-"], sealed.as_bytes())
+        .ok()
+        .stdout;
+    assert!(back.contains("password: hunter2"));
+}
+
+#[test]
+fn rules_of_the_nearest_config_choose_recipients_scope_and_namespace() {
+    let s = Sandbox::new();
+    let other = Sandbox::new();
+    s.write(
+        "repo/keys/team/a.pub",
+        format!("# team member\n{}\n", s.recipient),
+    );
+    s.write("repo/keys/team/b.pub", format!("{}\n", other.recipient));
+    s.write(
+        "repo/.gitops-seal.yaml",
+        "rules:\n  - path: \"clusters/prod/**\"\n    recipients: [\"keys/team/*.pub\"]\n    scope: namespace\n    namespace: prod\n",
+    );
+    s.write(
+        "repo/clusters/prod/app/s.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {k: v}\n",
+    );
+    s.run(&["encrypt", "--in-place", "repo/clusters/prod/app/s.yaml"])
+        .ok();
+    let sealed = s.read("repo/clusters/prod/app/s.yaml");
+    assert!(sealed.contains("scope: namespace"));
+    assert!(sealed.contains(&s.recipient) && sealed.contains(&other.recipient));
+    // The rule's namespace binds it: decrypt finds it through the same rule.
+    s.run(&["decrypt", "-i", "id.txt", "repo/clusters/prod/app/s.yaml"])
+        .ok();
+    // A path no rule matches has no recipients.
+    s.write(
+        "repo/other/s.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: x}\nstringData: {k: v}\n",
+    );
+    let r = s.run(&["encrypt", "repo/other/s.yaml"]).fails();
+    assert_eq!(
+        r.error_line(),
+        "error: repo/other/s.yaml: document 1 (Secret x/s): no recipients: pass -r/-R, or add a rule matching this path to .gitops-seal.yaml"
+    );
+}
+
+#[test]
+fn keygen_writes_0600_and_never_overwrites() {
+    let s = Sandbox::new();
+    let r = s.run(&["keygen", "-o", "new.txt"]).ok();
+    assert!(r.stderr.starts_with("Public key: age1"), "{}", r.stderr);
+    let mode = std::fs::metadata(s.path("new.txt"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let before = s.read("new.txt");
+    let again = s.run(&["keygen", "-o", "new.txt"]).fails();
+    assert_eq!(
+        again.error_line(),
+        "error: new.txt: already exists; keygen never overwrites an identity"
+    );
+    assert_eq!(s.read("new.txt"), before);
+}
+
+#[test]
+fn scope_cluster_lets_a_value_move_and_decrypt_shows_the_scope() {
+    let s = Sandbox::new();
+    s.seal("a.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\n  namespace: one\n  annotations: {gitops-seal.dev/scope: cluster}\nstringData: {k: moved}\n");
+    let moved = s
+        .read("a.yaml")
+        .replace("name: a\n  namespace: one", "name: b\n  namespace: two");
+    s.write("b.yaml", moved);
+    let back = s.run(&["decrypt", "-i", "id.txt", "b.yaml"]).ok().stdout;
+    assert!(back.contains("gitops-seal.dev/scope: cluster"));
+    assert!(back.contains("k: moved"));
+    let _ = ciphertext_line(&s.read("a.yaml"), "k");
+}
