@@ -97,7 +97,10 @@ fn root_config(workdir: &Path) -> Result<Config> {
 }
 
 pub fn run(fix: bool) -> Result<i32> {
-    let repo = open_repo(Path::new("."))?;
+    // From the environment: `git commit -a` and `git commit PATH` hand the hook a temporary
+    // index in GIT_INDEX_FILE, and that index, not .git/index, is what gets committed.
+    let repo = git2::Repository::open_from_env()
+        .context("`gitops-seal hook run` must run inside a Git repository")?;
     let workdir = repo
         .workdir()
         .context("a bare repository has nothing to commit")?

@@ -156,3 +156,41 @@ pub fn ciphertext_line<'a>(sealed: &'a str, key: &str) -> &'a str {
 }
 
 pub const MIXED: &str = "# config first\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata:\n  mode: \"0777\"   # comment kept\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  labels: {app: db}\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{\"data\":{\"password\":\"aHVudGVyMg==\"}}'\ntype: Opaque\ndata:\n  password: aHVudGVyMg==\n  user: b2xk\nstringData:\n  user: admin\n";
+
+/// `PATH` with the built binary first, as a user who installed it would have it: Git runs
+/// `gitops-seal` by name from hooks, merge drivers and textconv.
+pub fn path_with_binary() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gitops-seal"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Runs the real `git` in the sandbox with a private HOME and no system config.
+pub fn git(s: &Sandbox, args: &[&str]) -> Run {
+    git_env(s, args, &[])
+}
+
+pub fn git_env(s: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new("git");
+    c.args(args)
+        .current_dir(s.dir.path())
+        .env("PATH", path_with_binary())
+        .env("HOME", s.dir.path())
+        .env("XDG_CONFIG_HOME", s.path(".config"))
+        .env_remove("GITOPS_SEAL_IDENTITY")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run_command(c, b"")
+}

@@ -4,6 +4,7 @@
 mod bad_input;
 mod edit_set;
 mod harness;
+mod hook;
 mod interop;
 mod merge_driver;
 mod properties;

@@ -1,37 +1,8 @@
 //! The Git merge driver, driven through the real `git` command in temporary repositories.
 
-use std::path::Path;
-use std::process::Command;
-
-use crate::harness::{run_command, Run, Sandbox};
+use crate::harness::{git, Sandbox};
 
 const BASE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: prod\ndata:\n  one: \"1\"\n  two: \"2\"\n  three: \"3\"\n  four: \"4\"\n  five: \"5\"\n  six: \"6\"\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  a: alpha\n  b: beta\n  c: gamma\n";
-
-fn path_with_binary() -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_gitops-seal"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
-fn git(s: &Sandbox, args: &[&str]) -> Run {
-    let mut c = Command::new("git");
-    c.args(args)
-        .current_dir(s.dir.path())
-        .env("PATH", path_with_binary())
-        .env("HOME", s.dir.path())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com");
-    run_command(c, b"")
-}
 
 /// A repository with the driver installed and a sealed `s.yaml` committed on `main`, and a
 /// branch `other` at the same commit.

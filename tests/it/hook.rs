@@ -1,0 +1,425 @@
+//! The pre-commit hook, `scan` and `textconv`, driven through the real `git` command in
+//! temporary repositories.
+
+use crate::harness::{git, git_env, Run, Sandbox};
+
+const PLAIN: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  password: hunter2-plaintext\n";
+const CONFIGMAP: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  mode: fast\n";
+
+/// A repository with one commit and the hook installed (with `install_args`).
+fn repo(install_args: &[&str]) -> Sandbox {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.write(".gitignore", "id.txt\n.config/\nrun/\n");
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "init"]).ok();
+    let mut args = vec!["hook", "install"];
+    args.extend_from_slice(install_args);
+    s.run(&args).ok();
+    s
+}
+
+fn commit(s: &Sandbox, msg: &str) -> Run {
+    git(s, &["commit", "-qm", msg])
+}
+
+fn head(s: &Sandbox) -> String {
+    git(s, &["rev-parse", "HEAD"]).ok().stdout
+}
+
+/// The blob the last commit recorded for `path`.
+fn committed(s: &Sandbox, path: &str) -> String {
+    git(s, &["show", &format!("HEAD:{path}")]).ok().stdout
+}
+
+#[test]
+fn a_staged_plaintext_secret_blocks_the_commit_and_says_how_to_fix_it() {
+    let s = repo(&[]);
+    s.write("deploy/app.yaml", format!("{CONFIGMAP}---\n{PLAIN}"));
+    git(&s, &["add", "-A"]).ok();
+    let before = head(&s);
+    let c = commit(&s, "leak").fails();
+    assert_eq!(head(&s), before, "the commit must not happen");
+    assert!(
+        c.stderr
+            .contains("deploy/app.yaml: document 2 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    assert!(
+        c.stderr
+            .contains("gitops-seal encrypt --in-place deploy/app.yaml && git add deploy/app.yaml"),
+        "{}",
+        c.stderr
+    );
+    assert!(
+        !c.stderr.contains("hunter2"),
+        "a value leaked: {}",
+        c.stderr
+    );
+}
+
+#[test]
+fn sealed_files_ordinary_manifests_and_other_files_commit() {
+    let s = repo(&[]);
+    s.seal("sealed.yaml", PLAIN);
+    s.write("cfg.yaml", CONFIGMAP);
+    s.write("notes.md", "kind: Secret is a word in prose here\n");
+    s.write("logo.bin", b"\x00\xff\xfe kind: Secret".as_slice());
+    // A Secret without values (a service-account token placeholder) is not a leak.
+    s.write(
+        "token.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: t\ntype: kubernetes.io/service-account-token\n",
+    );
+    git(&s, &["add", "-A"]).ok();
+    let before = head(&s);
+    let c = commit(&s, "fine");
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert_ne!(head(&s), before);
+    assert_eq!(c.stderr, "", "a clean commit prints nothing");
+}
+
+#[test]
+fn the_hook_judges_the_index_not_the_working_tree() {
+    // Plaintext staged, then sealed in the working tree without `git add`: still blocked.
+    let s = repo(&[]);
+    s.write("s.yaml", PLAIN);
+    git(&s, &["add", "s.yaml"]).ok();
+    s.run(&[
+        "encrypt",
+        "--in-place",
+        "-r",
+        &s.recipient.clone(),
+        "s.yaml",
+    ])
+    .ok();
+    let c = commit(&s, "staged plaintext").fails();
+    assert!(c.stderr.contains("s.yaml: document 1 (Secret prod/db)"));
+
+    // Sealed staged, plaintext in the working tree: the commit records the sealed blob.
+    let s = repo(&[]);
+    s.seal("s.yaml", PLAIN);
+    git(&s, &["add", "s.yaml"]).ok();
+    s.write("s.yaml", PLAIN);
+    let c = commit(&s, "staged sealed");
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert!(committed(&s, "s.yaml").contains("kind: SealedSecret"));
+}
+
+#[test]
+fn commit_all_is_judged_on_the_index_git_builds_for_it() {
+    // `git commit -a` hands the hook a temporary index (GIT_INDEX_FILE): a tracked file made
+    // plaintext in the working tree must be caught although .git/index still holds it sealed.
+    let s = repo(&[]);
+    s.seal("s.yaml", PLAIN);
+    git(&s, &["add", "s.yaml"]).ok();
+    commit(&s, "sealed").ok();
+    s.write("s.yaml", PLAIN);
+    let before = head(&s);
+    let c = git(&s, &["commit", "-qam", "leak via -a"]).fails();
+    assert!(c.stderr.contains("s.yaml: document 1 (Secret prod/db)"));
+    assert_eq!(head(&s), before);
+}
+
+#[test]
+fn json_lists_and_any_extension_are_checked() {
+    let s = repo(&[]);
+    s.write(
+        "secret.json",
+        r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "j"}, "data": {"k": "dg=="}}"#,
+    );
+    s.write(
+        "list.txt",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: inner, namespace: ns}\n  stringData: {k: v}\n",
+    );
+    git(&s, &["add", "-A"]).ok();
+    let c = commit(&s, "leaks").fails();
+    assert!(
+        c.stderr.contains("secret.json: document 1 (Secret j)"),
+        "{}",
+        c.stderr
+    );
+    assert!(
+        c.stderr
+            .contains("list.txt: document 1 (List item 2: Secret ns/inner)"),
+        "{}",
+        c.stderr
+    );
+}
+
+#[test]
+fn a_helm_template_is_noted_unless_it_declares_a_secret() {
+    let s = repo(&[]);
+    s.write(
+        "chart/templates/cm.yaml",
+        "{{- if .Values.on }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n{{- end }}\n",
+    );
+    git(&s, &["add", "-A"]).ok();
+    let c = commit(&s, "template");
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert!(c
+        .stderr
+        .contains("note: chart/templates/cm.yaml: document 1 skipped"));
+
+    s.write(
+        "chart/templates/secret.yaml",
+        "{{- if .Values.on }}\napiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  k: {{ .Values.k }}\n{{- end }}\n",
+    );
+    git(&s, &["add", "-A"]).ok();
+    let c = commit(&s, "template secret").fails();
+    assert!(c
+        .stderr
+        .contains("chart/templates/secret.yaml: document 1: not valid YAML"));
+    assert!(c.stderr.contains("ignore:"), "{}", c.stderr);
+
+    // Ignored paths pass.
+    s.write(".gitops-seal.yaml", "ignore: ['chart/**']\n");
+    git(&s, &["add", "-A"]).ok();
+    let c = commit(&s, "ignored");
+    assert_eq!(c.code, 0, "{}", c.stderr);
+}
+
+#[test]
+fn renames_of_a_plaintext_secret_are_blocked_and_of_a_sealed_one_pass() {
+    let s = repo(&[]);
+    s.write("old.yaml", PLAIN);
+    s.seal("sealed-old.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "bypass", "--no-verify"]).ok();
+    git(&s, &["mv", "old.yaml", "new.yaml"]).ok();
+    git(&s, &["mv", "sealed-old.yaml", "sealed-new.yaml"]).ok();
+    let c = commit(&s, "rename").fails();
+    assert!(
+        c.stderr.contains("new.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    assert!(!c.stderr.contains("sealed-new.yaml"), "{}", c.stderr);
+}
+
+#[test]
+fn fix_seals_the_staged_content_and_the_working_tree_then_commits() {
+    let s = repo(&["--fix"]);
+    let rule = format!(
+        "rules:\n  - path: 'deploy/**'\n    recipients: ['{}']\n",
+        s.recipient
+    );
+    s.write(".gitops-seal.yaml", rule);
+    s.write("deploy/app.yaml", format!("{CONFIGMAP}---\n{PLAIN}"));
+    git(&s, &["add", "-A"]).ok();
+    let c = commit(&s, "fixed");
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert!(c.stderr.contains("sealed deploy/app.yaml"), "{}", c.stderr);
+    let recorded = committed(&s, "deploy/app.yaml");
+    assert!(
+        recorded.starts_with(CONFIGMAP),
+        "non-Secrets kept: {recorded}"
+    );
+    assert!(recorded.contains("kind: SealedSecret") && !recorded.contains("hunter2"));
+    assert_eq!(
+        s.read("deploy/app.yaml"),
+        recorded,
+        "working tree sealed too"
+    );
+    assert_eq!(git(&s, &["status", "--porcelain"]).ok().stdout, "");
+    let opened = s
+        .run(&["decrypt", "-i", "id.txt", "deploy/app.yaml"])
+        .ok()
+        .stdout;
+    assert!(opened.contains("password: hunter2-plaintext"), "{opened}");
+}
+
+#[test]
+fn fix_without_a_rule_refuses_and_names_the_file() {
+    let s = repo(&["--fix"]);
+    s.write("app.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    let before = head(&s);
+    let c = commit(&s, "no rule").fails();
+    assert!(c.stderr.contains("app.yaml: no rule"), "{}", c.stderr);
+    assert_eq!(head(&s), before);
+    assert_eq!(s.read("app.yaml"), PLAIN, "nothing written");
+}
+
+#[test]
+fn a_foreign_hook_is_kept_called_and_restored() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    let foreign = "#!/bin/sh\necho foreign-ran >> foreign.log\n";
+    let hook = s.write(".git/hooks/pre-commit", foreign);
+    set_executable(&hook);
+
+    let r = s.run(&["hook", "install"]).fails();
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(s.read(".git/hooks/pre-commit"), foreign);
+
+    s.run(&["hook", "install", "--force"]).ok();
+    assert_eq!(s.read(".git/hooks/pre-commit.local"), foreign);
+    s.write(".gitignore", "id.txt\nforeign.log\n.config/\nrun/\n");
+    s.write("a.txt", "a\n");
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "first").ok();
+    assert_eq!(s.read("foreign.log"), "foreign-ran\n");
+    s.write("s.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "leak").fails();
+
+    s.run(&["hook", "uninstall"]).ok();
+    assert_eq!(s.read(".git/hooks/pre-commit"), foreign);
+    assert!(!s.path(".git/hooks/pre-commit.local").exists());
+    // Uninstall leaves a hook that is not ours alone.
+    s.run(&["hook", "uninstall"]).fails();
+    assert_eq!(s.read(".git/hooks/pre-commit"), foreign);
+}
+
+#[test]
+fn install_follows_core_hooks_path() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    git(&s, &["config", "core.hooksPath", ".githooks"]).ok();
+    s.run(&["hook", "install"]).ok();
+    assert!(s.path(".githooks/pre-commit").exists());
+    assert!(!s.path(".git/hooks/pre-commit").exists());
+    s.write(".gitignore", "id.txt\n.config/\nrun/\n");
+    s.write("s.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    let c = commit(&s, "leak").fails();
+    assert!(c.stderr.contains("s.yaml: document 1 (Secret prod/db)"));
+}
+
+#[test]
+fn history_scan_finds_a_secret_committed_and_later_deleted() {
+    let s = repo(&[]);
+    s.write("leak.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "oops", "--no-verify"]).ok();
+    let leaked_in = head(&s).trim().to_string();
+    git(&s, &["rm", "-q", "leak.yaml"]).ok();
+    commit(&s, "remove").ok();
+    // On a side branch only, too.
+    git(&s, &["checkout", "-qb", "side"]).ok();
+    s.write("side/other.json", r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"o","namespace":"x"},"stringData":{"k":"v"}}"#);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "side", "--no-verify"]).ok();
+    let side = head(&s).trim().to_string();
+    git(&s, &["checkout", "-q", "main"]).ok();
+
+    let tree = s.run(&["scan"]);
+    assert_eq!(tree.code, 0, "the working tree is clean: {}", tree.stdout);
+
+    let h = s.run(&["scan", "--history"]);
+    assert_eq!(h.code, 1, "{}", h.stderr);
+    assert!(
+        h.stdout.contains(&format!(
+            "commit {}: leak.yaml: document 1 (Secret prod/db)",
+            &leaked_in[..12]
+        )),
+        "{}",
+        h.stdout
+    );
+    assert!(h
+        .stdout
+        .contains(&format!("commit {}: side/other.json", &side[..12])));
+    assert!(!h.stdout.contains("hunter2"));
+
+    let j = s.run(&["scan", "--history", "--format", "json"]);
+    assert_eq!(j.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    let leak = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "leak.yaml")
+        .unwrap();
+    assert_eq!(leak["commit"], leaked_in.as_str());
+    assert_eq!(leak["object"], "Secret prod/db");
+    assert_eq!(leak["document"], 1);
+}
+
+#[test]
+fn scan_of_a_tree_reports_files_and_exit_codes() {
+    let s = Sandbox::new();
+    s.write("a/plain.yaml", PLAIN);
+    s.seal("a/sealed.yaml", PLAIN);
+    s.write("b/cm.yaml", CONFIGMAP);
+    let r = s.run(&["scan"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "a/plain.yaml: document 1 (Secret prod/db)\n");
+    let r = s.run(&["scan", "b"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let r = s.run(&["scan", "missing"]);
+    assert_eq!(r.code, 2, "an error is not a finding: {}", r.stderr);
+}
+
+#[test]
+fn textconv_opens_values_with_a_key_and_hides_them_without() {
+    let s = Sandbox::new();
+    s.seal("s.yaml", &format!("{CONFIGMAP}---\n{PLAIN}"));
+    let opened = s
+        .command(&["textconv", "s.yaml"])
+        .env("GITOPS_SEAL_IDENTITY", s.path("id.txt"))
+        .output()
+        .unwrap();
+    let opened = String::from_utf8(opened.stdout).unwrap();
+    assert!(opened.starts_with(CONFIGMAP), "{opened}");
+    assert!(opened.contains("password: hunter2-plaintext"), "{opened}");
+
+    let hidden = s.run(&["textconv", "s.yaml"]).ok().stdout;
+    assert!(hidden.contains("password: \"<sealed>\""), "{hidden}");
+    assert!(!hidden.contains("hunter2"));
+}
+
+#[test]
+fn git_diff_shows_the_changed_value_through_textconv() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.write(".gitattributes", "*.yaml diff=gitops-seal\n");
+    git(
+        &s,
+        &[
+            "config",
+            "diff.gitops-seal.textconv",
+            "gitops-seal textconv",
+        ],
+    )
+    .ok();
+    s.write(".gitignore", "id.txt\n.config/\nrun/\n");
+    s.seal("s.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "sealed"]).ok();
+    s.run(&[
+        "set",
+        "s.yaml",
+        "db",
+        "password",
+        "--from-literal",
+        "rotated-value",
+    ])
+    .ok();
+    let id = s.path("id.txt");
+    let d = git_env(
+        &s,
+        &["diff"],
+        &[("GITOPS_SEAL_IDENTITY", id.to_str().unwrap())],
+    )
+    .ok();
+    assert!(
+        d.stdout.contains("-  password: hunter2-plaintext"),
+        "{}",
+        d.stdout
+    );
+    assert!(
+        d.stdout.contains("+  password: rotated-value"),
+        "{}",
+        d.stdout
+    );
+    // Without a key the diff still works and shows no value.
+    let d = git(&s, &["diff"]).ok();
+    assert!(!d.stdout.contains("hunter2") && !d.stdout.contains("rotated"));
+}
+
+fn set_executable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
