@@ -99,6 +99,7 @@ fn root_config(workdir: &Path) -> Result<Config> {
 pub fn run(fix: bool) -> Result<i32> {
     // From the environment: `git commit -a` and `git commit PATH` hand the hook a temporary
     // index in GIT_INDEX_FILE, and that index, not .git/index, is what gets committed.
+    git::read_without_rehashing();
     let repo = git2::Repository::open_from_env()
         .context("`gitops-seal hook run` must run inside a Git repository")?;
     let workdir = repo
@@ -229,6 +230,7 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
     let mut found: Vec<(Option<String>, String, ops::PlaintextFinding)> = Vec::new();
     let mut notes = Vec::new();
     if history {
+        git::read_without_rehashing();
         let repo = open_repo(path)?;
         let config = repo
             .workdir()
