@@ -4,6 +4,8 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
 
 use zeroize::Zeroizing;
 
@@ -26,6 +28,12 @@ pub fn read_input(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
 /// rename. The temp file gets the original's permissions before any byte is written, and is
 /// removed if anything fails.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    stage(path, contents)?.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes, syncs and returns the temp file that will replace `path`.
+fn stage(path: &Path, contents: &[u8]) -> io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -40,8 +48,128 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     }
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(tmp)
+}
+
+type Staged = Result<(PathBuf, tempfile::NamedTempFile), (PathBuf, io::Error)>;
+
+/// Atomic replacements of many files, all or none. [`StagedWrites::stage`] hands a file's new
+/// contents to background I/O threads, which write and fsync a temp file beside it while the
+/// caller computes the next one (an fsync waits on the disk, not the CPU, and concurrent
+/// fsyncs share journal commits). [`StagedWrites::finish`] renames them all, or, if any failed
+/// to stage, replaces nothing. Dropped without `finish`, it removes every temp file.
+pub struct StagedWrites {
+    queue: Option<mpsc::Sender<(PathBuf, Zeroizing<Vec<u8>>)>>,
+    workers: Vec<thread::JoinHandle<Vec<Staged>>>,
+}
+
+impl StagedWrites {
+    /// Up to 16 I/O threads, fewer for fewer files.
+    pub fn new(files: usize) -> Self {
+        let (queue, jobs) = mpsc::channel::<(PathBuf, Zeroizing<Vec<u8>>)>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        let workers = (0..files.clamp(1, 16))
+            .map(|_| {
+                let jobs = Arc::clone(&jobs);
+                thread::spawn(move || {
+                    let mut staged = Vec::new();
+                    loop {
+                        let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((path, contents)) = job else { break };
+                        staged.push(match stage(&path, &contents) {
+                            Ok(tmp) => Ok((path, tmp)),
+                            Err(e) => Err((path, e)),
+                        });
+                    }
+                    staged
+                })
+            })
+            .collect();
+        StagedWrites {
+            queue: Some(queue),
+            workers,
+        }
+    }
+
+    pub fn stage(&self, path: PathBuf, contents: Zeroizing<Vec<u8>>) {
+        if let Some(queue) = &self.queue {
+            // Workers only stop once the queue is closed, so the send cannot fail.
+            let _ = queue.send((path, contents));
+        }
+    }
+
+    fn drain(&mut self) -> Vec<Staged> {
+        self.queue = None;
+        self.workers
+            .drain(..)
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    }
+
+    /// Renames every staged file into place; returns how many. If any failed to stage, the
+    /// first failure is returned and no file is replaced.
+    pub fn finish(mut self) -> Result<usize, (PathBuf, io::Error)> {
+        let staged: Vec<(PathBuf, tempfile::NamedTempFile)> =
+            self.drain().into_iter().collect::<Result<_, _>>()?;
+        on_io_threads(&staged, |(path, tmp)| {
+            fs::rename(tmp.path(), path).map_err(|e| (path.clone(), e))
+        })?;
+        let count = staged.len();
+        for (_, tmp) in staged {
+            // Renamed: nothing is left for the temp file's destructor to remove.
+            let _ = tmp.keep();
+        }
+        Ok(count)
+    }
+}
+
+impl Drop for StagedWrites {
+    fn drop(&mut self) {
+        // Joins the workers so that no temp file is written after this; dropping what they
+        // staged removes it.
+        drop(self.drain());
+    }
+}
+
+/// Maps `work` over `items` on up to 32 threads, in order; the first error wins.
+fn on_io_threads<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
+    const THREADS: usize = 32;
+    if items.len() <= 1 {
+        return items.iter().map(&work).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = THREADS.min(items.len());
+    let mut results: Vec<(usize, Result<R, E>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        let r = work(item);
+                        let failed = r.is_err();
+                        done.push((i, r));
+                        if failed {
+                            // Stop handing out work: nothing after a failure is needed.
+                            next.store(items.len(), std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("an I/O worker panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// True for names the folder walk picks up as manifests.
@@ -83,4 +211,71 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn bytes(s: &str) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn staged_writes_replace_every_file_and_keep_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        let b = dir.path().join("b.yaml");
+        fs::write(&a, "old a").unwrap();
+        fs::write(&b, "old b").unwrap();
+        fs::set_permissions(&a, fs::Permissions::from_mode(0o640)).unwrap();
+        let w = StagedWrites::new(2);
+        w.stage(a.clone(), bytes("new a"));
+        w.stage(b.clone(), bytes("new b"));
+        assert_eq!(w.finish().unwrap(), 2);
+        assert_eq!(fs::read_to_string(&a).unwrap(), "new a");
+        assert_eq!(fs::read_to_string(&b).unwrap(), "new b");
+        assert_eq!(
+            fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(names(dir.path()), ["a.yaml", "b.yaml"], "no temp file left");
+    }
+
+    #[test]
+    fn one_failure_replaces_nothing_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        fs::write(&a, "old a").unwrap();
+        let w = StagedWrites::new(2);
+        w.stage(a.clone(), bytes("new a"));
+        let missing = dir.path().join("gone/b.yaml");
+        w.stage(missing.clone(), bytes("new b"));
+        let (path, _) = w.finish().unwrap_err();
+        assert_eq!(path, missing);
+        assert_eq!(fs::read_to_string(&a).unwrap(), "old a");
+        assert_eq!(names(dir.path()), ["a.yaml"]);
+    }
+
+    #[test]
+    fn dropping_unfinished_writes_replaces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        fs::write(&a, "old a").unwrap();
+        let w = StagedWrites::new(1);
+        w.stage(a.clone(), bytes("new a"));
+        drop(w);
+        assert_eq!(fs::read_to_string(&a).unwrap(), "old a");
+        assert_eq!(names(dir.path()), ["a.yaml"]);
+    }
 }

@@ -238,23 +238,28 @@ fn encrypt(
         };
         jobs.push((p, settings));
     }
+    let staged = in_place.then(|| files::StagedWrites::new(jobs.len()));
     let results: Vec<Result<Option<String>>> = jobs
         .par_iter()
         .map(|(p, settings)| {
             let input = read(p)?;
-            ops::encrypt(&input, settings, None)
-                .map_err(|e| e.in_file(display(p)).into())
-                .map(|out| match out {
-                    Some(out) => Some(out),
-                    None if in_place => None,
-                    None => Some(String::from_utf8_lossy(&input).into_owned()),
-                })
+            let out = ops::encrypt(&input, settings, None).map_err(|e| e.in_file(display(p)))?;
+            Ok(match (&staged, out) {
+                (Some(staged), Some(out)) => {
+                    staged.stage(p.to_path_buf(), zeroize::Zeroizing::new(out.into_bytes()));
+                    None
+                }
+                (_, Some(out)) => Some(out),
+                (Some(_), None) => None,
+                (None, None) => Some(String::from_utf8_lossy(&input).into_owned()),
+            })
         })
         .collect();
-    // All or nothing: any error means no file is written.
+    // All or nothing: any error means no file is replaced (dropping `staged` removes its
+    // temp files).
     let outputs: Vec<Option<String>> = results.into_iter().collect::<Result<_>>()?;
-    if in_place {
-        let changed = write_all(jobs.iter().map(|(p, _)| *p).zip(&outputs))?;
+    if let Some(staged) = staged {
+        let changed = staged.finish().map_err(|(p, e)| Error::io(&p, &e))?;
         eprintln!(
             "sealed {changed} file(s); {} had nothing to seal",
             outputs.len() - changed
@@ -270,20 +275,6 @@ fn encrypt(
         stdout.flush()?;
     }
     Ok(0)
-}
-
-/// Writes every changed file atomically, in parallel (each write waits on its own fsync).
-/// Returns how many were written.
-fn write_all<'a>(
-    outputs: impl Iterator<Item = (&'a PathBuf, &'a Option<String>)>,
-) -> Result<usize> {
-    let changed: Vec<(&PathBuf, &String)> = outputs
-        .filter_map(|(p, o)| Some((p, o.as_ref()?)))
-        .collect();
-    changed.par_iter().try_for_each(|(p, out)| {
-        files::write_atomic(p, out.as_bytes()).map_err(|e| Error::io(p, &e))
-    })?;
-    Ok(changed.len())
 }
 
 fn decrypt(inputs: &[PathBuf], ids: &IdentityArgs, ns: &NamespaceArg) -> Result<i32> {
@@ -363,7 +354,7 @@ fn rekey(
     let identities = load_identities(ids)?;
     let explicit = explicit_recipients(recipients)?;
     let mut rules = Rules::default();
-    let mut outputs = Vec::new();
+    let staged = files::StagedWrites::new(paths.len());
     for p in &paths {
         let info = rules.for_file(p)?;
         let Some(list) = explicit.clone().or(info.recipients) else {
@@ -375,9 +366,11 @@ fn rekey(
         let input = read(p)?;
         let out = ops::rekey(&input, &identities, &list, namespace.as_deref())
             .map_err(|e| e.in_file(display(p)))?;
-        outputs.push((p, out));
+        if let Some(out) = out {
+            staged.stage(p.clone(), zeroize::Zeroizing::new(out.into_bytes()));
+        }
     }
-    let changed = write_all(outputs.iter().map(|(p, out)| (*p, out)))?;
+    let changed = staged.finish().map_err(|(p, e)| Error::io(&p, &e))?;
     eprintln!("rekeyed {changed} file(s)");
     Ok(0)
 }
