@@ -3,8 +3,10 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use age::secrecy::ExposeSecret;
+use age_core::format::{FileKey, Stanza};
 
 use super::error::ErrorKind;
 
@@ -121,51 +123,101 @@ pub fn dedup_recipients(list: Vec<Recipient>) -> Vec<Recipient> {
 }
 
 /// A private key that can open values: an age X25519 identity or an unencrypted SSH key.
-pub enum Identity {
+pub struct Identity {
+    key: IdentityKey,
+    /// Among the stanzas of this identity's type, the position that opened the last value.
+    /// Values sealed together list recipients in the same order, and trying a stanza meant
+    /// for someone else costs a full scalar multiplication, so this one is tried first.
+    stanza_hint: AtomicUsize,
+}
+
+enum IdentityKey {
     X25519(age::x25519::Identity),
     Ssh(age::ssh::Identity),
 }
 
 impl Identity {
-    pub fn as_age(&self) -> &dyn age::Identity {
-        match self {
-            Identity::X25519(i) => i,
-            Identity::Ssh(i) => i,
+    fn new(key: IdentityKey) -> Self {
+        Identity {
+            key,
+            stanza_hint: AtomicUsize::new(0),
+        }
+    }
+
+    fn as_age(&self) -> &dyn age::Identity {
+        match &self.key {
+            IdentityKey::X25519(i) => i,
+            IdentityKey::Ssh(i) => i,
+        }
+    }
+
+    /// The tags of the stanzas this identity can open.
+    fn opens(&self, tag: &str) -> bool {
+        match &self.key {
+            IdentityKey::X25519(_) => tag == "X25519",
+            IdentityKey::Ssh(_) => tag == "ssh-ed25519" || tag == "ssh-rsa",
         }
     }
 
     /// The public recipient, where it can be derived.
     pub fn to_recipient(&self) -> Option<Recipient> {
-        match self {
-            Identity::X25519(i) => Some(Recipient::X25519(i.to_public())),
-            Identity::Ssh(_) => None,
+        match &self.key {
+            IdentityKey::X25519(i) => Some(Recipient::X25519(i.to_public())),
+            IdentityKey::Ssh(_) => None,
         }
     }
 
     /// Generates a new X25519 identity.
     pub fn generate() -> Self {
-        Identity::X25519(age::x25519::Identity::generate())
+        Identity::new(IdentityKey::X25519(age::x25519::Identity::generate()))
     }
 
     /// The identity file text, in age-keygen's layout.
     pub fn to_identity_file(&self, created: &str) -> Option<zeroize::Zeroizing<String>> {
-        match self {
-            Identity::X25519(i) => Some(zeroize::Zeroizing::new(format!(
+        match &self.key {
+            IdentityKey::X25519(i) => Some(zeroize::Zeroizing::new(format!(
                 "# created: {created}\n# public key: {}\n{}\n",
                 i.to_public(),
                 i.to_string().expose_secret()
             ))),
-            Identity::Ssh(_) => None,
+            IdentityKey::Ssh(_) => None,
         }
+    }
+}
+
+impl age::Identity for Identity {
+    fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, age::DecryptError>> {
+        self.as_age().unwrap_stanza(stanza)
+    }
+
+    /// As age's own, trying the hinted position first. Same outcome, in any order: the first
+    /// stanza that is for this identity decides (a file key or a malformed-stanza error).
+    fn unwrap_stanzas(&self, stanzas: &[Stanza]) -> Option<Result<FileKey, age::DecryptError>> {
+        let mine: Vec<&Stanza> = stanzas.iter().filter(|s| self.opens(&s.tag)).collect();
+        let hint = self.stanza_hint.load(Ordering::Relaxed);
+        let order = mine
+            .get(hint)
+            .map(|s| (hint, *s))
+            .into_iter()
+            .chain(mine.iter().copied().enumerate().filter(|(k, _)| *k != hint));
+        for (k, stanza) in order {
+            if let Some(result) = self.unwrap_stanza(stanza) {
+                if result.is_ok() {
+                    self.stanza_hint.store(k, Ordering::Relaxed);
+                }
+                return Some(result);
+            }
+        }
+        None
     }
 }
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material.
-        match self {
-            Identity::X25519(i) => write!(f, "Identity(X25519 {})", i.to_public()),
-            Identity::Ssh(_) => f.write_str("Identity(ssh)"),
+        match &self.key {
+            IdentityKey::X25519(i) => write!(f, "Identity(X25519 {})", i.to_public()),
+            IdentityKey::Ssh(_) => f.write_str("Identity(ssh)"),
         }
     }
 }
@@ -178,7 +230,9 @@ pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>, ErrorKind> {
         let identity = age::ssh::Identity::from_buffer(text.as_bytes(), None)
             .map_err(|_| ErrorKind::InvalidIdentity("not a readable SSH private key".into()))?;
         return match identity {
-            age::ssh::Identity::Unencrypted(_) => Ok(vec![Identity::Ssh(identity)]),
+            age::ssh::Identity::Unencrypted(_) => {
+                Ok(vec![Identity::new(IdentityKey::Ssh(identity))])
+            }
             age::ssh::Identity::Encrypted(_) => Err(ErrorKind::InvalidIdentity(
                 "passphrase-protected SSH keys are not supported; use an age identity".into(),
             )),
@@ -207,7 +261,7 @@ pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>, ErrorKind> {
         let id = age::x25519::Identity::from_str(line).map_err(|_| {
             ErrorKind::InvalidIdentity(format!("line {} is not an age identity", i + 1))
         })?;
-        out.push(Identity::X25519(id));
+        out.push(Identity::new(IdentityKey::X25519(id)));
     }
     if out.is_empty() {
         return Err(ErrorKind::InvalidIdentity("no identity in the file".into()));

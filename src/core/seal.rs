@@ -55,7 +55,7 @@ pub fn open_value(
         ));
     }
     let mut reader = decryptor
-        .decrypt(identities.iter().map(|i| i.as_age()))
+        .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
         .map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => ErrorKind::NoMatchingIdentity,
             age::DecryptError::InvalidHeader | age::DecryptError::UnknownFormat => {
@@ -110,4 +110,35 @@ pub fn stanza_tags(ciphertext: &[u8]) -> Result<Vec<String>, ErrorKind> {
         }
     }
     Err(not_age())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::binding::Scope;
+
+    #[test]
+    fn values_open_whatever_position_their_stanza_has() {
+        let me = Identity::generate();
+        let other = Identity::generate();
+        let (mine, theirs) = (me.to_recipient().unwrap(), other.to_recipient().unwrap());
+        let b = Binding::new(Scope::Strict, "Opaque", Some("ns"), "s", "k").unwrap();
+        // The hint learnt on one order must not stop the other order (or a lone stanza)
+        // from opening.
+        for order in [
+            vec![theirs.clone(), mine.clone()],
+            vec![mine.clone(), theirs.clone()],
+            vec![theirs.clone(), mine.clone()],
+            vec![mine.clone()],
+        ] {
+            let ct = seal_value(&order, &b, b"v").unwrap();
+            let value = unseal_value(std::slice::from_ref(&me), &b, &ct).unwrap();
+            assert_eq!(&value[..], b"v");
+        }
+        let ct = seal_value(std::slice::from_ref(&theirs), &b, b"v").unwrap();
+        assert!(matches!(
+            unseal_value(std::slice::from_ref(&me), &b, &ct),
+            Err(ErrorKind::NoMatchingIdentity)
+        ));
+    }
 }
