@@ -23,14 +23,22 @@ fn open_repo(start: &Path) -> Result<git2::Repository> {
 }
 
 fn hook_script(fix: bool) -> String {
+    // The binary that installed the hook is the fallback when `gitops-seal` is not on the PATH
+    // of whoever commits (a GUI client, say): a hook that cannot run must not silently pass.
+    let fallback = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(shell_quote))
+        .unwrap_or_else(|| "gitops-seal".into());
     format!(
-        "#!/bin/sh\n{}. Installed by `gitops-seal hook install`; remove it with `gitops-seal hook uninstall`.\n\
+        "#!/bin/sh\n{marker}. Installed by `gitops-seal hook install`; remove it with `gitops-seal hook uninstall`.\n\
          # A hook that was here before is kept as pre-commit.local and runs first.\n\
-         local_hook=\"$(dirname \"$0\")/pre-commit.local\"\n\
+         local_hook=\"${{0%/*}}/pre-commit.local\"\n\
          if [ -x \"$local_hook\" ]; then \"$local_hook\" \"$@\" || exit $?; fi\n\
-         exec gitops-seal hook run{}\n",
-        git::HOOK_MARKER,
-        if fix { " --fix" } else { "" }
+         seal=gitops-seal\n\
+         command -v \"$seal\" >/dev/null 2>&1 || seal={fallback}\n\
+         exec \"$seal\" hook run{fix}\n",
+        marker = git::HOOK_MARKER,
+        fix = if fix { " --fix" } else { "" }
     )
 }
 
@@ -250,45 +258,31 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
         notes.push(format!("scanned {commits} commit(s)"));
     } else {
         let root = fs::canonicalize(path).with_context(|| format!("reading {}", path.display()))?;
-        let config = config::find_config(&root)
-            .map(|p| config::load_config(&p))
-            .transpose()?;
-        let mut stack = vec![root.clone()];
-        let mut count = 0;
-        while let Some(dir) = stack.pop() {
-            let mut entries: Vec<PathBuf> = if dir.is_dir() {
-                fs::read_dir(&dir)?.flatten().map(|e| e.path()).collect()
-            } else {
-                vec![dir.clone()]
+        let walk = TreeWalk {
+            config: config::find_config(&root)
+                .map(|p| config::load_config(&p))
+                .transpose()?,
+            // Files Git ignores cannot reach a commit by accident: a plaintext Secret kept
+            // out of Git on purpose is not a finding.
+            repo: git2::Repository::discover(&root)
+                .ok()
+                .filter(|r| r.workdir().is_some()),
+            cwd: std::env::current_dir()?,
+        };
+        let mut files = Vec::new();
+        walk.collect(&root, &mut files)?;
+        let count = files.len();
+        for p in files {
+            let Ok(bytes) = files::read_input(&p) else {
+                continue;
             };
-            entries.sort();
-            for p in entries {
-                if p.file_name().is_some_and(|n| n == ".git") {
-                    continue;
-                }
-                if p.is_dir() {
-                    stack.push(p);
-                    continue;
-                }
-                let shown = config::relative_slash_path(&std::env::current_dir()?, &p);
-                if let Some(c) = &config {
-                    if c.config
-                        .is_ignored(&config::relative_slash_path(&c.dir, &p))
-                    {
-                        continue;
-                    }
-                }
-                let Ok(bytes) = files::read_input(&p) else {
-                    continue;
-                };
-                count += 1;
-                let report = ops::scan_content(&bytes);
-                for s in report.skipped {
-                    notes.push(format!("note: {shown}: {s}"));
-                }
-                for f in report.findings {
-                    found.push((None, shown.clone(), f));
-                }
+            let shown = config::relative_slash_path(&walk.cwd, &p);
+            let report = ops::scan_content(&bytes);
+            for s in report.skipped {
+                notes.push(format!("note: {shown}: {s}"));
+            }
+            for f in report.findings {
+                found.push((None, shown.clone(), f));
             }
         }
         notes.push(format!("scanned {count} file(s)"));
@@ -318,6 +312,55 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
         }
     }
     Ok(i32::from(!found.is_empty()))
+}
+
+/// The files `scan` reads under a folder: in name order, symlinks not followed, `.git`, the
+/// config's `ignore:` globs and (inside a repository) what Git ignores left out.
+struct TreeWalk {
+    config: Option<config::LoadedConfig>,
+    repo: Option<git2::Repository>,
+    cwd: PathBuf,
+}
+
+impl TreeWalk {
+    fn skipped(&self, path: &Path) -> bool {
+        if path.file_name().is_some_and(|n| n == ".git") {
+            return true;
+        }
+        if let Some(c) = &self.config {
+            if c.config
+                .is_ignored(&config::relative_slash_path(&c.dir, path))
+            {
+                return true;
+            }
+        }
+        let Some(repo) = &self.repo else { return false };
+        let workdir = repo.workdir().unwrap_or(Path::new("/"));
+        path.strip_prefix(workdir)
+            .ok()
+            .filter(|rel| !rel.as_os_str().is_empty())
+            .is_some_and(|rel| repo.is_path_ignored(rel).unwrap_or(false))
+    }
+
+    fn collect(&self, path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let meta =
+            fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        if meta.is_file() {
+            out.push(path.to_path_buf());
+        } else if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?;
+            entries.sort();
+            for entry in entries {
+                if !self.skipped(&entry) {
+                    self.collect(&entry, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Prints a file for `git diff`: SealedSecrets opened when an identity is at hand, otherwise

@@ -423,3 +423,39 @@ fn set_executable(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn the_hook_still_blocks_when_gitops_seal_is_not_on_path() {
+    // A GUI client's PATH, without the binary: the hook falls back to the binary that
+    // installed it rather than failing open.
+    let s = repo(&[]);
+    s.write("s.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    let git_dir = std::process::Command::new("sh")
+        .args(["-c", "dirname \"$(command -v git)\""])
+        .output()
+        .unwrap();
+    let path = format!(
+        "{}:/usr/bin:/bin",
+        String::from_utf8(git_dir.stdout).unwrap().trim()
+    );
+    let c = git_env(&s, &["commit", "-qm", "leak"], &[("PATH", &path)]).fails();
+    assert!(
+        c.stderr.contains("s.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+}
+
+#[test]
+fn scan_leaves_out_what_git_ignores_and_does_not_follow_symlinks() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.write(".gitignore", "local/\n");
+    s.write("local/dev-secret.yaml", PLAIN);
+    s.write("deploy/leak.yaml", PLAIN);
+    std::os::unix::fs::symlink(s.path("deploy"), s.path("deploy/loop")).unwrap();
+    let r = s.run(&["scan"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stdout, "deploy/leak.yaml: document 1 (Secret prod/db)\n");
+}
