@@ -3,6 +3,7 @@
 
 use divan::Bencher;
 use gitops_seal::core::binding::{Binding, Scope};
+use gitops_seal::core::keys::parse_identity_file;
 use gitops_seal::core::seal::{seal_value, unseal_value};
 use gitops_seal::core::{Identity, Recipient};
 use gitops_seal::ops::{self, SealSettings};
@@ -34,9 +35,22 @@ fn unseal_one_value(bencher: Bencher, recipients: usize) {
     let (ids, rs) = keys(recipients);
     let b = binding();
     let ct = seal_value(&rs, &b, &[b'x'; 256]).unwrap();
-    // The identity is the last recipient: the worst case, every stanza is tried.
+    // The identity is the last recipient. After the first value it has learnt its stanza's
+    // position, as it does after the first value of a file: one stanza is tried.
     let last = vec![ids.into_iter().last().unwrap()];
     bencher.bench(|| unseal_value(&last, &b, divan::black_box(&ct)).unwrap());
+}
+
+/// The first value an identity opens, as the last of `recipients`: every stanza is tried.
+#[divan::bench(args = [1, 2, 5])]
+fn unseal_first_value(bencher: Bencher, recipients: usize) {
+    let (ids, rs) = keys(recipients);
+    let b = binding();
+    let ct = seal_value(&rs, &b, &[b'x'; 256]).unwrap();
+    let file = ids.last().unwrap().to_identity_file("bench").unwrap();
+    bencher
+        .with_inputs(|| parse_identity_file(&file).unwrap())
+        .bench_values(|fresh| unseal_value(&fresh, &b, divan::black_box(&ct)).unwrap());
 }
 
 #[divan::bench]

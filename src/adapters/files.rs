@@ -28,11 +28,13 @@ pub fn read_input(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
 /// rename. The temp file gets the original's permissions before any byte is written, and is
 /// removed if anything fails.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    stage(path, contents)?.persist(path).map_err(|e| e.error)?;
+    let tmp = stage(path, contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
-/// Writes, syncs and returns the temp file that will replace `path`.
+/// Writes and returns the temp file that will replace `path` (not yet synced).
 fn stage(path: &Path, contents: &[u8]) -> io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -47,7 +49,6 @@ fn stage(path: &Path, contents: &[u8]) -> io::Result<tempfile::NamedTempFile> {
         tmp.as_file().set_permissions(perms)?;
     }
     tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
     Ok(tmp)
 }
 
@@ -111,6 +112,22 @@ impl StagedWrites {
     pub fn finish(mut self) -> Result<usize, (PathBuf, io::Error)> {
         let staged: Vec<(PathBuf, tempfile::NamedTempFile)> =
             self.drain().into_iter().collect::<Result<_, _>>()?;
+        // Every new content must be on disk before the first rename. For a batch, one syncfs
+        // per file system does that at once, where an fsync per file would commit the
+        // journal once per file; for a few files, fsync does not flush unrelated data.
+        const BATCH: usize = 8;
+        let mut synced = std::collections::HashSet::new();
+        for (path, tmp) in &staged {
+            let file = tmp.as_file();
+            if staged.len() <= BATCH {
+                file.sync_all().map_err(|e| (path.clone(), e))?;
+                continue;
+            }
+            let meta = file.metadata().map_err(|e| (path.clone(), e))?;
+            if synced.insert(std::os::unix::fs::MetadataExt::dev(&meta)) {
+                rustix::fs::syncfs(file).map_err(|e| (path.clone(), e.into()))?;
+            }
+        }
         on_io_threads(&staged, |(path, tmp)| {
             fs::rename(tmp.path(), path).map_err(|e| (path.clone(), e))
         })?;
