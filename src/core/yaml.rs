@@ -69,13 +69,31 @@ pub fn is_json(text: &str) -> bool {
 /// in the file (not in the document) and never a snippet of the input, which could hold a
 /// secret.
 pub fn parse<T: DeserializeOwned>(doc: &RawDocument<'_>) -> Result<T, ErrorKind> {
+    parse_with(doc, serde_saphyr::Options::default())
+}
+
+/// Parses a document into an untyped value (a `kind: List` that is re-emitted whole).
+/// Scalar types are inferred by YAML 1.2's core schema only, so that nothing a typed read
+/// keeps as text changes on the way: `n`, `yes` and `off` stay strings (YAML 1.1 would make
+/// them booleans: a namespace `n` would come back as `"false"`), and so does `0777`.
+pub fn parse_value(doc: &RawDocument<'_>) -> Result<serde_json::Value, ErrorKind> {
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options.leading_zero_numbers_as_strings = true;
+    options.underscored_numbers_as_strings = true;
+    parse_with(doc, options)
+}
+
+fn parse_with<T: DeserializeOwned>(
+    doc: &RawDocument<'_>,
+    mut options: serde_saphyr::Options,
+) -> Result<T, ErrorKind> {
     if doc.text.len() > MAX_DOCUMENT_BYTES {
         return Err(ErrorKind::TooLarge {
             size: doc.text.len(),
             limit: MAX_DOCUMENT_BYTES,
         });
     }
-    let mut options = serde_saphyr::Options::default();
     options.alias_limits.max_total_replayed_events = 100_000;
     options.alias_limits.max_replay_stack_depth = 32;
     serde_saphyr::from_str_with_options(doc.text, options)

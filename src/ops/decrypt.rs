@@ -2,12 +2,16 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::core::binding::Scope;
-use crate::core::error::{Error, ResultExt};
+use serde_json::Value;
+
+use crate::core::error::{Error, ErrorKind, ResultExt};
 use crate::core::keys::{Identity, Recipient};
 use crate::core::manifest::{self, DocKind};
 use crate::core::sealed::SealedSecret;
-use crate::core::secret::{self, SCOPE_ANNOTATION};
+use crate::core::secret::{self, PlainSecret, SCOPE_ANNOTATION};
 use crate::core::yaml::{self, RawDocument};
+
+use super::SealedList;
 
 /// Turns every SealedSecret back into a Secret for people holding a key. A scope other than
 /// strict is shown as the `gitops-seal.dev/scope` annotation, so encrypting the output again
@@ -42,17 +46,66 @@ fn decrypt_document(
     identities: &[Identity],
     namespace: Option<&str>,
 ) -> Result<Option<Zeroizing<String>>, Error> {
-    if manifest::classify(doc)? != DocKind::SealedSecret {
-        return Ok(None);
+    match manifest::classify(doc)? {
+        DocKind::SealedSecret => {
+            let plain = open(&SealedSecret::parse(doc)?, identities, namespace)?;
+            Ok(Some(secret::render_secret(&plain, yaml::is_json(doc.text))))
+        }
+        DocKind::List => decrypt_list(doc, identities, namespace),
+        _ => Ok(None),
     }
-    let sealed = SealedSecret::parse(doc)?;
+}
+
+fn open(
+    sealed: &SealedSecret,
+    identities: &[Identity],
+    namespace: Option<&str>,
+) -> Result<PlainSecret, Error> {
     let mut plain = sealed.unseal(identities, namespace)?;
     if sealed.scope != Scope::Strict {
         plain
             .annotations
             .insert(SCOPE_ANNOTATION.into(), sealed.scope.as_str().into());
     }
-    Ok(Some(secret::render_secret(&plain, yaml::is_json(doc.text))))
+    Ok(plain)
+}
+
+/// Opens the SealedSecret items of a `kind: List` (what `encrypt` made of its Secrets). The
+/// list is re-emitted whole, as `encrypt` emits it.
+fn decrypt_list(
+    doc: &RawDocument<'_>,
+    identities: &[Identity],
+    namespace: Option<&str>,
+) -> Result<Option<Zeroizing<String>>, Error> {
+    let mut list = SealedList::parse(doc)?;
+    if list.items.is_empty() {
+        return Ok(None);
+    }
+    let items = std::mem::take(&mut list.items);
+    let mut failure = None;
+    for (n, sealed) in items {
+        let opened = sealed
+            .and_then(|sealed| open(&sealed, identities, namespace))
+            .map(|plain| secret::render_secret(&plain, true))
+            .and_then(|json| {
+                serde_json::from_str::<Value>(&json)
+                    .map_err(|e| ErrorKind::Invalid(e.to_string()).into())
+            });
+        match opened {
+            Ok(value) => list.replace(n, value),
+            Err(e) => {
+                failure = Some(e.in_object(SealedList::object(n, None)));
+                break;
+            }
+        }
+    }
+    let out = match failure {
+        Some(e) => Err(e),
+        None => Ok(Some(Zeroizing::new(list.render(yaml::is_json(doc.text))))),
+    };
+    // Opened values sit in plain JSON strings: overwrite them before they are dropped.
+    super::wipe(&mut list.list);
+    out
 }
 
 /// Re-seals every value of every SealedSecret to `recipients` (needs a key to open them).
@@ -68,11 +121,7 @@ pub fn rekey(
     let rewritten: Vec<Option<String>> = numbered
         .par_iter()
         .map(|(n, doc)| {
-            let run = || -> Result<Option<String>, Error> {
-                if manifest::classify(doc)? != DocKind::SealedSecret {
-                    return Ok(None);
-                }
-                let sealed = SealedSecret::parse(doc)?;
+            let reseal = |sealed: &SealedSecret| -> Result<SealedSecret, Error> {
                 let plain = sealed.unseal(identities, namespace)?;
                 let mut resealed = SealedSecret::seal(
                     &plain,
@@ -83,7 +132,29 @@ pub fn rekey(
                 )?;
                 resealed.labels = sealed.labels.clone();
                 resealed.annotations = sealed.annotations.clone();
-                Ok(Some(resealed.render(yaml::is_json(doc.text))))
+                Ok(resealed)
+            };
+            let run = || -> Result<Option<String>, Error> {
+                let json = yaml::is_json(doc.text);
+                match manifest::classify(doc)? {
+                    DocKind::SealedSecret => {
+                        Ok(Some(reseal(&SealedSecret::parse(doc)?)?.render(json)))
+                    }
+                    DocKind::List => {
+                        let mut list = SealedList::parse(doc)?;
+                        if list.items.is_empty() {
+                            return Ok(None);
+                        }
+                        for (n, sealed) in std::mem::take(&mut list.items) {
+                            let resealed = sealed
+                                .and_then(|s| reseal(&s))
+                                .map_err(|e| e.in_object(SealedList::object(n, None)))?;
+                            list.replace(n, resealed.to_value());
+                        }
+                        Ok(Some(list.render(json)))
+                    }
+                    _ => Ok(None),
+                }
             };
             run().in_document(*n)
         })

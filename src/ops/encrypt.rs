@@ -131,7 +131,7 @@ fn encrypt_list(
     previous: Option<&Previous>,
     json: bool,
 ) -> Result<Option<String>, Error> {
-    let mut list: Value = yaml::parse(doc)?;
+    let mut list = yaml::parse_value(doc)?;
     let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) else {
         return Ok(None);
     };
@@ -158,7 +158,7 @@ fn encrypt_list(
                 None => e,
             }
         });
-        wipe(item);
+        super::wipe(item);
         let mut item_text = item_text;
         item_text.zeroize();
         let sealed = seal_secret(&parsed?, settings, previous)?;
@@ -173,14 +173,4 @@ fn encrypt_list(
     } else {
         yaml::to_yaml(&list)
     }))
-}
-
-/// Overwrites every string of a JSON value that held plaintext before it is dropped.
-fn wipe(v: &mut Value) {
-    match v {
-        Value::String(s) => s.zeroize(),
-        Value::Array(a) => a.iter_mut().for_each(wipe),
-        Value::Object(m) => m.values_mut().for_each(wipe),
-        _ => {}
-    }
 }

@@ -62,3 +62,79 @@ pub(crate) fn reassemble<S: AsRef<str>>(docs: &[RawDocument<'_>], new: Vec<Optio
     }
     out
 }
+
+/// Overwrites every string of a JSON value that held plaintext before it is dropped.
+pub(crate) fn wipe(v: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(wipe),
+        serde_json::Value::Object(m) => m.values_mut().for_each(wipe),
+        _ => {}
+    }
+}
+
+/// A `kind: List` document parsed whole, with its SealedSecret items: what `encrypt` made of
+/// the Secrets in it. Each item is parsed on its own, so one bad item is an error for that
+/// item (numbered from 1, as `List item N`).
+pub(crate) struct SealedList {
+    pub list: serde_json::Value,
+    pub items: Vec<(usize, Result<crate::core::SealedSecret, Error>)>,
+}
+
+impl SealedList {
+    pub fn parse(doc: &RawDocument<'_>) -> Result<Self, Error> {
+        use crate::core::manifest::{self, DocKind};
+        let list = yaml::parse_value(doc)?;
+        let mut items = Vec::new();
+        let entries = list.get("items").and_then(serde_json::Value::as_array);
+        for (i, item) in entries.into_iter().flatten().enumerate() {
+            let kind = manifest::kind_of(
+                item.get("apiVersion").and_then(serde_json::Value::as_str),
+                item.get("kind").and_then(serde_json::Value::as_str),
+            );
+            if kind != DocKind::SealedSecret {
+                continue;
+            }
+            let text = serde_json::to_string(item).expect("values serialise");
+            let item_doc = RawDocument {
+                text: &text,
+                first_line: doc.first_line,
+                is_empty: false,
+            };
+            let parsed = crate::core::SealedSecret::parse(&item_doc)
+                .map_err(|e| e.in_object(Self::object(i + 1, None)));
+            items.push((i + 1, parsed));
+        }
+        Ok(SealedList { list, items })
+    }
+
+    /// `List item N` or `List item N: SealedSecret ns/name`.
+    pub fn object(item: usize, sealed: Option<&crate::core::SealedSecret>) -> String {
+        match sealed {
+            Some(s) => format!("List item {item}: {}", s.object_ref()),
+            None => format!("List item {item}"),
+        }
+    }
+
+    /// Replaces item `n` (1-based).
+    pub fn replace(&mut self, n: usize, value: serde_json::Value) {
+        if let Some(slot) = self
+            .list
+            .get_mut("items")
+            .and_then(serde_json::Value::as_array_mut)
+            .and_then(|a| a.get_mut(n - 1))
+        {
+            *slot = value;
+        }
+    }
+
+    /// The whole list, in the document's own syntax.
+    pub fn render(&self, json: bool) -> String {
+        if json {
+            yaml::to_json(&self.list)
+        } else {
+            yaml::to_yaml(&self.list)
+        }
+    }
+}

@@ -187,3 +187,43 @@ fn rekey_reseals_for_a_new_list_and_the_old_key_stops_working() {
     s.run(&["decrypt", "-i", "id.txt", "a.yaml"]).fails();
     s.run(&["verify", "--recipient", &new, "a.yaml"]).ok();
 }
+
+#[test]
+fn rekey_and_verify_reach_sealed_secrets_inside_a_list() {
+    let s = Sandbox::new();
+    s.seal(
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s, namespace: ns}\n  stringData: {k: in-a-list}\n",
+    );
+    s.run(&["keygen", "-o", "new.txt"]).ok();
+    let new = s
+        .run(&["recipient", "-i", "new.txt"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    // Before the rekey, verify names the list item whose recipients lack the new key.
+    let r = s.run(&["verify", "--recipient", &new, "list.yaml"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("document 1 (List item 1: SealedSecret ns/s)"),
+        "{}",
+        r.stdout
+    );
+    s.run(&["rekey", "-i", "id.txt", "-r", &new, "list.yaml"])
+        .ok();
+    let after = s.read("list.yaml");
+    assert!(
+        after.contains(&new) && !after.contains(&s.recipient),
+        "{after}"
+    );
+    assert!(s
+        .run(&["decrypt", "-i", "new.txt", "list.yaml"])
+        .ok()
+        .stdout
+        .contains("k: in-a-list"));
+    s.run(&["decrypt", "-i", "id.txt", "list.yaml"]).fails();
+    let v = s.run(&["verify", "--recipient", &new, "-i", "new.txt", "list.yaml"]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+}

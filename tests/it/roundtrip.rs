@@ -92,6 +92,32 @@ fn secrets_inside_a_list_are_sealed_in_place() {
     assert!(sealed.contains("kind: SealedSecret"));
     // The sealed list verifies clean: no plaintext Secret is left in it.
     s.run(&["verify", "list.yaml"]).ok();
+    // And opens again, item by item, the ConfigMap untouched.
+    let opened = s.run(&["decrypt", "-i", "id.txt", "list.yaml"]).ok().stdout;
+    assert!(opened.contains("kind: List"), "{opened}");
+    assert!(opened.contains("k: listvalue"), "{opened}");
+    assert!(!opened.contains("SealedSecret"), "{opened}");
+    assert!(opened.contains("kind: ConfigMap"), "{opened}");
+    // Without the key, the error names the list item.
+    let other = Sandbox::new();
+    std::fs::copy(s.path("list.yaml"), other.path("list.yaml")).unwrap();
+    let r = other.run(&["decrypt", "-i", "id.txt", "list.yaml"]).fails();
+    assert!(r.error_line().contains("document 1"), "{}", r.stderr);
+    assert!(r.error_line().contains("SealedSecret n/s"), "{}", r.stderr);
+}
+
+#[test]
+fn a_json_list_round_trips() {
+    let s = Sandbox::new();
+    s.seal(
+        "list.json",
+        r#"{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "j", "namespace": "n"}, "data": {"k": "aGk="}}]}"#,
+    );
+    let opened = s.run(&["decrypt", "-i", "id.txt", "list.json"]).ok().stdout;
+    let v: serde_json::Value = serde_json::from_str(&opened).unwrap();
+    let item = &v["items"][0];
+    assert_eq!(item["kind"], "Secret");
+    assert_eq!(item["stringData"]["k"], "hi");
 }
 
 #[test]
@@ -235,4 +261,24 @@ fn scope_cluster_lets_a_value_move_and_decrypt_shows_the_scope() {
     assert!(back.contains("gitops-seal.dev/scope: cluster"));
     assert!(back.contains("k: moved"));
     let _ = ciphertext_line(&s.read("a.yaml"), "k");
+}
+
+#[test]
+fn list_items_keep_yaml_1_1_lookalikes_as_text() {
+    // Re-emitting a List goes through an untyped model: `n`, `yes` and `0640` must come back
+    // as the strings a typed read sees, not as booleans or numbers.
+    let s = Sandbox::new();
+    s.seal(
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n  data: {enabled: yes, mode: 0640}\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s, namespace: n, labels: {tier: off}}\n  stringData: {k: v}\n",
+    );
+    let sealed = s.read("list.yaml");
+    assert!(sealed.contains("namespace: \"n\""), "{sealed}");
+    assert!(
+        sealed.contains("enabled: \"yes\"") && sealed.contains("mode: \"0640\""),
+        "{sealed}"
+    );
+    let opened = s.run(&["decrypt", "-i", "id.txt", "list.yaml"]).ok().stdout;
+    assert!(opened.contains("namespace: \"n\""), "{opened}");
+    assert!(opened.contains("tier: \"off\""), "{opened}");
 }
