@@ -9,6 +9,38 @@
 //! * [`ops`] runs whole-file operations (encrypt, decrypt, set, unset, rekey, verify) over the
 //!   core, still without I/O: bytes in, bytes out.
 //! * [`adapters`] are the edges: files and atomic writes, identity files, config discovery.
+//!
+//! ## Unsealing one SealedSecret in memory
+//!
+//! What a controller or a sync loop does with a SealedSecret it was handed: parse, unseal with
+//! the identities it holds, and turn a failure into a status condition whose reason is
+//! [`Error::reason`] (`DecryptFailed`, `ScopeMismatch`, `InvalidManifest`, `KeyError`, ...).
+//! Nothing touches the file system; values come back in zeroizing buffers.
+//!
+//! ```
+//! use gitops_seal::core::{yaml, Identity, SealedSecret};
+//! use gitops_seal::ops::{self, SealSettings};
+//!
+//! let cluster = Identity::generate();
+//! let settings = SealSettings {
+//!     recipients: vec![cluster.to_recipient().unwrap()],
+//!     ..SealSettings::default()
+//! };
+//! let manifest = "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: hunter2}\n";
+//! let sealed_text = ops::encrypt(manifest.as_bytes(), &settings, None)?.unwrap();
+//!
+//! let doc = &yaml::split_documents(&sealed_text)[0];
+//! let sealed = SealedSecret::parse(doc)?;
+//! let secret = sealed.unseal(std::slice::from_ref(&cluster), None)?;
+//! assert_eq!(&secret.data["password"][..], b"hunter2");
+//!
+//! // A key that is not a recipient: a typed error with a stable reason, and no value in it.
+//! let stranger = Identity::generate();
+//! let err = sealed.unseal(&[stranger], None).unwrap_err();
+//! assert_eq!(err.reason(), "DecryptFailed");
+//! assert_eq!(err.location.object.as_deref(), Some("SealedSecret prod/db"));
+//! # Ok::<(), gitops_seal::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod adapters;
