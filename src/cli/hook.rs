@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use gitops_seal::adapters::{config, files, git, identity};
-use gitops_seal::core::manifest::{self, DocKind};
 use gitops_seal::core::rules::{Config, CONFIG_FILE_NAME};
-use gitops_seal::core::secret::{self, PlainSecret};
-use gitops_seal::core::yaml;
-use gitops_seal::core::SealedSecret;
 use gitops_seal::ops::{self, SealSettings};
 
 use super::commands::Rules;
@@ -369,46 +365,7 @@ pub fn textconv(file: &Path) -> Result<i32> {
     let input = files::read_input(file).map_err(|e| gitops_seal::Error::io(file, &e))?;
     let identities = identity::load_identities(&[], &mut |_| {}).unwrap_or_default();
     let mut stdout = std::io::stdout().lock();
-    let Ok(text) = std::str::from_utf8(&input) else {
-        stdout.write_all(&input)?;
-        return Ok(0);
-    };
-    for doc in yaml::split_documents(text) {
-        let sealed = match manifest::classify(&doc) {
-            Ok(DocKind::SealedSecret) => SealedSecret::parse(&doc).ok(),
-            _ => None,
-        };
-        let Some(sealed) = sealed else {
-            stdout.write_all(doc.text.as_bytes())?;
-            continue;
-        };
-        stdout.write_all(manifest::leading_trivia(doc.text).as_bytes())?;
-        writeln!(
-            stdout,
-            "# gitops-seal: scope {}, recipients: {}",
-            sealed.scope,
-            sealed.recipients.join(", ")
-        )?;
-        let json = yaml::is_json(doc.text);
-        match sealed.unseal(&identities, None) {
-            Ok(plain) => stdout.write_all(secret::render_secret(&plain, json).as_bytes())?,
-            Err(_) => {
-                let placeholder = PlainSecret {
-                    name: sealed.name.clone(),
-                    namespace: sealed.namespace.clone(),
-                    secret_type: sealed.template.secret_type.clone(),
-                    immutable: sealed.template.immutable,
-                    labels: sealed.template.labels.clone(),
-                    annotations: sealed.template.annotations.clone(),
-                    data: sealed
-                        .encrypted_data
-                        .keys()
-                        .map(|k| (k.clone(), zeroize::Zeroizing::new(b"<sealed>".to_vec())))
-                        .collect(),
-                };
-                stdout.write_all(secret::render_secret(&placeholder, json).as_bytes())?;
-            }
-        }
-    }
+    stdout.write_all(&ops::textconv(&input, &identities))?;
+    stdout.flush()?;
     Ok(0)
 }

@@ -7,6 +7,7 @@ mod edit;
 mod encrypt;
 mod merge;
 mod scan;
+mod textconv;
 mod verify;
 
 pub use decrypt::{decrypt, rekey};
@@ -16,6 +17,7 @@ pub use edit::{
 pub use encrypt::{encrypt, Previous, SealSettings};
 pub use merge::{merge_files, FileMerge, TextMerge};
 pub use scan::{scan_content, PlaintextFinding, ScanReport};
+pub use textconv::textconv;
 pub use verify::{verify, Finding, VerifyOptions};
 
 use crate::core::error::{Error, ErrorKind};

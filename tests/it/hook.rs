@@ -459,3 +459,25 @@ fn scan_leaves_out_what_git_ignores_and_does_not_follow_symlinks() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(r.stdout, "deploy/leak.yaml: document 1 (Secret prod/db)\n");
 }
+
+#[test]
+fn textconv_opens_sealed_secrets_inside_a_list() {
+    let s = Sandbox::new();
+    s.seal(
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s, namespace: ns}\n  stringData: {k: listed-value}\n",
+    );
+    let opened = s
+        .command(&["textconv", "list.yaml"])
+        .env("GITOPS_SEAL_IDENTITY", s.path("id.txt"))
+        .output()
+        .unwrap();
+    let opened = String::from_utf8(opened.stdout).unwrap();
+    assert!(opened.contains("k: listed-value"), "{opened}");
+    let hidden = s.run(&["textconv", "list.yaml"]).ok().stdout;
+    assert!(hidden.contains("k: \"<sealed>\""), "{hidden}");
+    assert!(
+        !hidden.contains("listed-value") && !hidden.contains("YWdl"),
+        "{hidden}"
+    );
+}
