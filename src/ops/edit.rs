@@ -7,32 +7,90 @@ use crate::core::secret;
 use crate::core::yaml;
 
 use super::encrypt::Previous;
+use super::SealedList;
 
-/// Finds the SealedSecret `target` (`name` or `namespace/name`) and returns the index of its
-/// document in `docs` and the parsed object.
-pub fn find_sealed(
+/// A SealedSecret found in a file: in document `index` (numbered `document` for messages),
+/// either the document itself or item `list_item` (1-based) of a `kind: List`.
+pub(crate) struct Found {
+    index: usize,
+    document: usize,
+    list_item: Option<usize>,
+    sealed: SealedSecret,
+}
+
+/// Every SealedSecret of a file, documents and List items, in order.
+fn all_sealed(docs: &[yaml::RawDocument<'_>]) -> Result<Vec<Found>, Error> {
+    let mut out = Vec::new();
+    for (index, (n, doc)) in super::numbered(docs).enumerate() {
+        match manifest::classify(doc).in_document(n)? {
+            DocKind::SealedSecret => out.push(Found {
+                index,
+                document: n,
+                list_item: None,
+                sealed: SealedSecret::parse(doc).in_document(n)?,
+            }),
+            DocKind::List => {
+                for (item, sealed) in SealedList::parse(doc).in_document(n)?.items {
+                    out.push(Found {
+                        index,
+                        document: n,
+                        list_item: Some(item),
+                        sealed: sealed.in_document(n)?,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Finds the SealedSecret `target` (`name` or `namespace/name`), also inside a `kind: List`.
+pub(crate) fn find_sealed(
     docs: &[yaml::RawDocument<'_>],
     target: &str,
     namespace: Option<&str>,
-) -> Result<(usize, usize, SealedSecret), Error> {
+) -> Result<Found, Error> {
     let (ns, name) = match target.split_once('/') {
         Some((ns, name)) => (Some(ns), name),
         None => (namespace, target),
     };
-    let mut found = None;
-    for (i, (n, doc)) in super::numbered(docs).enumerate() {
-        if manifest::classify(doc).in_document(n)? != DocKind::SealedSecret {
-            continue;
-        }
-        let sealed = SealedSecret::parse(doc).in_document(n)?;
-        if sealed.name == name && (ns.is_none() || sealed.namespace.as_deref() == ns) {
-            if found.is_some() {
-                return Err(ErrorKind::AmbiguousObject(target.into()).into());
-            }
-            found = Some((i, n, sealed));
+    let mut matching = all_sealed(docs)?
+        .into_iter()
+        .filter(|f| f.sealed.name == name && (ns.is_none() || f.sealed.namespace.as_deref() == ns));
+    let found = matching
+        .next()
+        .ok_or_else(|| Error::from(ErrorKind::NoSuchObject(target.into())))?;
+    if matching.next().is_some() {
+        return Err(ErrorKind::AmbiguousObject(target.into()).into());
+    }
+    Ok(found)
+}
+
+impl Found {
+    fn object(&self) -> String {
+        match self.list_item {
+            Some(item) => SealedList::object(item, Some(&self.sealed)),
+            None => self.sealed.object_ref(),
         }
     }
-    found.ok_or_else(|| ErrorKind::NoSuchObject(target.into()).into())
+
+    /// The file with this SealedSecret rewritten; every other byte as it was.
+    fn write_back(&self, docs: &[yaml::RawDocument<'_>]) -> Result<String, Error> {
+        let doc = &docs[self.index];
+        let json = yaml::is_json(doc.text);
+        let text = match self.list_item {
+            None => self.sealed.render(json),
+            Some(item) => {
+                let mut list = SealedList::parse(doc).in_document(self.document)?;
+                list.replace(item, self.sealed.to_value());
+                list.render(json)
+            }
+        };
+        let mut new = vec![None; docs.len()];
+        new[self.index] = Some(text);
+        Ok(super::reassemble(docs, new))
+    }
 }
 
 /// Seals one value into an existing SealedSecret with public recipients only. Every other
@@ -51,14 +109,16 @@ pub fn set_value(
     rule: Option<&[Recipient]>,
 ) -> Result<String, Error> {
     let (_, docs) = super::documents(input)?;
-    let (index, n, mut sealed) = find_sealed(&docs, target, namespace)?;
-    let object = sealed.object_ref();
+    let mut found = find_sealed(&docs, target, namespace)?;
+    let object = found.object();
+    let n = found.document;
     let located = |e: ErrorKind| {
         Error::from(e)
             .in_document(n)
             .in_object(object.clone())
             .at_key(key)
     };
+    let sealed = &mut found.sealed;
     if !secret::is_valid_key(key) {
         return Err(located(ErrorKind::InvalidKeyName));
     }
@@ -96,7 +156,7 @@ pub fn set_value(
     let ct = seal::seal_value(&list, &binding, value).map_err(located)?;
     sealed.recipients = list.iter().map(|r| r.to_string()).collect();
     sealed.encrypted_data.insert(key.to_string(), ct);
-    Ok(replace_document(&docs, index, &sealed))
+    found.write_back(&docs)
 }
 
 /// Removes one value; no key needed.
@@ -107,14 +167,14 @@ pub fn unset_value(
     key: &str,
 ) -> Result<String, Error> {
     let (_, docs) = super::documents(input)?;
-    let (index, n, mut sealed) = find_sealed(&docs, target, namespace)?;
-    if sealed.encrypted_data.remove(key).is_none() {
+    let mut found = find_sealed(&docs, target, namespace)?;
+    if found.sealed.encrypted_data.remove(key).is_none() {
         return Err(Error::from(ErrorKind::NoSuchKey)
-            .in_document(n)
-            .in_object(sealed.object_ref())
+            .in_document(found.document)
+            .in_object(found.object())
             .at_key(key));
     }
-    Ok(replace_document(&docs, index, &sealed))
+    found.write_back(&docs)
 }
 
 /// Opens every SealedSecret of a file, for `edit` to keep unchanged ciphertexts.
@@ -125,21 +185,14 @@ pub fn previous_sealings(
 ) -> Result<Previous, Error> {
     let (_, docs) = super::documents(input)?;
     let mut entries = Vec::new();
-    for (n, doc) in super::numbered(&docs) {
-        if manifest::classify(doc).in_document(n)? != DocKind::SealedSecret {
-            continue;
-        }
-        let sealed = SealedSecret::parse(doc).in_document(n)?;
-        let plain = sealed.unseal(identities, namespace).in_document(n)?;
-        entries.push((sealed, plain));
+    for found in all_sealed(&docs)? {
+        let plain = found
+            .sealed
+            .unseal(identities, namespace)
+            .in_document(found.document)?;
+        entries.push((found.sealed, plain));
     }
     Ok(Previous { entries })
-}
-
-fn replace_document(docs: &[yaml::RawDocument<'_>], index: usize, sealed: &SealedSecret) -> String {
-    let mut new = vec![None; docs.len()];
-    new[index] = Some(sealed.render(yaml::is_json(docs[index].text)));
-    super::reassemble(docs, new)
 }
 
 pub fn same_set(a: &[Recipient], b: &[Recipient]) -> bool {

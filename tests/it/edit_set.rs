@@ -227,3 +227,52 @@ fn rekey_and_verify_reach_sealed_secrets_inside_a_list() {
     let v = s.run(&["verify", "--recipient", &new, "-i", "new.txt", "list.yaml"]);
     assert_eq!(v.code, 0, "{}", v.stdout);
 }
+
+#[test]
+fn set_unset_and_edit_reach_sealed_secrets_inside_a_list() {
+    let s = Sandbox::new();
+    s.seal(
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s, namespace: ns}\n  stringData: {a: alpha, b: beta}\n",
+    );
+    let line = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key}: YWdl")))
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+            .to_string()
+    };
+    let before = s.read("list.yaml");
+    s.run(&["set", "list.yaml", "ns/s", "b", "--from-literal", "beta-2"])
+        .ok();
+    let after_set = s.read("list.yaml");
+    assert_eq!(
+        line(&after_set, "a"),
+        line(&before, "a"),
+        "a kept its ciphertext"
+    );
+    assert_ne!(line(&after_set, "b"), line(&before, "b"));
+
+    let r = super::harness::run_command(
+        {
+            let mut c = s.command(&["edit", "-i", "id.txt", "list.yaml"]);
+            c.env("EDITOR", "sed -i s/beta-2/beta-3/");
+            c
+        },
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after_edit = s.read("list.yaml");
+    assert_eq!(
+        line(&after_edit, "a"),
+        line(&before, "a"),
+        "edit kept a's ciphertext"
+    );
+
+    s.run(&["unset", "list.yaml", "s", "a", "-n", "ns"]).ok();
+    let opened = s.run(&["decrypt", "-i", "id.txt", "list.yaml"]).ok().stdout;
+    assert!(
+        opened.contains("b: beta-3") && !opened.contains("alpha"),
+        "{opened}"
+    );
+    assert!(opened.contains("kind: ConfigMap"), "{opened}");
+}
