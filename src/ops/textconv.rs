@@ -17,34 +17,41 @@ pub fn textconv(input: &[u8], identities: &[Identity]) -> Zeroizing<Vec<u8>> {
     let Ok(text) = std::str::from_utf8(input) else {
         return Zeroizing::new(input.to_vec());
     };
-    let mut out = Zeroizing::new(String::with_capacity(text.len()));
-    for doc in yaml::split_documents(text) {
-        let json = yaml::is_json(doc.text);
-        let shown = match manifest::classify(&doc) {
-            Ok(DocKind::SealedSecret) => SealedSecret::parse(&doc).ok().map(|sealed| {
-                let mut shown = Zeroizing::new(format!(
-                    "# gitops-seal: scope {}, recipients: {}\n",
-                    sealed.scope,
-                    sealed.recipients.join(", ")
-                ));
-                shown.push_str(&secret::render_secret(
-                    &open_or_hide(&sealed, identities),
-                    json,
-                ));
-                shown
-            }),
-            Ok(DocKind::List) => show_list(&doc, identities, json),
-            _ => None,
-        };
+    let docs = yaml::split_documents(text);
+    let shown: Vec<Option<Zeroizing<String>>> = docs
+        .iter()
+        .map(|doc| {
+            let json = yaml::is_json(doc.text);
+            match manifest::classify(doc) {
+                Ok(DocKind::SealedSecret) => SealedSecret::parse(doc).ok().map(|sealed| {
+                    let opened = secret::render_secret(&open_or_hide(&sealed, identities), json);
+                    let mut shown = Zeroizing::new(String::with_capacity(opened.len() + 200));
+                    shown.push_str(&format!(
+                        "# gitops-seal: scope {}, recipients: {}\n",
+                        sealed.scope,
+                        sealed.recipients.join(", ")
+                    ));
+                    shown.push_str(&opened);
+                    shown
+                }),
+                Ok(DocKind::List) => show_list(doc, identities, json),
+                _ => None,
+            }
+        })
+        .collect();
+    // Sized once: growing the buffer would leave unwiped copies of opened values behind.
+    let size = text.len() + shown.iter().flatten().map(|s| s.len()).sum::<usize>();
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
+    for (doc, shown) in docs.iter().zip(&shown) {
         match shown {
             Some(shown) => {
-                out.push_str(manifest::leading_trivia(doc.text));
-                out.push_str(&shown);
+                out.extend_from_slice(manifest::leading_trivia(doc.text).as_bytes());
+                out.extend_from_slice(shown.as_bytes());
             }
-            None => out.push_str(doc.text),
+            None => out.extend_from_slice(doc.text.as_bytes()),
         }
     }
-    Zeroizing::new(std::mem::take(&mut *out).into_bytes())
+    out
 }
 
 fn show_list(
