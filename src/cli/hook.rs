@@ -27,8 +27,8 @@ fn hook_script(fix: bool) -> String {
         .unwrap_or_else(|| "gitops-seal".into());
     format!(
         "#!/bin/sh\n{marker}. Installed by `gitops-seal hook install`; remove it with `gitops-seal hook uninstall`.\n\
-         # A hook that was here before is kept as pre-commit.local and runs first.\n\
-         local_hook=\"${{0%/*}}/pre-commit.local\"\n\
+         # A hook that was here before is kept beside it with a .local suffix and runs first.\n\
+         local_hook=\"$0.local\"\n\
          if [ -x \"$local_hook\" ]; then \"$local_hook\" \"$@\" || exit $?; fi\n\
          seal=gitops-seal\n\
          command -v \"$seal\" >/dev/null 2>&1 || seal={fallback}\n\
@@ -42,50 +42,75 @@ fn is_ours(path: &Path) -> bool {
     fs::read_to_string(path).is_ok_and(|t| t.contains(git::HOOK_MARKER))
 }
 
+/// The hooks gitops-seal installs. `pre-merge-commit` too, so that a merge commit cannot bring
+/// in a plaintext Secret committed elsewhere with `--no-verify`; it only ever refuses (sealing
+/// in the middle of a merge would surprise more than help).
+const HOOKS: [&str; 2] = ["pre-commit", "pre-merge-commit"];
+
 pub fn install(fix: bool, force: bool) -> Result<i32> {
     let repo = open_repo(Path::new("."))?;
     let dir = git::hooks_dir(&repo)?;
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let hook = dir.join("pre-commit");
-    if hook.exists() && !is_ours(&hook) {
-        if !force {
-            bail!(
-                "{} already exists and is not gitops-seal's; rerun with --force to keep it as pre-commit.local and call it first",
-                hook.display()
-            );
+    // Every hook is checked before any is written.
+    for name in HOOKS {
+        let hook = dir.join(name);
+        if hook.exists() && !is_ours(&hook) {
+            if !force {
+                bail!(
+                    "{} already exists and is not gitops-seal's; rerun with --force to keep it as {name}.local and call it first",
+                    hook.display()
+                );
+            }
+            let local = dir.join(format!("{name}.local"));
+            if local.exists() {
+                bail!("{} already exists; move it away first", local.display());
+            }
         }
-        let local = dir.join("pre-commit.local");
-        if local.exists() {
-            bail!("{} already exists; move it away first", local.display());
+    }
+    for name in HOOKS {
+        let hook = dir.join(name);
+        if hook.exists() && !is_ours(&hook) {
+            let local = dir.join(format!("{name}.local"));
+            fs::rename(&hook, &local).with_context(|| format!("keeping {}", hook.display()))?;
+            eprintln!("kept the existing hook as {}", local.display());
         }
-        fs::rename(&hook, &local).with_context(|| format!("keeping {}", hook.display()))?;
-        eprintln!("kept the existing hook as {}", local.display());
+        let script = hook_script(fix && name == "pre-commit");
+        files::write_atomic(&hook, script.as_bytes())
+            .with_context(|| format!("writing {}", hook.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&hook, fs::Permissions::from_mode(0o755))?;
+        }
+        eprintln!("installed {}", hook.display());
     }
-    files::write_atomic(&hook, hook_script(fix).as_bytes())
-        .with_context(|| format!("writing {}", hook.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&hook, fs::Permissions::from_mode(0o755))?;
-    }
-    eprintln!("installed {}", hook.display());
     Ok(0)
 }
 
 pub fn uninstall() -> Result<i32> {
     let repo = open_repo(Path::new("."))?;
     let dir = git::hooks_dir(&repo)?;
-    let hook = dir.join("pre-commit");
-    if !is_ours(&hook) {
-        bail!("{} is not gitops-seal's hook; left alone", hook.display());
+    let mut removed = 0;
+    for name in HOOKS {
+        let hook = dir.join(name);
+        if !is_ours(&hook) {
+            continue;
+        }
+        fs::remove_file(&hook).with_context(|| format!("removing {}", hook.display()))?;
+        removed += 1;
+        let local = dir.join(format!("{name}.local"));
+        if local.exists() {
+            fs::rename(&local, &hook)?;
+            eprintln!("removed gitops-seal's {name} hook and restored the previous one");
+        } else {
+            eprintln!("removed {}", hook.display());
+        }
     }
-    fs::remove_file(&hook)?;
-    let local = dir.join("pre-commit.local");
-    if local.exists() {
-        fs::rename(&local, &hook)?;
-        eprintln!("removed gitops-seal's hook and restored the previous one");
-    } else {
-        eprintln!("removed {}", hook.display());
+    if removed == 0 {
+        bail!(
+            "no gitops-seal hook in {}; hooks that are not gitops-seal's are left alone",
+            dir.display()
+        );
     }
     Ok(0)
 }

@@ -481,3 +481,32 @@ fn textconv_opens_sealed_secrets_inside_a_list() {
         "{hidden}"
     );
 }
+
+#[test]
+fn a_merge_commit_cannot_bring_in_a_plaintext_secret() {
+    // Committed on a branch without the hook (--no-verify), then merged: the merge commit is
+    // refused by the pre-merge-commit hook.
+    let s = repo(&["--fix"]);
+    assert!(s.path(".git/hooks/pre-merge-commit").exists());
+    git(&s, &["checkout", "-qb", "side"]).ok();
+    s.write("leak.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "leak", "--no-verify"]).ok();
+    git(&s, &["checkout", "-q", "main"]).ok();
+    s.write("other.txt", "diverge\n");
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "diverge").ok();
+    let before = head(&s);
+    let m = git(&s, &["merge", "--no-edit", "side"]).fails();
+    assert!(
+        m.stderr.contains("leak.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        m.stderr
+    );
+    assert_eq!(head(&s), before, "no merge commit");
+    // Refusing, not sealing: --fix applies to ordinary commits only.
+    assert_eq!(s.read("leak.yaml"), PLAIN);
+    s.run(&["hook", "uninstall"]).ok();
+    assert!(!s.path(".git/hooks/pre-merge-commit").exists());
+    assert!(!s.path(".git/hooks/pre-commit").exists());
+}
