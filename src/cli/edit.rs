@@ -6,8 +6,11 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use zeroize::Zeroizing;
 
 use gitops_seal::adapters::files;
@@ -127,6 +130,14 @@ pub fn edit(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "secret.yaml".into());
+    // A signal's default action would kill this process before the guard below wipes the
+    // plaintext file. While the editor runs, Ctrl-C and Ctrl-\ go to the editor (as with
+    // git), and a hang-up or termination is noted and honoured once it has exited.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGQUIT, SIGHUP, SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&interrupted))
+            .context("preparing for signals")?;
+    }
     let temp = PrivateTemp::create(&name, plain.as_bytes())?;
     let status = Command::new("sh")
         .arg("-c")
@@ -135,6 +146,9 @@ pub fn edit(
         .arg(&temp.file)
         .status()
         .context("starting the editor")?;
+    if interrupted.load(Ordering::SeqCst) {
+        bail!("interrupted; {shown} is unchanged");
+    }
     if !status.success() {
         bail!("the editor exited with {status}; {shown} is unchanged");
     }
@@ -158,6 +172,15 @@ pub fn edit(
         .map_err(|e| e.in_file(format!("{shown} (edited)")))?;
     let sealed: Zeroizing<String> =
         Zeroizing::new(sealed.unwrap_or_else(|| String::from_utf8_lossy(&edited).into_owned()));
+    // `encrypt` seals what is a v1 Secret. A Secret whose apiVersion or kind the edit changed
+    // is not one any more and would be written back in plaintext: refuse.
+    let before = previous.entries.len();
+    let after = ops::count_sealed(sealed.as_bytes()).unwrap_or(0);
+    if after < before || !ops::scan_content(sealed.as_bytes()).findings.is_empty() {
+        bail!(
+            "{shown}: the edited file holds {after} Secret(s) where it held {before}: a Secret whose apiVersion or kind was changed would be written in plaintext; nothing written (to delete a Secret, delete its SealedSecret without `edit`)"
+        );
+    }
     files::write_atomic(file, sealed.as_bytes()).map_err(|e| Error::io(file, &e))?;
     eprintln!("sealed {shown}");
     Ok(0)

@@ -45,6 +45,12 @@ fn all_sealed(docs: &[yaml::RawDocument<'_>]) -> Result<Vec<Found>, Error> {
     Ok(out)
 }
 
+/// How many SealedSecrets (documents and List items) a file holds.
+pub fn count_sealed(input: &[u8]) -> Result<usize, Error> {
+    let (_, docs) = super::documents(input)?;
+    Ok(all_sealed(&docs)?.len())
+}
+
 /// Finds the SealedSecret `target` (`name` or `namespace/name`), also inside a `kind: List`.
 pub(crate) fn find_sealed(
     docs: &[yaml::RawDocument<'_>],

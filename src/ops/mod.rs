@@ -11,7 +11,9 @@ mod textconv;
 mod verify;
 
 pub use decrypt::{decrypt, rekey};
-pub use edit::{previous_sealings, same_set as same_recipients, set_value, unset_value};
+pub use edit::{
+    count_sealed, previous_sealings, same_set as same_recipients, set_value, unset_value,
+};
 pub use encrypt::{encrypt, Previous, SealSettings};
 pub use merge::{merge_files, FileMerge, TextMerge};
 pub use scan::{scan_content, PlaintextFinding, ScanReport};

@@ -69,6 +69,45 @@ fn a_failing_editor_changes_nothing_and_leaves_no_temp_file() {
     assert_eq!(std::fs::read_dir(s.path("run")).unwrap().count(), 0);
 }
 
+/// Runs `edit` on a sealed MIXED file with `editor` (a shell snippet on "$1") and checks that
+/// it failed, changed nothing and left no temp file. Returns stderr.
+fn edit_refused(editor: &str) -> String {
+    let s = Sandbox::new();
+    s.seal("a.yaml", MIXED);
+    std::fs::create_dir_all(s.path("run")).unwrap();
+    let before = s.snapshot();
+    let r = super::harness::run_command(
+        {
+            let mut c = s.command(&["edit", "-i", "id.txt", "a.yaml"]);
+            c.env("EDITOR", editor);
+            c
+        },
+        b"",
+    );
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s.snapshot(), before, "nothing written");
+    assert_eq!(std::fs::read_dir(s.path("run")).unwrap().count(), 0);
+    assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    r.stderr
+}
+
+#[test]
+fn an_edit_that_unmakes_a_secret_is_refused_rather_than_written_in_plaintext() {
+    // With apiVersion changed, the document is no longer a v1 Secret: sealing would skip it.
+    let e = edit_refused("sed -i 's/^apiVersion: v1$/apiVersion: v1beta1/' \"$1\"");
+    assert!(e.contains("would be written in plaintext"), "{e}");
+    let e = edit_refused("sed -i 's/^kind: Secret$/kind: Secrets/' \"$1\"");
+    assert!(e.contains("nothing written"), "{e}");
+}
+
+#[test]
+fn a_hang_up_while_editing_wipes_the_plaintext_and_changes_nothing() {
+    // The editor (run by `sh -c`, whose parent is gitops-seal) hangs up on gitops-seal and
+    // then exits 0 with a change: the change is dropped, and the temp file is gone.
+    let e = edit_refused("sed -i s/hunter2/changed/ \"$1\"; kill -HUP $PPID");
+    assert!(e.contains("interrupted; a.yaml is unchanged"), "{e}");
+}
+
 #[test]
 fn set_seals_one_value_with_public_keys_only() {
     let s = Sandbox::new();
