@@ -34,7 +34,15 @@ pub fn load_identities(
     }
     if let Some(v) = std::env::var_os(IDENTITY_ENV).filter(|v| !v.is_empty()) {
         let s = v.to_string_lossy();
-        if s.trim_start().starts_with("AGE-SECRET-KEY-") {
+        // Key text (a bare key, a whole identity file with its comments, an SSH key) is parsed
+        // as such; only a single line with no key in it is a path. Key text must never be
+        // taken for a path: the "no such file" error would print it.
+        let key_text = s.contains('\n')
+            || s.contains("-----BEGIN")
+            || s.as_bytes()
+                .windows("AGE-SECRET-KEY-".len())
+                .any(|w| w.eq_ignore_ascii_case(b"AGE-SECRET-KEY-"));
+        if key_text {
             let text = zeroize::Zeroizing::new(s.into_owned());
             return keys::parse_identity_file(&text)
                 .map_err(|e| Error::from(e).in_file(format!("${IDENTITY_ENV}")));

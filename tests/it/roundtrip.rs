@@ -282,3 +282,38 @@ fn list_items_keep_yaml_1_1_lookalikes_as_text() {
     assert!(opened.contains("namespace: \"n\""), "{opened}");
     assert!(opened.contains("tier: \"off\""), "{opened}");
 }
+
+#[test]
+fn the_identity_variable_takes_a_path_a_key_or_a_whole_identity_file() {
+    let s = Sandbox::new();
+    s.seal("a.yaml", crate::harness::MIXED);
+    let file = s.read("id.txt");
+    let key = file
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .to_string();
+    for value in [s.path("id.txt").display().to_string(), key.clone(), file] {
+        let out = s
+            .command(&["decrypt", "a.yaml"])
+            .env("GITOPS_SEAL_IDENTITY", &value)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A mangled key is reported without being echoed.
+    let mangled = format!("# mine\n{}x\n", key);
+    let out = s
+        .command(&["decrypt", "a.yaml"])
+        .env("GITOPS_SEAL_IDENTITY", &mangled)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains(&key[20..]), "the key leaked: {err}");
+    assert!(err.contains("$GITOPS_SEAL_IDENTITY"), "{err}");
+}
