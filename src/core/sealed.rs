@@ -142,6 +142,15 @@ impl SealedSecret {
                 ..Template::default()
             },
         };
+        // The scope is spec.scope, bound into every value. An annotation in the template is
+        // not bound: decrypt and edit would read it back as the scope to seal for, widening
+        // a strict value to cluster scope without any key.
+        if template.annotations.contains_key(secret::SCOPE_ANNOTATION) {
+            return Err(located(ErrorKind::Invalid(format!(
+                "spec.template carries the annotation {}; the scope is spec.scope",
+                secret::SCOPE_ANNOTATION
+            ))));
+        }
         Ok(SealedSecret {
             name,
             namespace,

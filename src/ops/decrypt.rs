@@ -62,6 +62,8 @@ fn open(
     namespace: Option<&str>,
 ) -> Result<PlainSecret, Error> {
     let mut plain = sealed.unseal(identities, namespace)?;
+    // The bound scope, and only it, is shown (SealedSecret::parse refuses another).
+    plain.annotations.remove(SCOPE_ANNOTATION);
     if sealed.scope != Scope::Strict {
         plain
             .annotations

@@ -363,3 +363,27 @@ fn errors_never_carry_plaintext() {
     );
     assert!(!e.contains("sup3rs3cret"), "{e}");
 }
+
+#[test]
+fn a_scope_annotation_smuggled_into_the_template_is_refused() {
+    // Not bound, it would widen a strict value to cluster scope at the next edit.
+    let s = Sandbox::new();
+    s.seal(
+        "s.yaml",
+        &format!("{SECRET}stringData: {{password: hunter2}}\n"),
+    );
+    let sealed = s.read("s.yaml");
+    let widened = sealed.replace(
+        "  template:\n    type: Opaque\n",
+        "  template:\n    type: Opaque\n    metadata:\n      annotations:\n        gitops-seal.dev/scope: cluster\n",
+    );
+    assert_ne!(widened, sealed);
+    s.write("s.yaml", &widened);
+    let e = decrypt_error(&s, "s.yaml", &widened);
+    assert_eq!(
+        e,
+        "error: s.yaml: document 1 (SealedSecret prod/db): spec.template carries the annotation gitops-seal.dev/scope; the scope is spec.scope"
+    );
+    let v = s.run(&["verify", "-i", "id.txt", "s.yaml"]);
+    assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
+}
