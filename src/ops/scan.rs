@@ -65,14 +65,22 @@ struct ListOfHeads {
     items: Option<Vec<ItemHead>>,
 }
 
-/// True when a document's text says `kind: Secret` on a line of its own (YAML or JSON).
+/// True when a document's text says `kind: Secret` (YAML or JSON, quoted or not, with a
+/// trailing comment or comma, or anywhere in one-line JSON).
 fn declares_secret(text: &str) -> bool {
-    text.lines().any(|l| {
-        let l = l.trim().trim_end_matches(',');
-        matches!(
-            l,
-            "kind: Secret" | "kind: \"Secret\"" | "kind: 'Secret'" | "\"kind\": \"Secret\""
-        )
+    text.lines().any(|line| {
+        let line = match line.find(" #") {
+            Some(i) => &line[..i],
+            None => line,
+        };
+        let squeezed: String = line
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
+            .collect();
+        squeezed.trim_end_matches(',') == "kind:Secret"
+            || squeezed.contains("{kind:Secret,")
+            || squeezed.contains(",kind:Secret,")
+            || squeezed.contains(",kind:Secret}")
     })
 }
 
@@ -173,6 +181,27 @@ mod tests {
         assert_eq!(cm.skipped.len(), 1);
         let s = scan_content(b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}\nstringData:\n  k: {{ .Values.k }}\n");
         assert!(s.findings[0].unparsable);
+    }
+
+    #[test]
+    fn templates_declare_secrets_however_the_line_is_written() {
+        for line in [
+            "kind: Secret",
+            "kind: Secret # db creds",
+            "\"kind\": Secret",
+            "  \"kind\": \"Secret\",",
+            "kind: 'Secret'",
+            "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"data\": {{ .Values.d }}}",
+        ] {
+            assert!(declares_secret(line), "{line}");
+        }
+        for line in [
+            "kind: SecretStore",
+            "kind: ConfigMap # Secret",
+            "# kind: Secret",
+        ] {
+            assert!(!declares_secret(line), "{line}");
+        }
     }
 
     #[test]

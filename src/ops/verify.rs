@@ -47,10 +47,16 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Vec<Finding> {
         Ok((_, docs)) => docs,
         Err(e) => return vec![e.into()],
     };
+    // A document that does not parse is reported below with the parser's error; one that
+    // parses but is no readable Secret (a template's `name: {{ ... }}`) is a plaintext finding.
+    let unparsable: std::collections::HashSet<usize> = super::numbered(&docs)
+        .filter(|(_, doc)| manifest::classify(doc).is_err())
+        .map(|(n, _)| n)
+        .collect();
     let mut findings: Vec<Finding> = super::scan_content(input)
         .findings
         .into_iter()
-        .filter(|f| !f.unparsable)
+        .filter(|f| !(f.unparsable && unparsable.contains(&f.document)))
         .map(|f| Finding {
             location: Location {
                 document: Some(f.document),

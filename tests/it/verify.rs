@@ -69,3 +69,18 @@ fn verify_with_an_identity_proves_every_value_opens() {
         r.stdout
     );
 }
+
+#[test]
+fn verify_flags_a_secret_that_parses_but_cannot_be_read() {
+    // `name: {{ .Release.Name }}` parses as YAML (a mapping) but is no Secret name: the
+    // values beside it are still plaintext.
+    let s = Sandbox::new();
+    s.write(
+        "t.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}\nstringData:\n  password: hunter2\n",
+    );
+    let r = s.run(&["verify", "t.yaml"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("t.yaml: document 1"), "{}", r.stdout);
+    assert!(!r.stdout.contains("hunter2"));
+}
