@@ -126,8 +126,26 @@ fn yaml_error(e: &serde_saphyr::Error, first_line: usize) -> ErrorKind {
         .unwrap_or(message);
     ErrorKind::Yaml {
         line,
-        message: message.to_string(),
+        message: without_quoted_input(message),
     }
+}
+
+/// The parser quotes pieces of the input in its messages (`` non-finite float `1e999` ``);
+/// in a Secret that piece may be a value, so it is left out.
+fn without_quoted_input(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '`' {
+            if !quoted {
+                out.push_str("(value hidden)");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Emits `value` as block YAML with two-space indentation. Strings that YAML could read as

@@ -387,3 +387,17 @@ fn a_scope_annotation_smuggled_into_the_template_is_refused() {
     let v = s.run(&["verify", "-i", "id.txt", "s.yaml"]);
     assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
 }
+
+#[test]
+fn parser_messages_never_quote_a_value() {
+    let s = Sandbox::new();
+    for value in ["1e999", ".inf", "-.inf", ".nan"] {
+        let e = encrypt_error(
+            &s,
+            "v.yaml",
+            format!("{SECRET}stringData:\n  pw: {value}\n").as_bytes(),
+        );
+        assert!(e.starts_with("error: v.yaml: document 1"), "{e}");
+        assert!(!e.contains(value), "{e}");
+    }
+}
