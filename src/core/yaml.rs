@@ -131,8 +131,12 @@ fn yaml_error(e: &serde_saphyr::Error, first_line: usize) -> ErrorKind {
 }
 
 /// The parser quotes pieces of the input in its messages (`` non-finite float `1e999` ``);
-/// in a Secret that piece may be a value, so it is left out.
+/// in a Secret that piece may be a value, so it is left out. Field and variant names (an
+/// unknown field, a wrong enum) are structure, not values, and stay.
 fn without_quoted_input(message: &str) -> String {
+    if message.contains("field") || message.contains("variant") {
+        return message.to_string();
+    }
     let mut out = String::with_capacity(message.len());
     let mut quoted = false;
     for c in message.chars() {
