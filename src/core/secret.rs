@@ -20,8 +20,8 @@ pub const SCOPE_ANNOTATION: &str = "gitops-seal.dev/scope";
 /// value in plain text.
 pub const DROPPED_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
 
-/// A Secret with its values in memory.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A Secret with its values in memory. Its `Debug` shows the keys, never the values.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct PlainSecret {
     pub name: String,
     /// As written in the manifest: absent stays absent (kustomize may set it later).
@@ -32,6 +32,17 @@ pub struct PlainSecret {
     pub annotations: BTreeMap<String, String>,
     /// Final values: `stringData` already merged over `data`.
     pub data: BTreeMap<String, SecretBytes>,
+}
+
+impl std::fmt::Debug for PlainSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainSecret")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("secret_type", &self.secret_type)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PlainSecret {
@@ -313,8 +324,12 @@ pub fn render_secret(secret: &PlainSecret, json: bool) -> Zeroizing<String> {
 /// breaks. Everything else is shown as base64 `data`.
 fn is_text(v: &[u8]) -> bool {
     std::str::from_utf8(v).is_ok_and(|s| {
-        !s.chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+        // YAML's printable set: no control characters but tab and line breaks, and not
+        // U+FFFE/U+FFFF, which a YAML reader refuses.
+        !s.chars().any(|c| {
+            (c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+                || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+        })
     })
 }
 
@@ -364,4 +379,32 @@ pub fn string_map(m: &BTreeMap<String, String>) -> Value {
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_value() {
+        let mut secret = PlainSecret {
+            name: "db".into(),
+            ..PlainSecret::default()
+        };
+        secret
+            .data
+            .insert("password".into(), Zeroizing::new(b"hunter2".to_vec()));
+        let shown = format!("{secret:?}");
+        assert!(
+            shown.contains("password") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn characters_yaml_refuses_make_a_value_binary() {
+        assert!(is_text("tab\there\nline".as_bytes()));
+        assert!(!is_text("a\u{FFFE}b".as_bytes()));
+        assert!(!is_text("a\u{1b}b".as_bytes()));
+    }
 }

@@ -61,8 +61,16 @@ fn make_doc(text: &str, first_line: usize) -> RawDocument<'_> {
 
 /// True when the document is JSON rather than block YAML, so output keeps its syntax.
 pub fn is_json(text: &str) -> bool {
-    let t = text.trim_start();
-    t.starts_with('{') || t.starts_with('[')
+    // Past a byte-order mark, comments and a `---` marker (which may carry the content).
+    for line in text.trim_start_matches('\u{feff}').lines() {
+        let t = line.trim();
+        let t = t.strip_prefix("---").map(str::trim_start).unwrap_or(t);
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        return t.starts_with('{') || t.starts_with('[');
+    }
+    false
 }
 
 /// Parses one document with bounded size, alias expansion and nesting. Errors carry the line
@@ -335,6 +343,15 @@ pub fn to_json(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_is_recognised_past_a_marker_comments_and_a_bom() {
+        assert!(is_json("{\"kind\": \"Secret\"}"));
+        assert!(is_json("---\n# note\n{\"kind\": \"Secret\"}"));
+        assert!(is_json("--- {\"kind\": \"Secret\"}"));
+        assert!(is_json("\u{feff}{\"kind\": \"Secret\"}"));
+        assert!(!is_json("---\nkind: Secret\n"));
+    }
 
     #[test]
     fn split_keeps_every_byte() {
