@@ -107,6 +107,8 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, Error> {
 /// Files under `dir` whose relative path matches `pattern`, sorted. Only the folder before
 /// the first glob character is walked.
 fn glob_files(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, ErrorKind> {
+    // Relative paths are compared without a leading `./`, so the pattern must not have one.
+    let pattern = pattern.trim_start_matches("./");
     let matcher = GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()

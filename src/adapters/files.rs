@@ -30,12 +30,22 @@ pub fn read_input(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = stage(path, contents)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    tmp.persist(through_symlinks(path)?).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The file a symlink points to: replacing the link itself would leave the old content (a
+/// plaintext Secret, say) in its target.
+fn through_symlinks(path: &Path) -> io::Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path),
+        _ => Ok(path.to_path_buf()),
+    }
 }
 
 /// Writes and returns the temp file that will replace `path` (not yet synced).
 fn stage(path: &Path, contents: &[u8]) -> io::Result<tempfile::NamedTempFile> {
+    let path = &through_symlinks(path)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -77,10 +87,14 @@ impl StagedWrites {
                     loop {
                         let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
                         let Ok((path, contents)) = job else { break };
-                        staged.push(match stage(&path, &contents) {
-                            Ok(tmp) => Ok((path, tmp)),
-                            Err(e) => Err((path, e)),
-                        });
+                        staged.push(
+                            match through_symlinks(&path)
+                                .and_then(|target| Ok((stage(&target, &contents)?, target)))
+                            {
+                                Ok((tmp, target)) => Ok((target, tmp)),
+                                Err(e) => Err((path, e)),
+                            },
+                        );
                     }
                     staged
                 })

@@ -260,5 +260,6 @@ pub fn hooks_dir(repo: &git2::Repository) -> Result<std::path::PathBuf, git2::Er
         let root = repo.workdir().unwrap_or_else(|| repo.path());
         return Ok(root.join(p));
     }
-    Ok(repo.path().join("hooks"))
+    // Linked worktrees share the main repository's hooks: git runs them from the common dir.
+    Ok(repo.commondir().join("hooks"))
 }

@@ -266,15 +266,29 @@ fn encrypt(
         );
     } else {
         let mut stdout = std::io::stdout().lock();
-        for (i, out) in outputs.iter().flatten().enumerate() {
-            if i > 0 && !out.starts_with("---") {
-                stdout.write_all(b"---\n")?;
+        let mut previous: Option<&str> = None;
+        for out in outputs.iter().flatten() {
+            if let Some(previous) = previous {
+                stdout.write_all(separator(previous, out))?;
             }
             stdout.write_all(out.as_bytes())?;
+            previous = Some(out);
         }
         stdout.flush()?;
     }
     Ok(0)
+}
+
+/// What goes between two files' output on stdout: a newline if the first lacked one, then
+/// a `---` marker unless the second starts with its own.
+fn separator(previous: &str, next: &str) -> &'static [u8] {
+    let newline = !previous.is_empty() && !previous.ends_with('\n');
+    match (newline, next.starts_with("---")) {
+        (false, false) => b"---\n",
+        (true, false) => b"\n---\n",
+        (false, true) => b"",
+        (true, true) => b"\n",
+    }
 }
 
 fn decrypt(inputs: &[PathBuf], ids: &IdentityArgs, ns: &NamespaceArg) -> Result<i32> {
@@ -294,11 +308,13 @@ fn decrypt(inputs: &[PathBuf], ids: &IdentityArgs, ns: &NamespaceArg) -> Result<
         })
         .collect::<Result<_>>()?;
     let mut stdout = std::io::stdout().lock();
-    for (i, out) in outputs.iter().enumerate() {
-        if i > 0 && !out.starts_with("---") {
-            stdout.write_all(b"---\n")?;
+    let mut previous: Option<&str> = None;
+    for out in &outputs {
+        if let Some(previous) = previous {
+            stdout.write_all(separator(previous, out))?;
         }
         stdout.write_all(out.as_bytes())?;
+        previous = Some(out);
     }
     stdout.flush()?;
     Ok(0)

@@ -100,7 +100,8 @@ pub fn uninstall() -> Result<i32> {
         removed += 1;
         let local = dir.join(format!("{name}.local"));
         if local.exists() {
-            fs::rename(&local, &hook)?;
+            fs::rename(&local, &hook)
+                .with_context(|| format!("restoring {} as {}", local.display(), hook.display()))?;
             eprintln!("removed gitops-seal's {name} hook and restored the previous one");
         } else {
             eprintln!("removed {}", hook.display());
@@ -154,7 +155,20 @@ pub fn run(fix: bool) -> Result<i32> {
     if blocked.is_empty() {
         return Ok(0);
     }
-    if fix && blocked.iter().all(|(_, f)| f.iter().all(|f| !f.unparsable)) {
+    // `git commit PATH...` commits from a temporary index while .git/index.lock is updated
+    // too: sealing only the one the hook sees would leave the plaintext staged. Refuse then.
+    let only_paths = std::env::var_os("GIT_INDEX_FILE").is_some_and(|f| {
+        Path::new(&f)
+            .file_name()
+            .is_some_and(|n| n != "index" && n != "index.lock")
+    });
+    if fix && only_paths {
+        writeln!(
+            stderr,
+            "gitops-seal: not sealing during `git commit PATH...`; seal first, or commit with `git add` and plain `git commit`"
+        )?;
+    }
+    if fix && !only_paths && blocked.iter().all(|(_, f)| f.iter().all(|f| !f.unparsable)) {
         for (path, _) in &blocked {
             seal_staged(&repo, &workdir, path)?;
             writeln!(

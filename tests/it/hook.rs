@@ -510,3 +510,50 @@ fn a_merge_commit_cannot_bring_in_a_plaintext_secret() {
     assert!(!s.path(".git/hooks/pre-merge-commit").exists());
     assert!(!s.path(".git/hooks/pre-commit").exists());
 }
+
+#[test]
+fn a_hook_installed_from_a_linked_worktree_guards_it() {
+    // Git runs hooks from the common .git/hooks, not .git/worktrees/NAME/hooks.
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.write(".gitignore", "id.txt\n.config/\nrun/\nwt/\n");
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "init"]).ok();
+    git(&s, &["worktree", "add", "-q", "wt", "-b", "wt"]).ok();
+    let mut install = s.command(&["hook", "install"]);
+    install.current_dir(s.path("wt"));
+    let r = crate::harness::run_command(install, b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    s.write("wt/leak.yaml", PLAIN);
+    git(&s, &["-C", "wt", "add", "leak.yaml"]).ok();
+    let c = git(&s, &["-C", "wt", "commit", "-qm", "leak"]).fails();
+    assert!(
+        c.stderr.contains("leak.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+}
+
+#[test]
+fn fix_does_not_seal_a_commit_of_named_paths_but_refuses_it() {
+    let s = repo(&["--fix"]);
+    s.write(
+        ".gitops-seal.yaml",
+        format!(
+            "rules:\n  - path: '**'\n    recipients: ['{}']\n",
+            s.recipient
+        ),
+    );
+    git(&s, &["add", ".gitops-seal.yaml"]).ok();
+    commit(&s, "config").ok();
+    s.write("b.yaml", PLAIN);
+    git(&s, &["add", "b.yaml"]).ok();
+    let before = head(&s);
+    let c = git(&s, &["commit", "-qm", "b", "--", "b.yaml"]).fails();
+    assert!(
+        c.stderr.contains("not sealing during `git commit PATH...`"),
+        "{}",
+        c.stderr
+    );
+    assert_eq!(head(&s), before);
+}

@@ -317,3 +317,61 @@ fn the_identity_variable_takes_a_path_a_key_or_a_whole_identity_file() {
     assert!(!err.contains(&key[20..]), "the key leaked: {err}");
     assert!(err.contains("$GITOPS_SEAL_IDENTITY"), "{err}");
 }
+
+#[test]
+fn several_files_on_stdout_stay_separate_documents() {
+    let s = Sandbox::new();
+    // No newline at the end of the first file.
+    s.write(
+        "a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: v}",
+    );
+    s.write(
+        "b.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: b, namespace: n}\nstringData: {k: v}\n",
+    );
+    let out = s
+        .run(&["encrypt", "-r", &s.recipient.clone(), "a.yaml", "b.yaml"])
+        .ok()
+        .stdout;
+    assert!(out.contains("data: {k: v}\n---\n"), "{out}");
+}
+
+#[test]
+fn in_place_through_a_symlink_seals_the_target_and_keeps_the_link() {
+    let s = Sandbox::new();
+    s.write(
+        "shared/s.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\nstringData: {k: linked-value}\n",
+    );
+    std::fs::create_dir_all(s.path("app")).unwrap();
+    std::os::unix::fs::symlink("../shared/s.yaml", s.path("app/s.yaml")).unwrap();
+    s.run(&[
+        "encrypt",
+        "--in-place",
+        "-r",
+        &s.recipient.clone(),
+        "app/s.yaml",
+    ])
+    .ok();
+    let link = std::fs::symlink_metadata(s.path("app/s.yaml")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link is kept");
+    let target = s.read("shared/s.yaml");
+    assert!(target.contains("kind: SealedSecret") && !target.contains("linked-value"));
+}
+
+#[test]
+fn recipient_globs_may_start_with_dot_slash() {
+    let s = Sandbox::new();
+    s.write("keys/team/me.pub", format!("{}\n", s.recipient));
+    s.write(
+        ".gitops-seal.yaml",
+        "rules:\n  - path: '**'\n    recipients: ['./keys/team/*.pub']\n",
+    );
+    s.write(
+        "s.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\nstringData: {k: v}\n",
+    );
+    s.run(&["encrypt", "--in-place", "s.yaml"]).ok();
+    assert!(s.read("s.yaml").contains(&s.recipient));
+}
