@@ -166,9 +166,10 @@ pub fn staged_files(repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Er
         ) {
             continue;
         }
-        if let Some(path) = file.path().and_then(|p| p.to_str()) {
+        if let Some(path) = file.path_bytes() {
+            // A name that is not UTF-8 is still judged, and shown lossily.
             out.push(StagedFile {
-                path: path.to_string(),
+                path: String::from_utf8_lossy(path).into_owned(),
                 blob: file.id(),
             });
         }
@@ -190,10 +191,13 @@ pub fn restage(repo: &git2::Repository, path: &str, content: &[u8]) -> Result<()
 }
 
 /// Calls `visit(commit, path, blob)` once for every blob reachable from any ref, attributing
-/// each blob to the first commit (oldest first) whose tree holds it. Trees already walked are
-/// skipped, so each blob and tree is read once.
+/// each blob to the first commit (oldest first) whose tree holds it, at a path `skip` does not
+/// exclude. Trees already walked whole are skipped, so each blob and tree is read once; a tree
+/// in which `skip` left something out is walked again where it appears at another path.
+/// Paths that are not UTF-8 are shown lossily rather than skipped.
 pub fn walk_history(
     repo: &git2::Repository,
+    skip: &dyn Fn(&str) -> bool,
     visit: &mut dyn FnMut(git2::Oid, &str, git2::Oid) -> Result<(), git2::Error>,
 ) -> Result<usize, git2::Error> {
     let mut walk = repo.revwalk()?;
@@ -206,39 +210,71 @@ pub fn walk_history(
     if let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) {
         walk.push(head.id())?;
     }
-    let mut seen_trees = std::collections::HashSet::new();
-    let mut seen_blobs = std::collections::HashSet::new();
+    let mut seen = Seen::default();
     let mut commits = 0;
     for oid in walk {
         let commit = repo.find_commit(oid?)?;
         commits += 1;
-        let mut stack = vec![(String::new(), commit.tree_id())];
-        while let Some((prefix, tree_id)) = stack.pop() {
-            if !seen_trees.insert(tree_id) {
-                continue;
-            }
-            let tree = repo.find_tree(tree_id)?;
-            for entry in tree.iter() {
-                let Ok(name) = entry.name() else { continue };
-                let path = if prefix.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{prefix}/{name}")
-                };
-                match entry.kind() {
-                    Some(git2::ObjectType::Tree) => stack.push((path, entry.id())),
-                    Some(git2::ObjectType::Blob)
-                        if entry.filemode() != i32::from(git2::FileMode::Link)
-                            && seen_blobs.insert(entry.id()) =>
-                    {
-                        visit(commit.id(), &path, entry.id())?;
-                    }
-                    _ => {}
-                }
-            }
-        }
+        walk_tree(
+            repo,
+            commit.id(),
+            "",
+            commit.tree_id(),
+            skip,
+            visit,
+            &mut seen,
+        )?;
     }
     Ok(commits)
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Trees whose every blob was visited (none skipped).
+    trees: std::collections::HashSet<git2::Oid>,
+    blobs: std::collections::HashSet<git2::Oid>,
+}
+
+/// Walks one tree; returns whether every blob under it was visited (or seen before).
+fn walk_tree(
+    repo: &git2::Repository,
+    commit: git2::Oid,
+    prefix: &str,
+    tree_id: git2::Oid,
+    skip: &dyn Fn(&str) -> bool,
+    visit: &mut dyn FnMut(git2::Oid, &str, git2::Oid) -> Result<(), git2::Error>,
+    seen: &mut Seen,
+) -> Result<bool, git2::Error> {
+    if seen.trees.contains(&tree_id) {
+        return Ok(true);
+    }
+    let tree = repo.find_tree(tree_id)?;
+    let mut complete = true;
+    for entry in tree.iter() {
+        let name = String::from_utf8_lossy(entry.name_bytes());
+        let path = if prefix.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        match entry.kind() {
+            Some(git2::ObjectType::Tree) => {
+                complete &= walk_tree(repo, commit, &path, entry.id(), skip, visit, seen)?;
+            }
+            Some(git2::ObjectType::Blob) if entry.filemode() != i32::from(git2::FileMode::Link) => {
+                if skip(&path) {
+                    complete = false;
+                } else if seen.blobs.insert(entry.id()) {
+                    visit(commit, &path, entry.id())?;
+                }
+            }
+            _ => {}
+        }
+    }
+    if complete {
+        seen.trees.insert(tree_id);
+    }
+    Ok(complete)
 }
 
 /// Stops libgit2 from re-hashing every object it reads (a third of the hook's time in a

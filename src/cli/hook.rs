@@ -280,10 +280,8 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
             .map(root_config)
             .transpose()?
             .unwrap_or_default();
-        let commits = git::walk_history(&repo, &mut |commit, p, blob| {
-            if config.is_ignored(p) {
-                return Ok(());
-            }
+        let skip = |p: &str| config.is_ignored(p);
+        let commits = git::walk_history(&repo, &skip, &mut |commit, p, blob| {
             let blob = repo.find_blob(blob)?;
             for f in ops::scan_content(blob.content()).findings {
                 found.push((Some(commit.to_string()), p.to_string(), f));
@@ -293,17 +291,26 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
         notes.push(format!("scanned {commits} commit(s)"));
     } else {
         let root = fs::canonicalize(path).with_context(|| format!("reading {}", path.display()))?;
-        let walk = TreeWalk {
+        let mut walk = TreeWalk {
             config: config::find_config(&root)
                 .map(|p| config::load_config(&p))
                 .transpose()?,
             // Files Git ignores cannot reach a commit by accident: a plaintext Secret kept
             // out of Git on purpose is not a finding.
-            repo: git2::Repository::discover(&root)
-                .ok()
-                .filter(|r| r.workdir().is_some()),
+            repo: None,
+            tracked: Default::default(),
             cwd: std::env::current_dir()?,
         };
+        walk.repo = git2::Repository::discover(&root)
+            .ok()
+            .filter(|r| r.workdir().is_some());
+        if let Some(repo) = &walk.repo {
+            walk.tracked = repo
+                .index()?
+                .iter()
+                .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+                .collect();
+        }
         let mut files = Vec::new();
         walk.collect(&root, &mut files)?;
         let count = files.len();
@@ -354,6 +361,8 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
 struct TreeWalk {
     config: Option<config::LoadedConfig>,
     repo: Option<git2::Repository>,
+    /// The paths the index holds, relative to the work tree.
+    tracked: std::collections::BTreeSet<String>,
     cwd: PathBuf,
 }
 
@@ -371,10 +380,26 @@ impl TreeWalk {
         }
         let Some(repo) = &self.repo else { return false };
         let workdir = repo.workdir().unwrap_or(Path::new("/"));
-        path.strip_prefix(workdir)
+        let Some(rel) = path
+            .strip_prefix(workdir)
             .ok()
             .filter(|rel| !rel.as_os_str().is_empty())
-            .is_some_and(|rel| repo.is_path_ignored(rel).unwrap_or(false))
+        else {
+            return false;
+        };
+        // Ignored, unless Git tracks it anyway (`git add -f`), or something under it.
+        repo.is_path_ignored(rel).unwrap_or(false) && !self.tracks(rel)
+    }
+
+    fn tracks(&self, rel: &Path) -> bool {
+        let rel = rel.to_string_lossy();
+        let dir = format!("{rel}/");
+        self.tracked.contains(rel.as_ref())
+            || self
+                .tracked
+                .range(dir.clone()..)
+                .next()
+                .is_some_and(|p| p.starts_with(&dir))
     }
 
     fn collect(&self, path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

@@ -557,3 +557,52 @@ fn fix_does_not_seal_a_commit_of_named_paths_but_refuses_it() {
     );
     assert_eq!(head(&s), before);
 }
+
+#[test]
+fn history_scan_finds_a_secret_first_committed_under_an_ignored_path_then_moved() {
+    let s = repo(&[]);
+    s.write(".gitops-seal.yaml", "ignore: ['examples/**']\n");
+    s.write("examples/db.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "example").ok();
+    git(&s, &["mv", "examples", "prod"]).ok();
+    git(&s, &["commit", "-qm", "promote", "--no-verify"]).ok();
+    let h = s.run(&["scan", "--history"]);
+    assert_eq!(h.code, 1, "{}{}", h.stdout, h.stderr);
+    assert!(
+        h.stdout.contains(": prod/db.yaml: document 1"),
+        "{}",
+        h.stdout
+    );
+    assert!(!h.stdout.contains("examples/db.yaml"), "{}", h.stdout);
+}
+
+#[test]
+fn tracked_files_are_scanned_even_when_git_ignores_their_name() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.write(".gitignore", "secret.yaml\n");
+    s.write("secret.yaml", PLAIN);
+    git(&s, &["add", "-f", "secret.yaml"]).ok();
+    let r = s.run(&["scan"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("secret.yaml: document 1"), "{}", r.stdout);
+}
+
+#[test]
+fn file_names_that_are_not_utf8_are_judged_too() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = repo(&[]);
+    let name = std::ffi::OsStr::from_bytes(b"sec\xffret.yaml");
+    std::fs::write(s.dir.path().join(name), PLAIN).unwrap();
+    git(&s, &["add", "-A"]).ok();
+    let c = commit(&s, "odd name").fails();
+    assert!(
+        c.stderr.contains("ret.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    git(&s, &["commit", "-qm", "odd name", "--no-verify"]).ok();
+    let h = s.run(&["scan", "--history"]);
+    assert_eq!(h.code, 1, "{}{}", h.stdout, h.stderr);
+}
