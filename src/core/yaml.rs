@@ -80,16 +80,53 @@ pub fn parse<T: DeserializeOwned>(doc: &RawDocument<'_>) -> Result<T, ErrorKind>
     parse_with(doc, serde_saphyr::Options::default())
 }
 
-/// Parses a document into an untyped value (a `kind: List` that is re-emitted whole).
-/// Scalar types are inferred by YAML 1.2's core schema only, so that nothing a typed read
-/// keeps as text changes on the way: `n`, `yes` and `off` stay strings (YAML 1.1 would make
-/// them booleans: a namespace `n` would come back as `"false"`), and so does `0777`.
-pub fn parse_value(doc: &RawDocument<'_>) -> Result<serde_json::Value, ErrorKind> {
-    let mut options = serde_saphyr::Options::default();
-    options.strict_booleans = true;
-    options.leading_zero_numbers_as_strings = true;
-    options.underscored_numbers_as_strings = true;
-    parse_with(doc, options)
+/// Parses a `kind: List` document, which is re-emitted whole, into an untyped value.
+///
+/// Its Secret and SealedSecret items are read with YAML 1.2's core schema only, so that
+/// nothing a typed read keeps as text changes on the way: `n`, `yes` and `0640` stay strings
+/// (YAML 1.1 would make a namespace `n` the boolean false). Every other item is read as
+/// Kubernetes reads YAML (1.1: `0640` is octal 416, `yes` is true), so that re-emitting it
+/// keeps what the API server would have seen.
+pub fn parse_list(doc: &RawDocument<'_>) -> Result<serde_json::Value, ErrorKind> {
+    let mut as_kubernetes = serde_saphyr::Options::default();
+    as_kubernetes.legacy_octal_numbers = true;
+    let mut list: serde_json::Value = parse_with(doc, as_kubernetes)?;
+    let mut core = serde_saphyr::Options::default();
+    core.strict_booleans = true;
+    core.leading_zero_numbers_as_strings = true;
+    core.underscored_numbers_as_strings = true;
+    let mut textual: serde_json::Value = parse_with(doc, core)?;
+    let pairs = list
+        .get_mut("items")
+        .and_then(serde_json::Value::as_array_mut)
+        .zip(
+            textual
+                .get_mut("items")
+                .and_then(serde_json::Value::as_array_mut),
+        );
+    if let Some((items, textual_items)) = pairs {
+        for (item, textual_item) in items.iter_mut().zip(textual_items.iter_mut()) {
+            let kind = textual_item.get("kind").and_then(serde_json::Value::as_str);
+            if matches!(kind, Some("Secret" | "SealedSecret")) {
+                wipe(item);
+                *item = std::mem::take(textual_item);
+            }
+        }
+    }
+    // Both reads held any plaintext the list has.
+    wipe(&mut textual);
+    Ok(list)
+}
+
+/// Overwrites every string of a JSON value (it held plaintext) before it is dropped.
+pub fn wipe(v: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(wipe),
+        serde_json::Value::Object(m) => m.values_mut().for_each(wipe),
+        _ => {}
+    }
 }
 
 fn parse_with<T: DeserializeOwned>(

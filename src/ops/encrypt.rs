@@ -131,7 +131,7 @@ fn encrypt_list(
     previous: Option<&Previous>,
     json: bool,
 ) -> Result<Option<String>, Error> {
-    let mut list = yaml::parse_value(doc)?;
+    let mut list = yaml::parse_list(doc)?;
     let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) else {
         return Ok(None);
     };

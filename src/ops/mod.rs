@@ -65,16 +65,7 @@ pub(crate) fn reassemble<S: AsRef<str>>(docs: &[RawDocument<'_>], new: Vec<Optio
     out
 }
 
-/// Overwrites every string of a JSON value that held plaintext before it is dropped.
-pub(crate) fn wipe(v: &mut serde_json::Value) {
-    use zeroize::Zeroize;
-    match v {
-        serde_json::Value::String(s) => s.zeroize(),
-        serde_json::Value::Array(a) => a.iter_mut().for_each(wipe),
-        serde_json::Value::Object(m) => m.values_mut().for_each(wipe),
-        _ => {}
-    }
-}
+pub(crate) use crate::core::yaml::wipe;
 
 /// A `kind: List` document parsed whole, with its SealedSecret items: what `encrypt` made of
 /// the Secrets in it. Each item is parsed on its own, so one bad item is an error for that
@@ -87,7 +78,7 @@ pub(crate) struct SealedList {
 impl SealedList {
     pub fn parse(doc: &RawDocument<'_>) -> Result<Self, Error> {
         use crate::core::manifest::{self, DocKind};
-        let list = yaml::parse_value(doc)?;
+        let list = yaml::parse_list(doc)?;
         let mut items = Vec::new();
         let entries = list.get("items").and_then(serde_json::Value::as_array);
         for (i, item) in entries.into_iter().flatten().enumerate() {

@@ -264,23 +264,23 @@ fn scope_cluster_lets_a_value_move_and_decrypt_shows_the_scope() {
 }
 
 #[test]
-fn list_items_keep_yaml_1_1_lookalikes_as_text() {
-    // Re-emitting a List goes through an untyped model: `n`, `yes` and `0640` must come back
-    // as the strings a typed read sees, not as booleans or numbers.
+fn list_items_keep_their_meaning_when_the_list_is_re_emitted() {
+    // Re-emitting a List goes through an untyped model. Secret items keep the text a typed
+    // read sees (`n` stays a namespace, not `false`); other items keep what Kubernetes reads
+    // (YAML 1.1: `0640` is 416, `yes` is true).
     let s = Sandbox::new();
     s.seal(
         "list.yaml",
-        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n  data: {enabled: yes, mode: 0640}\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s, namespace: n, labels: {tier: off}}\n  stringData: {k: v}\n",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: d}\n  spec:\n    template:\n      spec:\n        hostNetwork: yes\n        volumes: [{name: s, secret: {secretName: s, defaultMode: 0640}}]\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s, namespace: n, labels: {tier: off}}\n  stringData: {k: v}\n",
     );
     let sealed = s.read("list.yaml");
     assert!(sealed.contains("namespace: \"n\""), "{sealed}");
-    assert!(
-        sealed.contains("enabled: \"yes\"") && sealed.contains("mode: \"0640\""),
-        "{sealed}"
-    );
+    assert!(sealed.contains("defaultMode: 416"), "{sealed}");
+    assert!(sealed.contains("hostNetwork: true"), "{sealed}");
     let opened = s.run(&["decrypt", "-i", "id.txt", "list.yaml"]).ok().stdout;
     assert!(opened.contains("namespace: \"n\""), "{opened}");
     assert!(opened.contains("tier: \"off\""), "{opened}");
+    assert!(opened.contains("defaultMode: 416"), "{opened}");
 }
 
 #[test]
