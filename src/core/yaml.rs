@@ -214,7 +214,7 @@ pub fn to_yaml(value: &Value) -> String {
 fn emit_map(out: &mut String, map: &serde_json::Map<String, Value>, indent: usize) {
     for (k, v) in map {
         push_indent(out, indent);
-        write_str_scalar(out, k, indent);
+        write_key(out, k);
         out.push(':');
         emit_value_after_key(out, v, indent);
     }
@@ -251,7 +251,7 @@ fn emit_seq(out: &mut String, items: &[Value], indent: usize) {
                         push_indent(out, indent + 2);
                     }
                     first = false;
-                    write_str_scalar(out, k, indent + 2);
+                    write_key(out, k);
                     out.push(':');
                     emit_value_after_key(out, v, indent + 2);
                 }
@@ -281,6 +281,16 @@ fn emit_inline(out: &mut String, v: &Value, indent: usize) {
 
 fn push_indent(out: &mut String, indent: usize) {
     out.extend(std::iter::repeat_n(' ', indent));
+}
+
+/// Writes a mapping key: plain when unambiguous, else double-quoted (a block scalar cannot be
+/// a key).
+fn write_key(out: &mut String, k: &str) {
+    if is_plain_safe(k) {
+        out.push_str(k);
+    } else {
+        write_double_quoted(out, k);
+    }
 }
 
 /// Writes a string scalar: plain when unambiguous, a literal block for multi-line text, else
@@ -380,6 +390,14 @@ pub fn to_json(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_with_line_breaks_are_quoted() {
+        let v: Value = serde_json::json!({"a\nb": "x", "ok": {"c\nd": 1}});
+        let text = to_yaml(&v);
+        let back: Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(back, v, "{text}");
+    }
 
     #[test]
     fn json_is_recognised_past_a_marker_comments_and_a_bom() {
