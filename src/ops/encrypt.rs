@@ -67,11 +67,12 @@ fn encrypt_document(
     let json = yaml::is_json(doc.text);
     match manifest::classify(doc)? {
         DocKind::Secret => {
-            if !secret::summarize(doc)?.has_values {
+            let summary = secret::summarize(doc)?;
+            if !summary.has_values {
                 return Ok(None);
             }
             let secret = secret::parse_secret(doc).map_err(|(key, kind)| {
-                let e = Error::from(kind);
+                let e = Error::from(kind).in_object(summary.object_ref());
                 match key {
                     Some(k) => e.at_key(k),
                     None => e,

@@ -82,7 +82,7 @@ fn invalid_base64_names_the_key_and_not_the_value() {
     );
     assert_eq!(
         e,
-        "error: b.yaml: document 1: key \"password\": data value is not valid base64"
+        "error: b.yaml: document 1 (Secret prod/db): key \"password\": data value is not valid base64"
     );
 }
 
@@ -110,7 +110,7 @@ fn a_non_string_value_is_refused_without_echoing_it() {
     );
     assert!(!e.contains("987654"), "{e}");
     assert!(
-        e.starts_with("error: n.yaml: document 1: invalid YAML at line"),
+        e.starts_with("error: n.yaml: document 1 (Secret prod/db): invalid YAML at line"),
         "{e}"
     );
     assert!(e.contains("not a string (quote it)"), "{e}");
@@ -124,7 +124,7 @@ fn invalid_key_name() {
         "k.yaml",
         format!("{SECRET}stringData:\n  \"bad key\": v\n").as_bytes(),
     );
-    assert_eq!(e, "error: k.yaml: document 1: key \"bad key\": invalid key name (Secret keys are made of letters, digits, '-', '_' and '.')");
+    assert_eq!(e, "error: k.yaml: document 1 (Secret prod/db): key \"bad key\": invalid key name (Secret keys are made of letters, digits, '-', '_' and '.')");
 }
 
 #[test]
@@ -204,7 +204,7 @@ fn one_bad_file_among_many_writes_none_of_them() {
         .fails();
     assert_eq!(
         r.error_line(),
-        "error: b.yaml: document 1: key \"k\": data value is not valid base64"
+        "error: b.yaml: document 1 (Secret prod/db): key \"k\": data value is not valid base64"
     );
     assert_eq!(s.snapshot(), before);
 }
