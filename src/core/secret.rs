@@ -53,9 +53,18 @@ impl PlainSecret {
 }
 
 pub fn object_ref(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    // Names come from the manifest: one with a control character (a line break) is shown
+    // escaped, so that a message stays on one line.
+    let shown = |s: &str| -> String {
+        if s.chars().any(char::is_control) {
+            format!("{s:?}")
+        } else {
+            s.to_string()
+        }
+    };
     match namespace {
-        Some(ns) => format!("{kind} {ns}/{name}"),
-        None => format!("{kind} {name}"),
+        Some(ns) => format!("{kind} {}/{}", shown(ns), shown(name)),
+        None => format!("{kind} {}", shown(name)),
     }
 }
 
@@ -398,6 +407,15 @@ mod tests {
         assert!(
             shown.contains("password") && !shown.contains("hunter2"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn object_names_stay_on_one_line() {
+        assert_eq!(object_ref("Secret", Some("ns"), "db"), "Secret ns/db");
+        assert_eq!(
+            object_ref("Secret", None, "db\nok: all good"),
+            "Secret \"db\\nok: all good\""
         );
     }
 
