@@ -116,6 +116,39 @@ pub fn uninstall() -> Result<i32> {
     Ok(0)
 }
 
+/// `ignore:` as `scan` and `verify` read it: from the `.gitops-seal.yaml` nearest each file
+/// (the work tree's root config when the file's folder is gone).
+struct NearestIgnores {
+    workdir: PathBuf,
+    root: Config,
+    loaded: std::collections::HashMap<PathBuf, config::LoadedConfig>,
+}
+
+impl NearestIgnores {
+    fn new(workdir: &Path) -> Result<Self> {
+        Ok(NearestIgnores {
+            workdir: fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf()),
+            root: root_config(workdir)?,
+            loaded: Default::default(),
+        })
+    }
+
+    fn ignored(&mut self, path: &str) -> Result<bool> {
+        let file = self.workdir.join(path);
+        let Some(found) = file.parent().and_then(config::find_config) else {
+            return Ok(self.root.is_ignored(path));
+        };
+        if !self.loaded.contains_key(&found) {
+            let loaded = config::load_config(&found)?;
+            self.loaded.insert(found.clone(), loaded);
+        }
+        let loaded = &self.loaded[&found];
+        Ok(loaded
+            .config
+            .is_ignored(&config::relative_slash_path(&loaded.dir, &file)))
+    }
+}
+
 /// The root config's `ignore:` globs, if any.
 fn root_config(workdir: &Path) -> Result<Config> {
     let path = workdir.join(CONFIG_FILE_NAME);
@@ -136,11 +169,11 @@ pub fn run(fix: bool) -> Result<i32> {
         .workdir()
         .context("a bare repository has nothing to commit")?
         .to_path_buf();
-    let config = root_config(&workdir)?;
+    let mut ignores = NearestIgnores::new(&workdir)?;
     let mut blocked: Vec<(String, Vec<ops::PlaintextFinding>)> = Vec::new();
     let mut stderr = std::io::stderr().lock();
     for staged in git::staged_files(&repo)? {
-        if config.is_ignored(&staged.path) {
+        if ignores.ignored(&staged.path)? {
             continue;
         }
         let blob = repo.find_blob(staged.blob)?;

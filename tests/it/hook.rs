@@ -606,3 +606,17 @@ fn file_names_that_are_not_utf8_are_judged_too() {
     let h = s.run(&["scan", "--history"]);
     assert_eq!(h.code, 1, "{}{}", h.stdout, h.stderr);
 }
+
+#[test]
+fn the_hook_reads_ignore_from_the_nearest_config_as_scan_does() {
+    let s = repo(&[]);
+    s.write("charts/.gitops-seal.yaml", "ignore: ['app/templates/**']\n");
+    s.write(
+        "charts/app/templates/secret.yaml",
+        "{{- if .Values.on }}\napiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  k: {{ .Values.k }}\n{{- end }}\n",
+    );
+    git(&s, &["add", "-A"]).ok();
+    let c = commit(&s, "chart");
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert_eq!(s.run(&["scan", "charts"]).code, 0);
+}
