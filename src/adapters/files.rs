@@ -64,11 +64,12 @@ fn stage(path: &Path, contents: &[u8]) -> io::Result<tempfile::NamedTempFile> {
 
 type Staged = Result<(PathBuf, tempfile::NamedTempFile), (PathBuf, io::Error)>;
 
-/// Atomic replacements of many files, all or none. [`StagedWrites::stage`] hands a file's new
-/// contents to background I/O threads, which write and fsync a temp file beside it while the
-/// caller computes the next one (an fsync waits on the disk, not the CPU, and concurrent
-/// fsyncs share journal commits). [`StagedWrites::finish`] renames them all, or, if any failed
-/// to stage, replaces nothing. Dropped without `finish`, it removes every temp file.
+/// Atomic replacements of many files. [`StagedWrites::stage`] hands a file's new contents to
+/// background I/O threads, which write a temp file beside it while the caller computes the
+/// next one. [`StagedWrites::finish`] makes them durable and renames them all, or, if any
+/// failed to stage (a full disk, a missing folder), replaces nothing. Each rename is atomic;
+/// a rename that fails after others succeeded (an immutable file) leaves those replaced, and
+/// the error names the file. Dropped without `finish`, it removes every temp file.
 pub struct StagedWrites {
     queue: Option<mpsc::Sender<(PathBuf, Zeroizing<Vec<u8>>)>>,
     workers: Vec<thread::JoinHandle<Vec<Staged>>>,

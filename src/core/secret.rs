@@ -263,10 +263,13 @@ pub fn render_secret(secret: &PlainSecret, json: bool) -> Zeroizing<String> {
     if let Some(immutable) = secret.immutable {
         head.insert("immutable".into(), immutable.into());
     }
+    // Sized once: growing would leave unwiped copies. The worst cases are base64 (4/3), JSON
+    // escapes (6 bytes for a control character) and a literal block of short lines (each
+    // line indented by 4), so 6x plus the key covers every value.
     let size: usize = secret
         .data
-        .values()
-        .map(|v| v.len() * 2 + 64)
+        .iter()
+        .map(|(k, v)| v.len() * 6 + k.len() + 64)
         .sum::<usize>()
         + 1024;
     let mut out = Zeroizing::new(String::with_capacity(size));
