@@ -67,6 +67,26 @@ pub fn leading_trivia(text: &str) -> &str {
     &text[..end]
 }
 
+/// The comments and blank lines at the end of a document, after its content: usually a
+/// heading for the next document (`# the cache` before its `---`), kept when this document is
+/// rewritten. Only comments at column 0 count: an indented `#` line may be the content of a
+/// block scalar (a value), which must never be copied.
+pub fn trailing_trivia(text: &str) -> &str {
+    let mut start = text.len();
+    for line in text.split_inclusive('\n').rev() {
+        let trivia = line.trim().is_empty() || line.starts_with('#');
+        if !trivia {
+            break;
+        }
+        start -= line.len();
+    }
+    // Nothing but trivia: that is leading trivia, already kept.
+    if text[..start].trim().is_empty() {
+        return "";
+    }
+    &text[start..]
+}
+
 /// What follows the document's content: the output of a rewrite ends with a newline, and a
 /// following `---` must still start its own line.
 pub fn ensure_trailing_newline(out: &mut String) {
@@ -85,6 +105,19 @@ mod tests {
             first_line: 1,
             is_empty: false,
         }
+    }
+
+    #[test]
+    fn trailing_comments_at_column_zero_are_trivia_and_indented_ones_are_not() {
+        assert_eq!(
+            trailing_trivia("kind: Secret\ndata: {}\n\n# the cache\n"),
+            "\n# the cache\n"
+        );
+        assert_eq!(
+            trailing_trivia("stringData:\n  k: |\n    line\n    # part of the value\n"),
+            ""
+        );
+        assert_eq!(trailing_trivia("# only a comment\n"), "");
     }
 
     #[test]

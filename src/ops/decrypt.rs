@@ -34,6 +34,7 @@ pub fn decrypt(
             Some(new) => {
                 out.push_str(manifest::leading_trivia(doc.text));
                 out.push_str(&new);
+                out.push_str(manifest::trailing_trivia(doc.text));
             }
             None => out.push_str(doc.text),
         }

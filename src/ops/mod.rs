@@ -58,6 +58,7 @@ pub(crate) fn reassemble<S: AsRef<str>>(docs: &[RawDocument<'_>], new: Vec<Optio
             Some(new) => {
                 out.push_str(crate::core::manifest::leading_trivia(doc.text));
                 out.push_str(new.as_ref());
+                out.push_str(crate::core::manifest::trailing_trivia(doc.text));
             }
             None => out.push_str(doc.text),
         }

@@ -47,6 +47,7 @@ pub fn textconv(input: &[u8], identities: &[Identity]) -> Zeroizing<Vec<u8>> {
             Some(shown) => {
                 out.extend_from_slice(manifest::leading_trivia(doc.text).as_bytes());
                 out.extend_from_slice(shown.as_bytes());
+                out.extend_from_slice(manifest::trailing_trivia(doc.text).as_bytes());
             }
             None => out.extend_from_slice(doc.text.as_bytes()),
         }

@@ -375,3 +375,19 @@ fn recipient_globs_may_start_with_dot_slash() {
     s.run(&["encrypt", "--in-place", "s.yaml"]).ok();
     assert!(s.read("s.yaml").contains(&s.recipient));
 }
+
+#[test]
+fn a_heading_comment_before_the_next_document_survives_sealing() {
+    let s = Sandbox::new();
+    let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\nstringData:\n  conf: |\n    a=1\n    # hidden-in-value\n\n# the cache\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
+    s.seal("f.yaml", text);
+    let sealed = s.read("f.yaml");
+    assert!(
+        sealed.contains("\n# the cache\n---\napiVersion: v1\nkind: ConfigMap\n"),
+        "{sealed}"
+    );
+    assert!(!sealed.contains("hidden-in-value"), "{sealed}");
+    let opened = s.run(&["decrypt", "-i", "id.txt", "f.yaml"]).ok().stdout;
+    assert!(opened.contains("# the cache\n---\n"), "{opened}");
+    assert!(opened.contains("# hidden-in-value"), "{opened}");
+}
