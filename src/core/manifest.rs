@@ -54,8 +54,13 @@ pub fn classify(doc: &RawDocument<'_>) -> Result<DocKind, ErrorKind> {
 /// The part of a document before its content (its `---` line, leading comments and blank
 /// lines): kept when the document itself is rewritten.
 pub fn leading_trivia(text: &str) -> &str {
-    let mut end = 0;
-    for line in text.split_inclusive('\n') {
+    // A byte-order mark opens the file and belongs to it, not to the content.
+    let mut end = if text.starts_with('\u{feff}') {
+        '\u{feff}'.len_utf8()
+    } else {
+        0
+    };
+    for line in text[end..].split_inclusive('\n') {
         let t = line.trim();
         let is_marker = t == "---" || (t.starts_with("--- #"));
         if t.is_empty() || t.starts_with('#') || is_marker {
@@ -85,6 +90,15 @@ pub fn trailing_trivia(text: &str) -> &str {
         return "";
     }
     &text[start..]
+}
+
+/// `new` with the line endings of `original`: a rewritten document in a CRLF file is CRLF too.
+pub fn with_line_endings_of(original: &str, new: String) -> String {
+    if original.contains("\r\n") && !new.contains('\r') {
+        new.replace('\n', "\r\n")
+    } else {
+        new
+    }
 }
 
 /// What follows the document's content: the output of a rewrite ends with a newline, and a

@@ -224,29 +224,44 @@ pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) ->
             }
         }
     }
-    // Each value must have been sealed by a side that agrees with the merged object on
-    // everything the ciphertext carries: recipients, scope, type, name and namespace.
-    if conflicts.is_empty() {
-        let agrees = |s: &SealedSecret| {
-            set(s) == recipients_set
-                && s.scope == merged.scope
-                && s.template.secret_type == merged.template.secret_type
-                && s.name == merged.name
-                && s.namespace == merged.namespace
-        };
-        for (k, v) in &merged.encrypted_data {
-            let sources: Vec<&SealedSecret> = [base, ours, theirs]
-                .into_iter()
-                .filter(|s| s.encrypted_data.get(k) == Some(v))
-                .collect();
-            if !sources.iter().any(|s| agrees(s)) {
-                conflicts.push(Conflict {
-                    key: Some(k.clone()),
-                    reason: "this value was sealed for a different recipient list, scope or binding than the merged SealedSecret (a rekey on one branch, a new value on the other); take one side, then run `gitops-seal rekey` and `gitops-seal set` again".into(),
-                    value_clash: false,
-                });
-            }
+    // Each value that can end up in the result must have been sealed by a side that agrees
+    // with the merged object on everything the ciphertext carries: recipients, scope, type,
+    // name and namespace. Checked even when other keys conflict: resolving those must not
+    // leave behind a value the listed recipients cannot open. For a key whose values clash,
+    // either side's value may be the one kept, so both are checked.
+    let agrees = |s: &SealedSecret| {
+        set(s) == recipients_set
+            && s.scope == merged.scope
+            && s.template.secret_type == merged.template.secret_type
+            && s.name == merged.name
+            && s.namespace == merged.namespace
+    };
+    let clashing: BTreeSet<String> = conflicts
+        .iter()
+        .filter(|c| c.value_clash)
+        .filter_map(|c| c.key.clone())
+        .collect();
+    let candidates = merged.encrypted_data.iter().chain(
+        clashing
+            .iter()
+            .filter_map(|k| theirs.encrypted_data.get_key_value(k)),
+    );
+    let mut disagreeing = BTreeSet::new();
+    for (k, v) in candidates {
+        let sealed_by_an_agreeing_side = [base, ours, theirs]
+            .into_iter()
+            .filter(|s| s.encrypted_data.get(k) == Some(v))
+            .any(agrees);
+        if !sealed_by_an_agreeing_side {
+            disagreeing.insert(k.clone());
         }
+    }
+    for k in disagreeing {
+        conflicts.push(Conflict {
+            key: Some(k),
+            reason: "this value was sealed for a different recipient list, scope or binding than the merged SealedSecret (a rekey on one branch, a new value on the other); take one side, then run `gitops-seal rekey` and `gitops-seal set` again".into(),
+            value_clash: false,
+        });
     }
     Merged {
         sealed: merged,

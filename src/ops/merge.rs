@@ -239,9 +239,26 @@ fn merge_document(
     };
     let merged = merge::merge(&bs, &os, &ts);
     let json = yaml::is_json(ours.raw.text);
-    let mut out = manifest::leading_trivia(ours.raw.text).to_string();
+    // Comments around the document merge as whole pieces: a side that changed them wins.
+    let trivia = |part: fn(&str) -> &str| -> String {
+        let (b, o, t) = (
+            base.map(|d| part(d.raw.text)),
+            part(ours.raw.text),
+            part(theirs.raw.text),
+        );
+        if b == Some(o) { t } else { o }.to_string()
+    };
+    let (leading, trailing) = (
+        trivia(manifest::leading_trivia),
+        trivia(manifest::trailing_trivia),
+    );
+    let rendered = |sealed: &SealedSecret, json: bool| {
+        manifest::with_line_endings_of(ours.raw.text, sealed.render(json))
+    };
+    let mut out = leading;
     if merged.conflicts.is_empty() {
-        out.push_str(&merged.sealed.render(json));
+        out.push_str(&rendered(&merged.sealed, json));
+        out.push_str(&trailing);
         return Ok(out);
     }
     for c in &merged.conflicts {
@@ -265,7 +282,8 @@ fn merge_document(
             markers(&mut block, &ours_line, &theirs_line, marker_size);
             text = text.replacen(&ours_line, &block, 1);
         }
-        out.push_str(&text);
+        out.push_str(&manifest::with_line_endings_of(ours.raw.text, text));
+        out.push_str(&trailing);
     } else {
         markers(&mut out, &body(&ours.raw), &body(&theirs.raw), marker_size);
     }

@@ -56,9 +56,13 @@ pub(crate) fn reassemble<S: AsRef<str>>(docs: &[RawDocument<'_>], new: Vec<Optio
     for (doc, new) in docs.iter().zip(new) {
         match new {
             Some(new) => {
-                out.push_str(crate::core::manifest::leading_trivia(doc.text));
-                out.push_str(new.as_ref());
-                out.push_str(crate::core::manifest::trailing_trivia(doc.text));
+                use crate::core::manifest;
+                out.push_str(manifest::leading_trivia(doc.text));
+                out.push_str(&manifest::with_line_endings_of(
+                    doc.text,
+                    new.as_ref().to_string(),
+                ));
+                out.push_str(manifest::trailing_trivia(doc.text));
             }
             None => out.push_str(doc.text),
         }

@@ -215,3 +215,83 @@ fn install_and_print_name_the_same_configuration() {
     s.run(&["merge-driver", "--install"]).ok();
     assert_eq!(s.read(".gitattributes"), attributes);
 }
+
+#[test]
+fn a_rekey_is_caught_even_when_another_key_also_clashes() {
+    // Ours: rekey to two recipients, then change a. Theirs: change a and add d (sealed for the
+    // old list). The clash on a must not hide that d cannot be opened by the merged list.
+    let s = repo();
+    s.run(&["keygen", "-o", "new.txt"]).ok();
+    let new = s
+        .run(&["recipient", "-i", "new.txt"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let me = s.recipient.clone();
+    s.run(&["rekey", "-i", "id.txt", "-r", &me, "-r", &new, "s.yaml"])
+        .ok();
+    set(&s, "a", "alpha-ours");
+    commit_all(&s, "rekey and a");
+    git(&s, &["checkout", "-q", "other"]).ok();
+    set(&s, "a", "alpha-theirs");
+    set(&s, "d", "delta");
+    commit_all(&s, "a and d");
+    git(&s, &["checkout", "-q", "main"]).ok();
+    let m = git(&s, &["merge", "-q", "--no-edit", "other"]);
+    assert_ne!(m.code, 0);
+    assert!(
+        m.stderr
+            .contains("key \"d\": this value was sealed for a different recipient list"),
+        "{}",
+        m.stderr
+    );
+    // Whole-document markers: no side of the file is a valid SealedSecret that lies.
+    let text = s.read("s.yaml");
+    assert!(
+        text.contains("<<<<<<<") && text.contains(">>>>>>>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn comments_around_a_merged_sealed_secret_and_crlf_are_kept() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.run(&["merge-driver", "--install"]).ok();
+    s.write(".gitignore", "id.txt\n*.txt\n.config/\nrun/\n");
+    let plain = "# owner: team-db\napiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  a: alpha\n  b: beta\n\n# next: cache config\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cache\ndata:\n  size: \"1\"\n";
+    s.seal("s.yaml", plain);
+    let crlf = s.read("s.yaml").replace('\n', "\r\n");
+    s.write("s.yaml", &crlf);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "base"]).ok();
+    git(&s, &["branch", "other"]).ok();
+    set(&s, "a", "alpha-2");
+    commit_all(&s, "a");
+    git(&s, &["checkout", "-q", "other"]).ok();
+    set(&s, "b", "beta-2");
+    let theirs = s
+        .read("s.yaml")
+        .replace("# owner: team-db", "# owner: team-payments");
+    s.write("s.yaml", &theirs);
+    commit_all(&s, "b and owner");
+    git(&s, &["checkout", "-q", "main"]).ok();
+    let m = git(&s, &["merge", "-q", "--no-edit", "other"]);
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    let text = s.read("s.yaml");
+    assert!(text.starts_with("# owner: team-payments\r\n"), "{text:?}");
+    assert!(
+        text.contains("\r\n# next: cache config\r\n---\r\n"),
+        "{text:?}"
+    );
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "mixed line endings: {text:?}"
+    );
+    let opened = opened(&s);
+    assert!(
+        opened.contains("alpha-2") && opened.contains("beta-2"),
+        "{opened}"
+    );
+}
