@@ -131,10 +131,16 @@ pub fn edit(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "secret.yaml".into());
     // A signal's default action would kill this process before the guard below wipes the
-    // plaintext file. While the editor runs, Ctrl-C and Ctrl-\ go to the editor (as with
-    // git), and a hang-up or termination is noted and honoured once it has exited.
+    // plaintext file. A hang-up or termination is noted and honoured once the editor exits.
     let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGQUIT, SIGHUP, SIGTERM] {
+    // Ctrl-C inside vim is an everyday key, not a wish to abort: like git, ignore it here
+    // (the editor, in the same process group, gets it and decides).
+    let keyboard = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGQUIT] {
+        signal_hook::flag::register(signal, Arc::clone(&keyboard))
+            .context("preparing for signals")?;
+    }
+    for signal in [SIGHUP, SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&interrupted))
             .context("preparing for signals")?;
     }

@@ -104,7 +104,7 @@ fn an_edit_that_unmakes_a_secret_is_refused_rather_than_written_in_plaintext() {
 fn a_hang_up_while_editing_wipes_the_plaintext_and_changes_nothing() {
     // The editor (run by `sh -c`, whose parent is gitops-seal) hangs up on gitops-seal and
     // then exits 0 with a change: the change is dropped, and the temp file is gone.
-    let e = edit_refused("sed -i s/hunter2/changed/ \"$1\"; kill -HUP $PPID");
+    let e = edit_refused("sed -i s/hunter2/changed/ \"$1\"; kill -HUP $PPID #");
     assert!(e.contains("interrupted; a.yaml is unchanged"), "{e}");
 }
 
@@ -314,4 +314,25 @@ fn set_unset_and_edit_reach_sealed_secrets_inside_a_list() {
         "{opened}"
     );
     assert!(opened.contains("kind: ConfigMap"), "{opened}");
+}
+
+#[test]
+fn ctrl_c_inside_the_editor_does_not_abort_the_edit() {
+    // Vim users press Ctrl-C all the time; the terminal sends SIGINT to the whole group.
+    let s = Sandbox::new();
+    s.seal("a.yaml", MIXED);
+    let r = super::harness::run_command(
+        {
+            let mut c = s.command(&["edit", "-i", "id.txt", "a.yaml"]);
+            c.env(
+                "EDITOR",
+                "sed -i s/hunter2/changed-after-ctrl-c/ \"$1\"; kill -INT $PPID #",
+            );
+            c
+        },
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let opened = s.run(&["decrypt", "-i", "id.txt", "a.yaml"]).ok().stdout;
+    assert!(opened.contains("changed-after-ctrl-c"), "{opened}");
 }
