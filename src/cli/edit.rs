@@ -178,14 +178,23 @@ pub fn edit(
         .map_err(|e| e.in_file(format!("{shown} (edited)")))?;
     let sealed: Zeroizing<String> =
         Zeroizing::new(sealed.unwrap_or_else(|| String::from_utf8_lossy(&edited).into_owned()));
-    // `encrypt` seals what is a v1 Secret. A Secret whose apiVersion or kind the edit changed
-    // is not one any more and would be written back in plaintext: refuse.
-    let before = previous.entries.len();
-    let after = ops::count_sealed(sealed.as_bytes()).unwrap_or(0);
-    if after < before || !ops::scan_content(sealed.as_bytes()).findings.is_empty() {
+    // `encrypt` seals what is a v1 Secret. A Secret whose apiVersion, kind or name the edit
+    // changed is not one any more and would be written back in plaintext: every Secret that
+    // was sealed must come out sealed, under the same name.
+    let after = ops::sealed_names(sealed.as_bytes()).unwrap_or_default();
+    let missing = previous
+        .entries
+        .iter()
+        .map(|(s, _)| (s.namespace.clone(), s.name.clone()))
+        .find(|id| !after.contains(id));
+    if let Some((namespace, name)) = missing {
+        let object = gitops_seal::core::secret::object_ref("Secret", namespace.as_deref(), &name);
         bail!(
-            "{shown}: the edited file holds {after} Secret(s) where it held {before}: a Secret whose apiVersion or kind was changed would be written in plaintext; nothing written (to delete a Secret, delete its SealedSecret without `edit`)"
+            "{shown}: {object} is no longer a sealed Secret after the edit (its apiVersion, kind or name changed): it would be written in plaintext; nothing written. To rename or delete a Secret, use `decrypt` and `encrypt`, or delete its SealedSecret document."
         );
+    }
+    if !ops::scan_content(sealed.as_bytes()).findings.is_empty() {
+        bail!("{shown}: the edited file would still hold a plaintext Secret; nothing written");
     }
     files::write_atomic(file, sealed.as_bytes()).map_err(|e| Error::io(file, &e))?;
     eprintln!("sealed {shown}");

@@ -86,10 +86,36 @@ pub fn trailing_trivia(text: &str) -> &str {
         start -= line.len();
     }
     // Nothing but trivia: that is leading trivia, already kept.
-    if text[..start].trim().is_empty() {
+    if start == text.len() || text[..start].trim().is_empty() {
         return "";
     }
-    &text[start..]
+    // A `#` line at column 0 can still be inside a quoted scalar ("a\n#b" written over two
+    // lines): only lines the content does not need are trivia. Both reads hold plaintext.
+    let read = |t: &str| {
+        yaml::parse::<serde_json::Value>(&RawDocument {
+            text: t,
+            first_line: 1,
+            is_empty: false,
+        })
+    };
+    match (read(text), read(&text[..start])) {
+        (Ok(mut whole), Ok(mut content)) => {
+            let same = whole == content;
+            yaml::wipe(&mut whole);
+            yaml::wipe(&mut content);
+            if same {
+                &text[start..]
+            } else {
+                ""
+            }
+        }
+        (whole, content) => {
+            for mut v in [whole, content].into_iter().flatten() {
+                yaml::wipe(&mut v);
+            }
+            ""
+        }
+    }
 }
 
 /// `new` with the line endings of `original`: a rewritten document in a CRLF file is CRLF too.
@@ -132,6 +158,11 @@ mod tests {
             ""
         );
         assert_eq!(trailing_trivia("# only a comment\n"), "");
+        // Inside a double-quoted scalar that spans lines: content, not a comment.
+        assert_eq!(
+            trailing_trivia("stringData:\n  cfg: \"user=app\n#password=hunter2\"\n"),
+            ""
+        );
     }
 
     #[test]

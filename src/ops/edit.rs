@@ -45,10 +45,15 @@ fn all_sealed(docs: &[yaml::RawDocument<'_>]) -> Result<Vec<Found>, Error> {
     Ok(out)
 }
 
-/// How many SealedSecrets (documents and List items) a file holds.
-pub fn count_sealed(input: &[u8]) -> Result<usize, Error> {
+/// The (namespace, name) of every SealedSecret (documents and List items) a file holds.
+pub fn sealed_names(
+    input: &[u8],
+) -> Result<std::collections::BTreeSet<(Option<String>, String)>, Error> {
     let (_, docs) = super::documents(input)?;
-    Ok(all_sealed(&docs)?.len())
+    Ok(all_sealed(&docs)?
+        .into_iter()
+        .map(|f| (f.sealed.namespace, f.sealed.name))
+        .collect())
 }
 
 /// Finds the SealedSecret `target` (`name` or `namespace/name`), also inside a `kind: List`.

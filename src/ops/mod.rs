@@ -12,7 +12,7 @@ mod verify;
 
 pub use decrypt::{decrypt, rekey};
 pub use edit::{
-    count_sealed, previous_sealings, same_set as same_recipients, set_value, unset_value,
+    previous_sealings, same_set as same_recipients, sealed_names, set_value, unset_value,
 };
 pub use encrypt::{encrypt, Previous, SealSettings};
 pub use merge::{merge_files, FileMerge, TextMerge};

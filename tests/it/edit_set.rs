@@ -98,6 +98,30 @@ fn an_edit_that_unmakes_a_secret_is_refused_rather_than_written_in_plaintext() {
     assert!(e.contains("would be written in plaintext"), "{e}");
     let e = edit_refused("sed -i 's/^kind: Secret$/kind: Secrets/' \"$1\"");
     assert!(e.contains("nothing written"), "{e}");
+    // The same, with a new Secret added so that the count of Secrets stays the same.
+    let s = Sandbox::new();
+    s.seal("a.yaml", MIXED);
+    let before = s.snapshot();
+    let me = s.recipient.clone();
+    let r = super::harness::run_command(
+        {
+            let mut c = s.command(&["edit", "-i", "id.txt", "-r", &me, "a.yaml"]);
+            c.env(
+                "EDITOR",
+                "sed -i 's/^kind: Secret$/kind: Secrets/' \"$1\"; printf -- '---\\napiVersion: v1\\nkind: Secret\\nmetadata: {name: b, namespace: prod}\\nstringData: {x: added}\\n' >> \"$1\" #",
+            );
+            c
+        },
+        b"",
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("Secret prod/db is no longer a sealed Secret"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.snapshot(), before, "nothing written");
 }
 
 #[test]

@@ -391,3 +391,35 @@ fn a_heading_comment_before_the_next_document_survives_sealing() {
     assert!(opened.contains("# the cache\n---\n"), "{opened}");
     assert!(opened.contains("# hidden-in-value"), "{opened}");
 }
+
+#[test]
+fn a_quoted_value_whose_last_line_starts_with_a_hash_is_never_copied_out() {
+    let s = Sandbox::new();
+    s.write(
+        "leak.json",
+        "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"db\", \"namespace\": \"ns\"}, \"stringData\": {\"cfg\": \"user=app\n#password=hunter2\"}}\n",
+    );
+    s.run(&[
+        "encrypt",
+        "--in-place",
+        "-r",
+        &s.recipient.clone(),
+        "leak.json",
+    ])
+    .ok();
+    let sealed = s.read("leak.json");
+    assert!(!sealed.contains("hunter2"), "{sealed}");
+    s.write(
+        "leak.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: ns}\nstringData:\n  password: \"hunter2\n#TOPSECRET-TAIL\"\n",
+    );
+    s.run(&[
+        "encrypt",
+        "--in-place",
+        "-r",
+        &s.recipient.clone(),
+        "leak.yaml",
+    ])
+    .ok();
+    assert!(!s.read("leak.yaml").contains("TOPSECRET"));
+}
