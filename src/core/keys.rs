@@ -190,17 +190,26 @@ impl age::Identity for Identity {
         self.as_age().unwrap_stanza(stanza)
     }
 
-    /// As age's own, trying the hinted position first. Same outcome, in any order: the first
-    /// stanza that is for this identity decides (a file key or a malformed-stanza error).
+    /// As age's own, but a stanza at the hinted position that opens is taken first. Anything
+    /// else (no hint, a stanza for someone else, a malformed one) falls back to age's order,
+    /// so the outcome is always the one age would give.
     fn unwrap_stanzas(&self, stanzas: &[Stanza]) -> Option<Result<FileKey, age::DecryptError>> {
         let mine: Vec<&Stanza> = stanzas.iter().filter(|s| self.opens(&s.tag)).collect();
         let hint = self.stanza_hint.load(Ordering::Relaxed);
-        let order = mine
-            .get(hint)
-            .map(|s| (hint, *s))
-            .into_iter()
-            .chain(mine.iter().copied().enumerate().filter(|(k, _)| *k != hint));
-        for (k, stanza) in order {
+        let mut hinted_error = None;
+        match mine.get(hint).and_then(|s| self.unwrap_stanza(s)) {
+            Some(Ok(key)) => return Some(Ok(key)),
+            Some(Err(e)) => hinted_error = Some(e),
+            None => {}
+        }
+        for (k, stanza) in mine.iter().enumerate() {
+            if k == hint {
+                // Tried above; in age's order its error, if any, is the answer here.
+                if let Some(e) = hinted_error.take() {
+                    return Some(Err(e));
+                }
+                continue;
+            }
             if let Some(result) = self.unwrap_stanza(stanza) {
                 if result.is_ok() {
                     self.stanza_hint.store(k, Ordering::Relaxed);
