@@ -116,36 +116,65 @@ pub fn uninstall() -> Result<i32> {
     Ok(0)
 }
 
-/// `ignore:` as `scan` and `verify` read it: from the `.gitops-seal.yaml` nearest each file
-/// (the work tree's root config when the file's folder is gone).
-struct NearestIgnores {
-    workdir: PathBuf,
-    root: Config,
-    loaded: std::collections::HashMap<PathBuf, config::LoadedConfig>,
+/// `ignore:` for the hook: from the `.gitops-seal.yaml` nearest each staged file, as `scan`
+/// and `verify` pick it, but read from the index (what the commit records) and only inside the
+/// repository: an untracked config, or one above the work tree, cannot let a file through.
+struct NearestIgnores<'r> {
+    index: git2::Index,
+    repo: &'r git2::Repository,
+    /// Config folder (relative, "" for the root) -> its parsed config, if the index has one.
+    configs: std::collections::HashMap<String, Option<Config>>,
 }
 
-impl NearestIgnores {
-    fn new(workdir: &Path) -> Result<Self> {
+impl<'r> NearestIgnores<'r> {
+    fn new(repo: &'r git2::Repository) -> Result<Self> {
         Ok(NearestIgnores {
-            workdir: fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf()),
-            root: root_config(workdir)?,
-            loaded: Default::default(),
+            index: repo.index()?,
+            repo,
+            configs: Default::default(),
         })
     }
 
-    fn ignored(&mut self, path: &str) -> Result<bool> {
-        let file = self.workdir.join(path);
-        let Some(found) = file.parent().and_then(config::find_config) else {
-            return Ok(self.root.is_ignored(path));
-        };
-        if !self.loaded.contains_key(&found) {
-            let loaded = config::load_config(&found)?;
-            self.loaded.insert(found.clone(), loaded);
+    fn config_in(&mut self, dir: &str) -> Result<Option<&Config>> {
+        if !self.configs.contains_key(dir) {
+            let path = if dir.is_empty() {
+                CONFIG_FILE_NAME.to_string()
+            } else {
+                format!("{dir}/{CONFIG_FILE_NAME}")
+            };
+            let config = match self.index.get_path(Path::new(&path), 0) {
+                None => None,
+                Some(entry) => {
+                    let blob = self.repo.find_blob(entry.id)?;
+                    let text = std::str::from_utf8(blob.content())
+                        .with_context(|| format!("{path} (staged) is not UTF-8"))?;
+                    Some(
+                        Config::parse(text)
+                            .map_err(|e| gitops_seal::Error::from(e).in_file(&path))?,
+                    )
+                }
+            };
+            self.configs.insert(dir.to_string(), config);
         }
-        let loaded = &self.loaded[&found];
-        Ok(loaded
-            .config
-            .is_ignored(&config::relative_slash_path(&loaded.dir, &file)))
+        Ok(self.configs[dir].as_ref())
+    }
+
+    fn ignored(&mut self, path: &str) -> Result<bool> {
+        let mut dir = path;
+        loop {
+            dir = dir.rsplit_once('/').map_or("", |(d, _)| d);
+            if let Some(config) = self.config_in(dir)? {
+                let rel = if dir.is_empty() {
+                    path
+                } else {
+                    &path[dir.len() + 1..]
+                };
+                return Ok(config.is_ignored(rel));
+            }
+            if dir.is_empty() {
+                return Ok(false);
+            }
+        }
     }
 }
 
@@ -169,7 +198,7 @@ pub fn run(fix: bool) -> Result<i32> {
         .workdir()
         .context("a bare repository has nothing to commit")?
         .to_path_buf();
-    let mut ignores = NearestIgnores::new(&workdir)?;
+    let mut ignores = NearestIgnores::new(&repo)?;
     let mut blocked: Vec<(String, Vec<ops::PlaintextFinding>)> = Vec::new();
     let mut stderr = std::io::stderr().lock();
     for staged in git::staged_files(&repo)? {

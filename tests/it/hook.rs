@@ -620,3 +620,17 @@ fn the_hook_reads_ignore_from_the_nearest_config_as_scan_does() {
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert_eq!(s.run(&["scan", "charts"]).code, 0);
 }
+
+#[test]
+fn an_untracked_config_cannot_let_a_plaintext_secret_through() {
+    let s = repo(&[]);
+    s.write("sub/.gitops-seal.yaml", "ignore: ['**']\n");
+    s.write("sub/s.yaml", PLAIN);
+    git(&s, &["add", "sub/s.yaml"]).ok();
+    let c = commit(&s, "leak").fails();
+    assert!(
+        c.stderr.contains("sub/s.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+}
