@@ -203,6 +203,29 @@ pub fn merge_files(
     })
 }
 
+/// One piece of comments around a document (`part` picks it), merged: a side that changed
+/// it wins; both changed, Git's text merge decides (with markers on a conflict).
+fn merge_trivia(
+    part: fn(&str) -> &str,
+    (base, ours, theirs): (Option<&Doc<'_>>, &Doc<'_>, &Doc<'_>),
+    text_merge: &mut TextMerge<'_>,
+    on_conflict: &mut dyn FnMut(),
+) -> std::io::Result<String> {
+    let b = base.map_or("", |d| part(d.raw.text));
+    let (o, t) = (part(ours.raw.text), part(theirs.raw.text));
+    if o == t || t == b {
+        return Ok(o.to_string());
+    }
+    if o == b {
+        return Ok(t.to_string());
+    }
+    let (text, conflicted) = text_merge(b, o, t)?;
+    if conflicted {
+        on_conflict();
+    }
+    Ok(text)
+}
+
 fn merge_document(
     id: &Identity,
     base: Option<&Doc<'_>>,
@@ -239,19 +262,19 @@ fn merge_document(
     };
     let merged = merge::merge(&bs, &os, &ts);
     let json = yaml::is_json(ours.raw.text);
-    // Comments around the document merge as whole pieces: a side that changed them wins.
-    let trivia = |part: fn(&str) -> &str| -> String {
-        let (b, o, t) = (
-            base.map(|d| part(d.raw.text)),
-            part(ours.raw.text),
-            part(theirs.raw.text),
-        );
-        if b == Some(o) { t } else { o }.to_string()
-    };
-    let (leading, trailing) = (
-        trivia(manifest::leading_trivia),
-        trivia(manifest::trailing_trivia),
-    );
+    // Comments around the document merge as text of their own.
+    let leading = merge_trivia(
+        manifest::leading_trivia,
+        (base, ours, theirs),
+        text_merge,
+        &mut || conflicts.push(format!("{}: comments changed on both sides", describe(id))),
+    )?;
+    let trailing = merge_trivia(
+        manifest::trailing_trivia,
+        (base, ours, theirs),
+        text_merge,
+        &mut || conflicts.push(format!("{}: comments changed on both sides", describe(id))),
+    )?;
     let rendered = |sealed: &SealedSecret, json: bool| {
         manifest::with_line_endings_of(ours.raw.text, sealed.render(json))
     };

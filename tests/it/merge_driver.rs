@@ -295,3 +295,44 @@ fn comments_around_a_merged_sealed_secret_and_crlf_are_kept() {
         "{opened}"
     );
 }
+
+#[test]
+fn a_comment_changed_differently_on_both_sides_is_a_conflict() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.run(&["merge-driver", "--install"]).ok();
+    s.write(".gitignore", "id.txt\n*.txt\n.config/\nrun/\n");
+    s.seal(
+        "s.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  a: alpha\n  b: beta\n\n# next: cache config\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cache\n",
+    );
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "base"]).ok();
+    git(&s, &["branch", "other"]).ok();
+    let ours = s
+        .read("s.yaml")
+        .replace("# next: cache config", "# next: cache (ours)");
+    s.write("s.yaml", &ours);
+    set(&s, "a", "alpha-2");
+    commit_all(&s, "ours");
+    git(&s, &["checkout", "-q", "other"]).ok();
+    let theirs = s
+        .read("s.yaml")
+        .replace("# next: cache config", "# next: cache (theirs)");
+    s.write("s.yaml", &theirs);
+    set(&s, "b", "beta-2");
+    commit_all(&s, "theirs");
+    git(&s, &["checkout", "-q", "main"]).ok();
+    let m = git(&s, &["merge", "-q", "--no-edit", "other"]);
+    assert_ne!(m.code, 0, "{}", m.stderr);
+    assert!(
+        m.stderr.contains("comments changed on both sides"),
+        "{}",
+        m.stderr
+    );
+    let text = s.read("s.yaml");
+    assert!(
+        text.contains("# next: cache (ours)") && text.contains("# next: cache (theirs)"),
+        "{text}"
+    );
+}
