@@ -232,6 +232,9 @@ pub fn walk_history(
 struct Seen {
     /// Trees whose every blob was visited (none skipped).
     trees: std::collections::HashSet<git2::Oid>,
+    /// Trees walked at a path where something was skipped: at that same path, walking them
+    /// again would skip the same and find nothing new.
+    partial: std::collections::HashSet<(git2::Oid, String)>,
     blobs: std::collections::HashSet<git2::Oid>,
 }
 
@@ -247,6 +250,9 @@ fn walk_tree(
 ) -> Result<bool, git2::Error> {
     if seen.trees.contains(&tree_id) {
         return Ok(true);
+    }
+    if seen.partial.contains(&(tree_id, prefix.to_string())) {
+        return Ok(false);
     }
     let tree = repo.find_tree(tree_id)?;
     let mut complete = true;
@@ -273,6 +279,8 @@ fn walk_tree(
     }
     if complete {
         seen.trees.insert(tree_id);
+    } else {
+        seen.partial.insert((tree_id, prefix.to_string()));
     }
     Ok(complete)
 }
