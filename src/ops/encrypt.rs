@@ -3,7 +3,7 @@ use serde_json::Value;
 use zeroize::Zeroize;
 
 use crate::core::binding::Scope;
-use crate::core::error::{Error, ResultExt};
+use crate::core::error::{Error, ErrorKind, ResultExt};
 use crate::core::keys::Recipient;
 use crate::core::manifest::{self, DocKind};
 use crate::core::sealed::{self, SealedSecret};
@@ -86,6 +86,22 @@ fn encrypt_document(
     }
 }
 
+/// True when a List value holds, at any depth, a Secret with values.
+fn holds_plaintext(list: &Value) -> bool {
+    list.get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|item| {
+            let kind = manifest::kind_of(
+                item.get("apiVersion").and_then(Value::as_str),
+                item.get("kind").and_then(Value::as_str),
+            );
+            (kind == DocKind::Secret && secret::has_values(item))
+                || (kind == DocKind::List && holds_plaintext(item))
+        })
+}
+
 pub(crate) fn seal_secret(
     secret: &PlainSecret,
     settings: &SealSettings,
@@ -133,8 +149,30 @@ fn encrypt_list(
     json: bool,
 ) -> Result<Option<String>, Error> {
     let mut list = yaml::parse_list(doc)?;
+    match seal_list_items(&mut list, doc, settings, previous) {
+        Ok(true) => Ok(Some(if json {
+            yaml::to_json(&list)
+        } else {
+            yaml::to_yaml(&list)
+        })),
+        Ok(false) => Ok(None),
+        Err(e) => {
+            // Items not reached yet still hold plaintext.
+            super::wipe(&mut list);
+            Err(e)
+        }
+    }
+}
+
+/// Seals the Secret items of a parsed List in place; true when one was sealed.
+fn seal_list_items(
+    list: &mut Value,
+    doc: &RawDocument<'_>,
+    settings: &SealSettings,
+    previous: Option<&Previous>,
+) -> Result<bool, Error> {
     let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) else {
-        return Ok(None);
+        return Ok(false);
     };
     let mut changed = false;
     for (i, item) in items.iter_mut().enumerate() {
@@ -142,6 +180,14 @@ fn encrypt_list(
             item.get("apiVersion").and_then(Value::as_str),
             item.get("kind").and_then(Value::as_str),
         );
+        if kind == DocKind::List && holds_plaintext(item) {
+            // kubectl applies a List inside a List; sealing one is not supported, and passing
+            // it through would leave its Secrets in plaintext.
+            return Err(Error::from(ErrorKind::Invalid(
+                "a kind: List inside a List holds a Secret; flatten the lists".into(),
+            ))
+            .in_object(format!("List item {}", i + 1)));
+        }
         if kind != DocKind::Secret || !secret::has_values(item) {
             continue;
         }
@@ -166,12 +212,5 @@ fn encrypt_list(
         *item = sealed.to_value();
         changed = true;
     }
-    if !changed {
-        return Ok(None);
-    }
-    Ok(Some(if json {
-        yaml::to_json(&list)
-    } else {
-        yaml::to_yaml(&list)
-    }))
+    Ok(changed)
 }

@@ -52,6 +52,40 @@ struct ItemHead {
     metadata: Option<ItemMeta>,
     data: Option<BTreeMap<String, IgnoredAny>>,
     string_data: Option<BTreeMap<String, IgnoredAny>>,
+    /// A List inside a List: kubectl applies its items too.
+    items: Option<Vec<ItemHead>>,
+}
+
+/// Plaintext Secrets among List items, nested Lists included (`List item 2.1: ...`).
+fn list_findings(items: Vec<ItemHead>, prefix: &str, document: usize, out: &mut ScanReport) {
+    for (i, item) in items.into_iter().enumerate() {
+        let number = format!("{prefix}{}", i + 1);
+        let kind = manifest::kind_of(item.api_version.as_deref(), item.kind.as_deref());
+        if kind == DocKind::List {
+            if let Some(inner) = item.items {
+                list_findings(inner, &format!("{number}."), document, out);
+            }
+            continue;
+        }
+        let has_values = item.data.is_some_and(|m| !m.is_empty())
+            || item.string_data.is_some_and(|m| !m.is_empty());
+        if kind == DocKind::Secret && has_values {
+            let (name, ns) = item
+                .metadata
+                .map(|m| (m.name, m.namespace))
+                .unwrap_or_default();
+            let object = secret::object_ref(
+                "Secret",
+                ns.as_deref(),
+                name.as_deref().unwrap_or("<unnamed>"),
+            );
+            out.findings.push(PlaintextFinding {
+                document,
+                object: format!("List item {number}: {object}"),
+                unparsable: false,
+            });
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -125,29 +159,7 @@ pub fn scan_content(input: &[u8]) -> ScanReport {
             },
             Ok(DocKind::List) => {
                 let items = yaml::parse::<ListOfHeads>(doc).ok().and_then(|l| l.items);
-                for (i, item) in items.into_iter().flatten().enumerate() {
-                    let is_secret =
-                        manifest::kind_of(item.api_version.as_deref(), item.kind.as_deref())
-                            == DocKind::Secret;
-                    let has_values = item.data.is_some_and(|m| !m.is_empty())
-                        || item.string_data.is_some_and(|m| !m.is_empty());
-                    if is_secret && has_values {
-                        let (name, ns) = item
-                            .metadata
-                            .map(|m| (m.name, m.namespace))
-                            .unwrap_or_default();
-                        let object = secret::object_ref(
-                            "Secret",
-                            ns.as_deref(),
-                            name.as_deref().unwrap_or("<unnamed>"),
-                        );
-                        report.findings.push(PlaintextFinding {
-                            document: n,
-                            object: format!("List item {}: {object}", i + 1),
-                            unparsable: false,
-                        });
-                    }
-                }
+                list_findings(items.unwrap_or_default(), "", n, &mut report);
             }
             Ok(_) => {}
         }

@@ -401,3 +401,20 @@ fn parser_messages_never_quote_a_value() {
         assert!(!e.contains(value), "{e}");
     }
 }
+
+#[test]
+fn a_secret_in_a_list_inside_a_list_is_refused_and_found() {
+    let s = Sandbox::new();
+    let nested = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: inner, namespace: ns}\n    stringData: {k: NESTEDPLAIN}\n";
+    let e = encrypt_error(&s, "n.yaml", nested.as_bytes());
+    assert_eq!(
+        e,
+        "error: n.yaml: document 1 (List item 1): a kind: List inside a List holds a Secret; flatten the lists"
+    );
+    let r = s.run(&["scan", "n.yaml"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stdout,
+        "n.yaml: document 1 (List item 1.1: Secret ns/inner)\n"
+    );
+}
