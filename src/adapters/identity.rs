@@ -47,7 +47,16 @@ pub fn load_identities(
             return keys::parse_identity_file(&text)
                 .map_err(|e| Error::from(e).in_file(format!("${IDENTITY_ENV}")));
         }
-        return read_identity_file(Path::new(&v), warn);
+        // A path, then. If it is not one, the value is not shown: it may be a key in a form
+        // not recognised above (base64 of a key file, a key without its prefix).
+        let path = Path::new(&v);
+        if !path.exists() {
+            return Err(ErrorKind::InvalidIdentity(format!(
+                "${IDENTITY_ENV} is neither an existing file nor an age identity"
+            ))
+            .into());
+        }
+        return read_identity_file(path, warn);
     }
     match default_identity_path() {
         Some(p) if p.exists() => read_identity_file(&p, warn),

@@ -71,6 +71,21 @@ impl Drop for PrivateTemp {
     }
 }
 
+/// Vim and Neovim keep registers and history in ~/.viminfo or shada and write swap files
+/// beside the file: an old value would outlive the edit there. Started without either.
+fn private_editor(editor: &str) -> String {
+    let program = editor.split_whitespace().next().unwrap_or("");
+    let name = Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    if matches!(name, "vim" | "nvim" | "gvim" | "mvim" | "vimdiff") {
+        format!("{editor} -i NONE -n")
+    } else {
+        editor.to_string()
+    }
+}
+
 fn editor() -> String {
     std::env::var("VISUAL")
         .ok()
@@ -147,7 +162,7 @@ pub fn edit(
     let temp = PrivateTemp::create(&name, plain.as_bytes())?;
     let status = Command::new("sh")
         .arg("-c")
-        .arg(format!("{} \"$1\"", editor()))
+        .arg(format!("{} \"$1\"", private_editor(&editor())))
         .arg("sh")
         .arg(&temp.file)
         .status()

@@ -360,3 +360,23 @@ fn ctrl_c_inside_the_editor_does_not_abort_the_edit() {
     let opened = s.run(&["decrypt", "-i", "id.txt", "a.yaml"]).ok().stdout;
     assert!(opened.contains("changed-after-ctrl-c"), "{opened}");
 }
+
+#[test]
+fn vim_is_started_without_viminfo_or_swap_files() {
+    let s = Sandbox::new();
+    s.seal("a.yaml", MIXED);
+    // A stand-in named vim that records its arguments and changes nothing.
+    let vim = s.write("bin/vim", "#!/bin/sh\necho \"$@\" > \"$HOME/vim-args\"\n");
+    std::fs::set_permissions(&vim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = super::harness::run_command(
+        {
+            let mut c = s.command(&["edit", "-i", "id.txt", "a.yaml"]);
+            c.env("EDITOR", vim.display().to_string());
+            c
+        },
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let args = s.read("vim-args");
+    assert!(args.contains("-i NONE -n"), "{args}");
+}

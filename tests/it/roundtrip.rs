@@ -316,6 +316,17 @@ fn the_identity_variable_takes_a_path_a_key_or_a_whole_identity_file() {
     assert!(!out.status.success());
     assert!(!err.contains(&key[20..]), "the key leaked: {err}");
     assert!(err.contains("$GITOPS_SEAL_IDENTITY"), "{err}");
+    // A key in a form not recognised (base64 of the file, say) is not echoed either.
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(s.read("id.txt"));
+    let out = s
+        .command(&["decrypt", "a.yaml"])
+        .env("GITOPS_SEAL_IDENTITY", &encoded)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains(&encoded[..20]), "the value was echoed: {err}");
 }
 
 #[test]
