@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 use crate::core::manifest::{self, DocKind};
 use crate::core::secret::{self, SecretSummary};
@@ -118,17 +119,34 @@ fn declares_secret(text: &str) -> bool {
     })
 }
 
+/// Text for judging: kubectl reads UTF-16 files with a byte-order mark (what Windows
+/// PowerShell writes) and YAML with stray non-UTF-8 bytes in comments, so those are decoded
+/// rather than passed as binary. Binary content decodes to noise that parses as nothing.
+fn decode(input: &[u8]) -> String {
+    let utf16 = |bytes: &[u8], from: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = bytes.chunks_exact(2).map(|c| from([c[0], c[1]])).collect();
+        String::from_utf16_lossy(&units)
+    };
+    match input {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes),
+        // Git's own test for binary: a NUL in the first 8,000 bytes.
+        _ if input.iter().take(8000).any(|&b| b == 0) => String::new(),
+        _ => String::from_utf8_lossy(input).into_owned(),
+    }
+}
+
 /// Finds plaintext Secrets (with values) in manifest content of any extension. Content that
 /// is not UTF-8 or mentions no `kind` is not a manifest and is passed.
 pub fn scan_content(input: &[u8]) -> ScanReport {
     let mut report = ScanReport::default();
-    let Ok(text) = std::str::from_utf8(input) else {
-        return report;
-    };
-    if !text.contains("kind") {
+    let text = Zeroizing::new(decode(input));
+    // Every manifest is a mapping, and `:` cannot be escaped: without one there is nothing
+    // to judge. (No shortcut on the word `kind`: JSON and YAML can escape its letters.)
+    if !text.contains(':') {
         return report;
     }
-    let docs = yaml::split_documents(text);
+    let docs = yaml::split_documents(&text);
     for (n, doc) in super::numbered(&docs) {
         match manifest::classify(doc) {
             Err(e) => {
@@ -138,7 +156,8 @@ pub fn scan_content(input: &[u8]) -> ScanReport {
                         object: "unparsable document".into(),
                         unparsable: true,
                     });
-                } else {
+                } else if doc.text.contains("kind") {
+                    // Notes only for what looks like a manifest, not for every README.
                     report.skipped.push(format!("document {n} skipped ({e})"));
                 }
             }
@@ -161,7 +180,13 @@ pub fn scan_content(input: &[u8]) -> ScanReport {
                 let items = yaml::parse::<ListOfHeads>(doc).ok().and_then(|l| l.items);
                 list_findings(items.unwrap_or_default(), "", n, &mut report);
             }
-            Ok(_) => {}
+            Ok(_) => {
+                // kubectl flattens anything with `items` (a ConfigMapList, a custom list).
+                if doc.text.contains("items") {
+                    let items = yaml::parse::<ListOfHeads>(doc).ok().and_then(|l| l.items);
+                    list_findings(items.unwrap_or_default(), "", n, &mut report);
+                }
+            }
         }
     }
     report

@@ -634,3 +634,41 @@ fn an_untracked_config_cannot_let_a_plaintext_secret_through() {
         c.stderr
     );
 }
+
+#[test]
+fn secrets_in_utf16_latin1_escaped_or_custom_list_files_are_found() {
+    let s = Sandbox::new();
+    // UTF-16LE with a byte-order mark, as Windows PowerShell's `>` writes it.
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in PLAIN.encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    s.write("ps.yaml", utf16);
+    // A Latin-1 byte in a comment.
+    let mut latin1 = b"# caf\xe9\n".to_vec();
+    latin1.extend_from_slice(PLAIN.as_bytes());
+    s.write("latin1.yaml", latin1);
+    // `kind` spelled with a JSON escape.
+    s.write(
+        "escaped.json",
+        r#"{"apiVersion": "v1", "\u006bind": "Secret", "metadata": {"name": "e"}, "stringData": {"k": "v"}}"#,
+    );
+    // Any object with items is a list to kubectl.
+    s.write(
+        "custom.yaml",
+        "apiVersion: example.com/v1\nkind: Anything\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: c}\n  stringData: {k: v}\n",
+    );
+    // Prose with colons is not a manifest, and gets no note.
+    s.write("notes.md", "Note: this is prose.\nAnother: line: here\n");
+    let r = s.run(&["scan"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for expected in [
+        "ps.yaml: document 1 (Secret prod/db)",
+        "latin1.yaml: document 1 (Secret prod/db)",
+        "escaped.json: document 1 (Secret e)",
+        "custom.yaml: document 1 (List item 1: Secret c)",
+    ] {
+        assert!(r.stdout.contains(expected), "{expected} in {}", r.stdout);
+    }
+    assert!(!r.stderr.contains("notes.md"), "{}", r.stderr);
+}
