@@ -207,8 +207,12 @@ pub fn run(fix: bool) -> Result<i32> {
         }
         let blob = repo.find_blob(staged.blob)?;
         let report = ops::scan_content(blob.content());
-        for note in &report.skipped {
-            writeln!(stderr, "gitops-seal: note: {}: {note}", staged.path)?;
+        // Notes (a document skipped as not YAML) only where YAML is expected: source code
+        // and prose that mention `kind` are no news.
+        if files::is_manifest_name(Path::new(&staged.path)) {
+            for note in &report.skipped {
+                writeln!(stderr, "gitops-seal: note: {}: {note}", staged.path)?;
+            }
         }
         if !report.findings.is_empty() {
             blocked.push((staged.path, report.findings));
@@ -382,8 +386,10 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
             };
             let shown = config::relative_slash_path(&walk.cwd, &p);
             let report = ops::scan_content(&bytes);
-            for s in report.skipped {
-                notes.push(format!("note: {shown}: {s}"));
+            if files::is_manifest_name(&p) {
+                for s in report.skipped {
+                    notes.push(format!("note: {shown}: {s}"));
+                }
             }
             for f in report.findings {
                 found.push((None, shown.clone(), f));

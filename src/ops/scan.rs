@@ -100,22 +100,36 @@ struct ListOfHeads {
     items: Option<Vec<ItemHead>>,
 }
 
-/// True when a document's text says `kind: Secret` (YAML or JSON, quoted or not, with a
-/// trailing comment or comma, or anywhere in one-line JSON).
+/// True when a document's text says `kind: Secret` (YAML or JSON, either side quoted or not,
+/// with a trailing comment or comma, or anywhere in one-line JSON). A line that is one quoted
+/// string (`"kind: Secret",` in source code) does not count.
 fn declares_secret(text: &str) -> bool {
+    let is = |part: &str, word: &str| {
+        let part = part.trim();
+        part == word
+            || part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) == Some(word)
+            || part.strip_prefix('\'').and_then(|p| p.strip_suffix('\'')) == Some(word)
+    };
     text.lines().any(|line| {
         let line = match line.find(" #") {
             Some(i) => &line[..i],
             None => line,
         };
-        let squeezed: String = line
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
-            .collect();
-        squeezed.trim_end_matches(',') == "kind:Secret"
-            || squeezed.contains("{kind:Secret,")
-            || squeezed.contains(",kind:Secret,")
-            || squeezed.contains(",kind:Secret}")
+        let line = line.trim().trim_end_matches(',');
+        let as_pair = line
+            .split_once(':')
+            .is_some_and(|(k, v)| is(k, "kind") && is(v, "Secret"));
+        as_pair || json_declares_secret(line)
+    })
+}
+
+/// `"kind"`, optional spaces, `:`, optional spaces, `"Secret"`, anywhere in a line.
+fn json_declares_secret(line: &str) -> bool {
+    line.match_indices("\"kind\"").any(|(i, m)| {
+        let rest = line[i + m.len()..].trim_start();
+        rest.strip_prefix(':')
+            .map(str::trim_start)
+            .is_some_and(|r| r.starts_with("\"Secret\""))
     })
 }
 
@@ -236,6 +250,7 @@ mod tests {
             "kind: SecretStore",
             "kind: ConfigMap # Secret",
             "# kind: Secret",
+            "            \"kind: Secret\",",
         ] {
             assert!(!declares_secret(line), "{line}");
         }
