@@ -265,18 +265,24 @@ fn encrypt(
             outputs.len() - changed
         );
     } else {
-        let mut stdout = std::io::stdout().lock();
-        let mut previous: Option<&str> = None;
-        for out in outputs.iter().flatten() {
-            if let Some(previous) = previous {
-                stdout.write_all(separator(previous, out))?;
-            }
-            stdout.write_all(out.as_bytes())?;
-            previous = Some(out);
-        }
-        stdout.flush()?;
+        print_files(outputs.iter().flatten().map(String::as_str))?;
     }
     Ok(0)
+}
+
+/// Prints several files' output as one YAML stream on stdout.
+fn print_files<'a>(outputs: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let mut previous: Option<&str> = None;
+    for out in outputs {
+        if let Some(previous) = previous {
+            stdout.write_all(separator(previous, out))?;
+        }
+        stdout.write_all(out.as_bytes())?;
+        previous = Some(out);
+    }
+    stdout.flush()?;
+    Ok(())
 }
 
 /// What goes between two files' output on stdout: a newline if the first lacked one, then
@@ -307,16 +313,7 @@ fn decrypt(inputs: &[PathBuf], ids: &IdentityArgs, ns: &NamespaceArg) -> Result<
                 .map_err(|e| e.in_file(display(p)).into())
         })
         .collect::<Result<_>>()?;
-    let mut stdout = std::io::stdout().lock();
-    let mut previous: Option<&str> = None;
-    for out in &outputs {
-        if let Some(previous) = previous {
-            stdout.write_all(separator(previous, out))?;
-        }
-        stdout.write_all(out.as_bytes())?;
-        previous = Some(out);
-    }
-    stdout.flush()?;
+    print_files(outputs.iter().map(|o| o.as_str()))?;
     Ok(0)
 }
 
