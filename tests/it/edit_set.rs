@@ -232,13 +232,7 @@ fn unset_removes_one_value() {
 fn rekey_reseals_for_a_new_list_and_the_old_key_stops_working() {
     let s = Sandbox::new();
     s.seal("a.yaml", MIXED);
-    s.run(&["keygen", "-o", "new.txt"]).ok();
-    let new = s
-        .run(&["recipient", "-i", "new.txt"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let new = s.new_identity("new.txt");
     s.run(&["rekey", "-i", "id.txt", "-r", &new, "a.yaml"]).ok();
     let after = s.read("a.yaml");
     assert!(after.contains(&new) && !after.contains(&s.recipient));
@@ -258,13 +252,7 @@ fn rekey_and_verify_reach_sealed_secrets_inside_a_list() {
         "list.yaml",
         "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s, namespace: ns}\n  stringData: {k: in-a-list}\n",
     );
-    s.run(&["keygen", "-o", "new.txt"]).ok();
-    let new = s
-        .run(&["recipient", "-i", "new.txt"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let new = s.new_identity("new.txt");
     // Before the rekey, verify names the list item whose recipients lack the new key.
     let r = s.run(&["verify", "--recipient", &new, "list.yaml"]);
     assert_eq!(r.code, 1, "{}", r.stderr);

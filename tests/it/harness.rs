@@ -111,6 +111,16 @@ impl Sandbox {
         out
     }
 
+    /// Makes another identity file in the sandbox and returns its recipient.
+    pub fn new_identity(&self, file: &str) -> String {
+        self.run(&["keygen", "-o", file]).ok();
+        self.run(&["recipient", "-i", file])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    }
+
     /// Seals `plain` (written as `name`) in place for the sandbox recipient.
     pub fn seal(&self, name: &str, plain: &str) {
         self.write(name, plain);

@@ -122,13 +122,7 @@ fn a_key_added_on_one_side_and_another_removed_on_the_other() {
 #[test]
 fn a_rekey_against_a_new_value_is_refused_with_the_rekey_hint() {
     let s = repo();
-    s.run(&["keygen", "-o", "new.txt"]).ok();
-    let new = s
-        .run(&["recipient", "-i", "new.txt"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let new = s.new_identity("new.txt");
     let me = s.recipient.clone();
     s.run(&["rekey", "-i", "id.txt", "-r", &me, "-r", &new, "s.yaml"])
         .ok();
@@ -221,13 +215,7 @@ fn a_rekey_is_caught_even_when_another_key_also_clashes() {
     // Ours: rekey to two recipients, then change a. Theirs: change a and add d (sealed for the
     // old list). The clash on a must not hide that d cannot be opened by the merged list.
     let s = repo();
-    s.run(&["keygen", "-o", "new.txt"]).ok();
-    let new = s
-        .run(&["recipient", "-i", "new.txt"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let new = s.new_identity("new.txt");
     let me = s.recipient.clone();
     s.run(&["rekey", "-i", "id.txt", "-r", &me, "-r", &new, "s.yaml"])
         .ok();
