@@ -7,11 +7,17 @@ const BASE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  n
 /// A repository with the driver installed and a sealed `s.yaml` committed on `main`, and a
 /// branch `other` at the same commit.
 fn repo() -> Sandbox {
+    repo_with(BASE, |sealed| sealed)
+}
+
+/// [`repo`] with `plain` sealed, then passed through `adjust` before the first commit.
+fn repo_with(plain: &str, adjust: impl FnOnce(String) -> String) -> Sandbox {
     let s = Sandbox::new();
     git(&s, &["init", "-q", "-b", "main"]).ok();
     s.run(&["merge-driver", "--install"]).ok();
-    s.write(".gitignore", "id.txt\n*.txt\n");
-    s.seal("s.yaml", BASE);
+    s.write(".gitignore", "id.txt\n*.txt\n.config/\nrun/\n");
+    s.seal("s.yaml", plain);
+    s.write("s.yaml", adjust(s.read("s.yaml")));
     git(&s, &["add", "-A"]).ok();
     git(&s, &["commit", "-qm", "base"]).ok();
     git(&s, &["branch", "other"]).ok();
@@ -244,17 +250,8 @@ fn a_rekey_is_caught_even_when_another_key_also_clashes() {
 
 #[test]
 fn comments_around_a_merged_sealed_secret_and_crlf_are_kept() {
-    let s = Sandbox::new();
-    git(&s, &["init", "-q", "-b", "main"]).ok();
-    s.run(&["merge-driver", "--install"]).ok();
-    s.write(".gitignore", "id.txt\n*.txt\n.config/\nrun/\n");
     let plain = "# owner: team-db\napiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  a: alpha\n  b: beta\n\n# next: cache config\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cache\ndata:\n  size: \"1\"\n";
-    s.seal("s.yaml", plain);
-    let crlf = s.read("s.yaml").replace('\n', "\r\n");
-    s.write("s.yaml", &crlf);
-    git(&s, &["add", "-A"]).ok();
-    git(&s, &["commit", "-qm", "base"]).ok();
-    git(&s, &["branch", "other"]).ok();
+    let s = repo_with(plain, |sealed| sealed.replace('\n', "\r\n"));
     set(&s, "a", "alpha-2");
     commit_all(&s, "a");
     git(&s, &["checkout", "-q", "other"]).ok();
@@ -286,17 +283,10 @@ fn comments_around_a_merged_sealed_secret_and_crlf_are_kept() {
 
 #[test]
 fn a_comment_changed_differently_on_both_sides_is_a_conflict() {
-    let s = Sandbox::new();
-    git(&s, &["init", "-q", "-b", "main"]).ok();
-    s.run(&["merge-driver", "--install"]).ok();
-    s.write(".gitignore", "id.txt\n*.txt\n.config/\nrun/\n");
-    s.seal(
-        "s.yaml",
+    let s = repo_with(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  a: alpha\n  b: beta\n\n# next: cache config\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cache\n",
+        |sealed| sealed,
     );
-    git(&s, &["add", "-A"]).ok();
-    git(&s, &["commit", "-qm", "base"]).ok();
-    git(&s, &["branch", "other"]).ok();
     let ours = s
         .read("s.yaml")
         .replace("# next: cache config", "# next: cache (ours)");
