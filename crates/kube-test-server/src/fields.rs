@@ -1251,11 +1251,7 @@ fn compare_at(
                 path.pop();
             }
         }
-        (Some(o), Some(n)) => {
-            if o != n {
-                c.modified.insert(path);
-            }
-        }
+        (Some(o), Some(n)) if o != n => c.modified.insert(path),
         _ => {}
     }
 }

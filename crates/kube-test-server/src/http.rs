@@ -357,7 +357,7 @@ async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
                     return Err(Failure::status(
                         415,
                         "UnsupportedMediaType",
-                        format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"),
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
                         Some(json!({})),
                     ))
                 }

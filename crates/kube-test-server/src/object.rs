@@ -158,30 +158,6 @@ pub fn base64(input: &[u8]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_the_recorded_values() {
-        // create-get-conflict.json: stringData {t: text, k: wins} became these.
-        assert_eq!(base64(b"text"), "dGV4dA==");
-        assert_eq!(base64(b"wins"), "d2lucw==");
-        assert_eq!(base64(b"value"), "dmFsdWU=");
-        assert_eq!(base64(b""), "");
-    }
-
-    #[test]
-    fn builtin_order_puts_kind_and_metadata_first() {
-        let v = serde_json::json!({"data": {}, "metadata": {"uid": "u", "name": "n"}, "apiVersion": "v1", "kind": "Secret"});
-        let s = serde_json::to_string(&canonical_builtin(v)).unwrap();
-        assert_eq!(
-            s,
-            r#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"n","uid":"u"},"data":{}}"#
-        );
-    }
-}
-
 /// Standard base64 decoding (padding optional); `None` for anything else.
 pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
     fn val(c: u8) -> Option<u32> {
@@ -213,4 +189,28 @@ pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_recorded_values() {
+        // create-get-conflict.json: stringData {t: text, k: wins} became these.
+        assert_eq!(base64(b"text"), "dGV4dA==");
+        assert_eq!(base64(b"wins"), "d2lucw==");
+        assert_eq!(base64(b"value"), "dmFsdWU=");
+        assert_eq!(base64(b""), "");
+    }
+
+    #[test]
+    fn builtin_order_puts_kind_and_metadata_first() {
+        let v = serde_json::json!({"data": {}, "metadata": {"uid": "u", "name": "n"}, "apiVersion": "v1", "kind": "Secret"});
+        let s = serde_json::to_string(&canonical_builtin(v)).unwrap();
+        assert_eq!(
+            s,
+            r#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"n","uid":"u"},"data":{}}"#
+        );
+    }
 }

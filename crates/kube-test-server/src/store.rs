@@ -767,8 +767,13 @@ impl State {
                 Op::StrategicPatch
             }
             PatchKind::Json => {
-                new = patch::json_patch(&new, body)
-                    .map_err(|msg| Failure::status(422, "Invalid", msg, None))?;
+                new = patch::json_patch(&new, body).map_err(|msg| {
+                    if msg == patch::JSON_PATCH_REJECTED {
+                        Failure::status(422, "Invalid", msg, Some(json!({})))
+                    } else {
+                        Failure::bad_request(msg)
+                    }
+                })?;
                 Op::JsonPatch
             }
             PatchKind::Apply => unreachable!("handled above"),
