@@ -28,7 +28,7 @@ pub fn find_config(start: &Path) -> Option<PathBuf> {
 }
 
 pub fn load_config(path: &Path) -> Result<LoadedConfig, Error> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(path, &e))?;
+    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let config =
         Config::parse(&text).map_err(|e| Error::from(e).in_file(path.display().to_string()))?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -44,10 +44,10 @@ pub fn load_config(path: &Path) -> Result<LoadedConfig, Error> {
 pub fn config_for(file: &Path) -> Result<Option<(LoadedConfig, String)>, Error> {
     let abs = if file == Path::new("-") {
         std::env::current_dir()
-            .map_err(|e| Error::io(Path::new("."), &e))?
+            .map_err(|e| Error::io(Path::new("."), e))?
             .join("-")
     } else {
-        fs::canonicalize(file).map_err(|e| Error::io(file, &e))?
+        fs::canonicalize(file).map_err(|e| Error::io(file, e))?
     };
     let Some(config_path) = find_config(abs.parent().unwrap_or(Path::new("/"))) else {
         return Ok(None);
@@ -95,13 +95,12 @@ pub fn rule_recipients(loaded: &LoadedConfig, rule: &Rule) -> Result<Vec<Recipie
 /// Reads a recipients file in age's format; errors name the file and line.
 pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, Error> {
     let text = if path == Path::new("-") {
-        let bytes = super::files::read_input(path).map_err(|e| Error::io(path, &e))?;
+        let bytes = super::files::read_input(path).map_err(|e| Error::io(path, e))?;
         String::from_utf8(bytes.to_vec()).unwrap_or_default()
     } else {
-        fs::read_to_string(path).map_err(|e| Error::io(path, &e))?
+        fs::read_to_string(path).map_err(|e| Error::io(path, e))?
     };
-    keys::parse_recipients_file(&text)
-        .map_err(|(line, e)| Error::from(e).in_file(format!("{}:{line}", path.display())))
+    keys::parse_recipients_file(&text).map_err(|e| e.in_file(path.display().to_string()))
 }
 
 /// Files under `dir` whose relative path matches `pattern`, sorted. Only the folder before
@@ -112,7 +111,10 @@ fn glob_files(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, ErrorKind> {
     let matcher = GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|e| ErrorKind::Invalid(format!("invalid glob {pattern:?}: {}", e.kind())))?
+        .map_err(|source| ErrorKind::InvalidGlob {
+            pattern: pattern.to_string(),
+            source,
+        })?
         .compile_matcher();
     let fixed: PathBuf = Path::new(pattern)
         .components()

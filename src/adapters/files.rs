@@ -9,6 +9,8 @@ use std::thread;
 
 use zeroize::Zeroizing;
 
+use crate::core::error::Error;
+
 /// Reads a file, or stdin for `-`, into a zeroizing buffer (inputs may hold plaintext).
 pub fn read_input(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
     let mut buf = Zeroizing::new(Vec::new());
@@ -213,11 +215,11 @@ pub fn is_manifest_name(path: &Path) -> bool {
 }
 
 /// Expands folders into the manifest files under them (sorted, hidden entries skipped);
-/// files are kept as given.
-pub fn expand_paths(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+/// files are kept as given. An error names the path it is about.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for p in paths {
-        if p != Path::new("-") && fs::metadata(p)?.is_dir() {
+        if p != Path::new("-") && fs::metadata(p).map_err(|e| Error::io(p, e))?.is_dir() {
             walk(p, &mut out)?;
         } else {
             out.push(p.clone());
@@ -226,8 +228,12 @@ pub fn expand_paths(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let io = |e| Error::io(dir, e);
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let name = e.file_name();
@@ -235,7 +241,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
             continue;
         }
         let path = e.path();
-        let ty = e.file_type()?;
+        let ty = e.file_type().map_err(|e| Error::io(&path, e))?;
         if ty.is_dir() {
             walk(&path, out)?;
         } else if ty.is_file() && is_manifest_name(&path) {

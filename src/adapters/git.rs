@@ -6,6 +6,8 @@ use std::io;
 use std::path::Path;
 use std::process::Command;
 
+use crate::core::error::{Error, ErrorKind};
+
 /// Git's own three-way text merge of three texts. Returns the merged text and whether it
 /// holds conflict markers.
 pub fn merge_text(
@@ -13,7 +15,7 @@ pub fn merge_text(
     ours: &str,
     theirs: &str,
     marker_size: usize,
-) -> io::Result<(String, bool)> {
+) -> Result<(String, bool), Error> {
     let dir = tempfile::tempdir()?;
     let (b, o, t) = (
         dir.path().join("base"),
@@ -41,7 +43,8 @@ pub fn merge_text(
         _ => Err(io::Error::other(format!(
             "git merge-file failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
-        ))),
+        ))
+        .into()),
     }
 }
 
@@ -52,7 +55,7 @@ pub fn merge_file_in_place(
     base: &Path,
     theirs: &Path,
     marker_size: usize,
-) -> io::Result<bool> {
+) -> Result<bool, Error> {
     let status = Command::new("git")
         .arg("merge-file")
         .arg(format!("--marker-size={marker_size}"))
@@ -64,7 +67,7 @@ pub fn merge_file_in_place(
     match status.code() {
         Some(0) => Ok(false),
         Some(n) if (1..=127).contains(&n) => Ok(true),
-        _ => Err(io::Error::other("git merge-file failed")),
+        _ => Err(io::Error::other("git merge-file failed").into()),
     }
 }
 
@@ -95,7 +98,7 @@ pub fn install_instructions() -> String {
 
 /// Writes the driver's `git config` entries (repository-local) and the `.gitattributes`
 /// lines at the work tree's root, leaving lines already there alone.
-pub fn install_merge_driver(start: &Path) -> Result<std::path::PathBuf, git2::Error> {
+pub fn install_merge_driver(start: &Path) -> Result<std::path::PathBuf, Error> {
     let repo = git2::Repository::discover(start)?;
     let mut config = repo.config()?.open_level(git2::ConfigLevel::Local)?;
     config.set_str(
@@ -103,9 +106,11 @@ pub fn install_merge_driver(start: &Path) -> Result<std::path::PathBuf, git2::Er
         "gitops-seal SealedSecret merge",
     )?;
     config.set_str(&format!("merge.{DRIVER_NAME}.driver"), DRIVER_COMMAND)?;
-    let root = repo
-        .workdir()
-        .ok_or_else(|| git2::Error::from_str("a bare repository has no .gitattributes"))?;
+    let root = repo.workdir().ok_or_else(|| {
+        Error::from(ErrorKind::Invalid(
+            "a bare repository has no .gitattributes".into(),
+        ))
+    })?;
     let path = root.join(".gitattributes");
     let existing = fs::read_to_string(&path).unwrap_or_default();
     let mut text = existing.clone();
@@ -119,8 +124,7 @@ pub fn install_merge_driver(start: &Path) -> Result<std::path::PathBuf, git2::Er
         }
     }
     if text != existing {
-        super::files::write_atomic(&path, text.as_bytes())
-            .map_err(|e| git2::Error::from_str(&e.to_string()))?;
+        super::files::write_atomic(&path, text.as_bytes()).map_err(|e| Error::io(&path, e))?;
     }
     Ok(path)
 }
@@ -181,9 +185,13 @@ pub fn staged_files(repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Er
 pub fn restage(repo: &git2::Repository, path: &str, content: &[u8]) -> Result<(), git2::Error> {
     let blob = repo.blob(content)?;
     let mut index = repo.index()?;
-    let mut entry = index
-        .get_path(Path::new(path), 0)
-        .ok_or_else(|| git2::Error::from_str(&format!("{path} is not in the index")))?;
+    let mut entry = index.get_path(Path::new(path), 0).ok_or_else(|| {
+        git2::Error::new(
+            git2::ErrorCode::NotFound,
+            git2::ErrorClass::Index,
+            format!("{path} is not in the index"),
+        )
+    })?;
     entry.id = blob;
     entry.file_size = u32::try_from(content.len()).unwrap_or(u32::MAX);
     index.add(&entry)?;

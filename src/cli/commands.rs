@@ -161,7 +161,7 @@ impl Rules {
         let abs = if file == Path::new("-") {
             std::env::current_dir()?.join("-")
         } else {
-            std::fs::canonicalize(file).map_err(|e| Error::io(file, &e))?
+            std::fs::canonicalize(file).map_err(|e| Error::io(file, e))?
         };
         let dir = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
         if !self.configs.contains_key(&dir) {
@@ -206,7 +206,7 @@ fn display(p: &Path) -> String {
 }
 
 fn read(p: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    Ok(files::read_input(p).map_err(|e| Error::io(p, &e))?)
+    Ok(files::read_input(p).map_err(|e| Error::io(p, e))?)
 }
 
 fn encrypt(
@@ -216,7 +216,7 @@ fn encrypt(
     ns: &NamespaceArg,
     in_place: bool,
 ) -> Result<i32> {
-    let paths = files::expand_paths(inputs).context("reading the input paths")?;
+    let paths = files::expand_paths(inputs)?;
     if in_place && paths.iter().any(|p| p == Path::new("-")) {
         bail!("--in-place needs files, not standard input");
     }
@@ -259,7 +259,7 @@ fn encrypt(
     // temp files).
     let outputs: Vec<Option<String>> = results.into_iter().collect::<Result<_>>()?;
     if let Some(staged) = staged {
-        let changed = staged.finish().map_err(|(p, e)| Error::io(&p, &e))?;
+        let changed = staged.finish().map_err(|(p, e)| Error::io(&p, e))?;
         eprintln!(
             "sealed {changed} file(s); {} had nothing to seal",
             outputs.len() - changed
@@ -298,7 +298,7 @@ fn separator(previous: &str, next: &str) -> &'static [u8] {
 }
 
 fn decrypt(inputs: &[PathBuf], ids: &IdentityArgs, ns: &NamespaceArg) -> Result<i32> {
-    let paths = files::expand_paths(inputs).context("reading the input paths")?;
+    let paths = files::expand_paths(inputs)?;
     let identities = load_identities(ids)?;
     let mut rules = Rules::default();
     let mut jobs = Vec::with_capacity(paths.len());
@@ -345,7 +345,7 @@ fn set(
         info.recipients.as_deref(),
     )
     .map_err(|e| e.in_file(display(file)))?;
-    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, &e))?;
+    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, e))?;
     Ok(0)
 }
 
@@ -353,7 +353,7 @@ fn unset(file: &Path, name: &str, key: &str, ns: &NamespaceArg) -> Result<i32> {
     let input = read(file)?;
     let out = ops::unset_value(&input, name, ns.namespace.as_deref(), key)
         .map_err(|e| e.in_file(display(file)))?;
-    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, &e))?;
+    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, e))?;
     Ok(0)
 }
 
@@ -363,7 +363,7 @@ fn rekey(
     recipients: &RecipientArgs,
     ns: &NamespaceArg,
 ) -> Result<i32> {
-    let paths = files::expand_paths(inputs).context("reading the input paths")?;
+    let paths = files::expand_paths(inputs)?;
     let identities = load_identities(ids)?;
     let explicit = explicit_recipients(recipients)?;
     let mut rules = Rules::default();
@@ -383,7 +383,7 @@ fn rekey(
             staged.stage(p.clone(), zeroize::Zeroizing::new(out.into_bytes()));
         }
     }
-    let changed = staged.finish().map_err(|(p, e)| Error::io(&p, &e))?;
+    let changed = staged.finish().map_err(|(p, e)| Error::io(&p, e))?;
     eprintln!("rekeyed {changed} file(s)");
     Ok(0)
 }
@@ -394,7 +394,7 @@ fn verify(
     identity_files: &[PathBuf],
     ns: &NamespaceArg,
 ) -> Result<i32> {
-    let paths = files::expand_paths(inputs).context("reading the input paths")?;
+    let paths = files::expand_paths(inputs)?;
     let recipients: Vec<Recipient> = recipients
         .iter()
         .map(|r| r.parse().map_err(Error::from))
@@ -504,7 +504,7 @@ fn merge_driver(
     let conflicted = match ops::merge_files(&b, &o, &t, marker_size, &mut text_merge)? {
         ops::FileMerge::WholeFileText => git::merge_file_in_place(ours, base, theirs, marker_size)?,
         ops::FileMerge::Merged { text, conflicts } => {
-            files::write_atomic(ours, text.as_bytes()).map_err(|e| Error::io(ours, &e))?;
+            files::write_atomic(ours, text.as_bytes()).map_err(|e| Error::io(ours, e))?;
             for c in &conflicts {
                 eprintln!("gitops-seal merge-driver: {shown}: conflict: {c}");
             }

@@ -109,7 +109,7 @@ pub fn edit(
     let explicit = explicit_recipients(recipients)?;
     let info = Rules::default().for_file(file)?;
     let namespace = ns.namespace.clone().or(info.namespace.clone());
-    let input = files::read_input(file).map_err(|e| Error::io(file, &e))?;
+    let input = files::read_input(file).map_err(|e| Error::io(file, e))?;
     let previous = ops::previous_sealings(&input, &identities, namespace.as_deref())
         .map_err(|e| e.in_file(&shown))?;
     // A recipient slipped into the file must not receive every future value.
@@ -211,7 +211,7 @@ pub fn edit(
     if !ops::scan_content(sealed.as_bytes()).findings.is_empty() {
         bail!("{shown}: the edited file would still hold a plaintext Secret; nothing written");
     }
-    files::write_atomic(file, sealed.as_bytes()).map_err(|e| Error::io(file, &e))?;
+    files::write_atomic(file, sealed.as_bytes()).map_err(|e| Error::io(file, e))?;
     eprintln!("sealed {shown}");
     Ok(0)
 }

@@ -494,7 +494,7 @@ impl TreeWalk {
 /// Prints a file for `git diff`: SealedSecrets opened when an identity is at hand, otherwise
 /// shown with `<sealed>` values. Never fails on content: `git diff` must still work.
 pub fn textconv(file: &Path) -> Result<i32> {
-    let input = files::read_input(file).map_err(|e| gitops_seal::Error::io(file, &e))?;
+    let input = files::read_input(file).map_err(|e| gitops_seal::Error::io(file, e))?;
     let identities = identity::load_identities(&[], &mut |_| {}).unwrap_or_default();
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&ops::textconv(&input, &identities))?;

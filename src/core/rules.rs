@@ -52,7 +52,10 @@ fn glob(pattern: &str) -> Result<GlobMatcher, ErrorKind> {
         .literal_separator(true)
         .build()
         .map(|g: Glob| g.compile_matcher())
-        .map_err(|e| ErrorKind::Invalid(format!("invalid glob {pattern:?}: {}", e.kind())))
+        .map_err(|source| ErrorKind::InvalidGlob {
+            pattern: pattern.to_string(),
+            source,
+        })
 }
 
 impl Config {

@@ -143,9 +143,7 @@ pub fn set_value(
         Some(given) => {
             let others = sealed.encrypted_data.keys().any(|k| k != key);
             if others && !same_set(given, &file_list) {
-                return Err(located(ErrorKind::Invalid(
-                    "the other values are sealed for the file's recipient list; run `gitops-seal rekey` with the new recipients first".into(),
-                )));
+                return Err(located(ErrorKind::RecipientsDifferFromFile));
             }
             given.to_vec()
         }

@@ -71,13 +71,7 @@ fn encrypt_document(
             if !summary.has_values {
                 return Ok(None);
             }
-            let secret = secret::parse_secret(doc).map_err(|(key, kind)| {
-                let e = Error::from(kind).in_object(summary.object_ref());
-                match key {
-                    Some(k) => e.at_key(k),
-                    None => e,
-                }
-            })?;
+            let secret = secret::parse_secret(doc).in_object(&summary.object_ref())?;
             let sealed = seal_secret(&secret, settings, previous)?;
             Ok(Some(sealed.render(json)))
         }
@@ -198,13 +192,7 @@ fn seal_list_items(
             first_line: doc.first_line,
             is_empty: false,
         };
-        let parsed = secret::parse_secret(&item_doc).map_err(|(key, kind)| {
-            let e = Error::from(kind).in_object(format!("List item {}", i + 1));
-            match key {
-                Some(k) => e.at_key(k),
-                None => e,
-            }
-        });
+        let parsed = secret::parse_secret(&item_doc).in_object(&format!("List item {}", i + 1));
         super::wipe(item);
         let mut item_text = item_text;
         item_text.zeroize();

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::core::error::Error;
 use crate::core::manifest::{self, DocKind};
 use crate::core::merge;
 use crate::core::sealed::SealedSecret;
@@ -26,7 +27,7 @@ pub enum FileMerge {
 }
 
 /// A text merge: `(base, ours, theirs) -> (merged text, had conflicts)`.
-pub type TextMerge<'a> = dyn FnMut(&str, &str, &str) -> std::io::Result<(String, bool)> + 'a;
+pub type TextMerge<'a> = dyn FnMut(&str, &str, &str) -> Result<(String, bool), Error> + 'a;
 
 #[derive(Deserialize)]
 struct Head {
@@ -119,7 +120,7 @@ pub fn merge_files(
     theirs: &[u8],
     marker_size: usize,
     text_merge: &mut TextMerge<'_>,
-) -> std::io::Result<FileMerge> {
+) -> Result<FileMerge, Error> {
     let (Some(b), Some(o), Some(t)) = (parse_file(base), parse_file(ours), parse_file(theirs))
     else {
         return Ok(FileMerge::WholeFileText);
@@ -210,7 +211,7 @@ fn merge_trivia(
     (base, ours, theirs): (Option<&Doc<'_>>, &Doc<'_>, &Doc<'_>),
     text_merge: &mut TextMerge<'_>,
     on_conflict: &mut dyn FnMut(),
-) -> std::io::Result<String> {
+) -> Result<String, Error> {
     let b = base.map_or("", |d| part(d.raw.text));
     let (o, t) = (part(ours.raw.text), part(theirs.raw.text));
     if o == t || t == b {
@@ -234,7 +235,7 @@ fn merge_document(
     marker_size: usize,
     text_merge: &mut TextMerge<'_>,
     conflicts: &mut Vec<String>,
-) -> std::io::Result<String> {
+) -> Result<String, Error> {
     let base_text = base.map_or("", |d| d.raw.text);
     if ours.raw.text == theirs.raw.text || theirs.raw.text == base_text {
         return Ok(ours.raw.text.to_string());

@@ -78,6 +78,7 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Vec<Finding> {
                             document: Some(n),
                             object: Some(object),
                             key: key.map(str::to_string),
+                            ..Location::default()
                         },
                         message,
                     })
@@ -86,18 +87,19 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Vec<Finding> {
             Ok(DocKind::List) => match super::SealedList::parse(doc) {
                 Err(e) => findings.push(e.in_document(n).into()),
                 Ok(list) => {
-                    for (item, sealed) in &list.items {
+                    for (item, sealed) in list.items {
                         match sealed {
-                            Err(e) => findings.push(e.clone().in_document(n).into()),
+                            Err(e) => findings.push(e.in_document(n).into()),
                             Ok(sealed) => {
-                                let object = super::SealedList::object(*item, Some(sealed));
-                                check_sealed(sealed, opts, &mut |_, key, message| {
+                                let object = super::SealedList::object(item, Some(&sealed));
+                                check_sealed(&sealed, opts, &mut |_, key, message| {
                                     findings.push(Finding {
                                         location: Location {
                                             file: None,
                                             document: Some(n),
                                             object: Some(object.clone()),
                                             key: key.map(str::to_string),
+                                            ..Location::default()
                                         },
                                         message,
                                     })
