@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod edit;
 mod hook;
+mod settings;
 
 use std::io::Write;
 
@@ -52,6 +53,8 @@ fn hint(kind: &gitops_seal::ErrorKind) -> Option<String> {
         K::AmbiguousObject(_) => "; pass --namespace/-n".into(),
         K::RecipientsDifferFromRule { .. } => "; pass -r/-R to seal to a new list on purpose".into(),
         K::RecipientsDifferFromFile => "; run `gitops-seal rekey` with the new recipients first".into(),
+        K::NoLongerSealed { .. } => "; nothing written. To rename or delete a Secret, use `decrypt` and `encrypt`, or delete its SealedSecret document.".into(),
+        K::StillPlaintext => "; nothing written".into(),
         _ => return None,
     })
 }

@@ -135,6 +135,12 @@ pub enum ErrorKind {
     /// A new recipient list for one value of a SealedSecret whose other values keep the old.
     #[error("the other values are sealed for the file's recipient list")]
     RecipientsDifferFromFile,
+    /// After an edit, a Secret that was sealed is no longer a v1 Secret of the same name.
+    #[error("{object} is no longer a sealed Secret after the edit (its apiVersion, kind or name changed): it would be written in plaintext")]
+    NoLongerSealed { object: String },
+    /// After an edit, the file would still hold a plaintext Secret.
+    #[error("the edited file would still hold a plaintext Secret")]
+    StillPlaintext,
     #[error("sealing failed")]
     Seal(#[source] age::EncryptError),
     /// A file-system or process failure, worded as the OS words it (the cause is kept).
@@ -185,7 +191,9 @@ impl ErrorKind {
             | ErrorKind::NoSuchObject(_)
             | ErrorKind::AmbiguousObject(_)
             | ErrorKind::NoSuchKey
-            | ErrorKind::RecipientsDifferFromFile => "InvalidManifest",
+            | ErrorKind::RecipientsDifferFromFile
+            | ErrorKind::NoLongerSealed { .. }
+            | ErrorKind::StillPlaintext => "InvalidManifest",
         }
     }
 }
@@ -380,6 +388,10 @@ mod tests {
                 expected: "b".into(),
             },
             ErrorKind::RecipientsDifferFromFile,
+            ErrorKind::NoLongerSealed {
+                object: "Secret a".into(),
+            },
+            ErrorKind::StillPlaintext,
         ];
         for kind in kinds {
             let text = kind.to_string();

@@ -41,6 +41,17 @@ pub struct Rule {
     matcher: GlobMatcher,
 }
 
+/// What the rules say about one file, its recipient entries resolved to recipients.
+#[derive(Debug, Clone, Default)]
+pub struct RuleMatch {
+    /// The matching rule's recipients; `None` when no rule matches.
+    pub recipients: Option<Vec<super::keys::Recipient>>,
+    pub scope: Option<Scope>,
+    pub namespace: Option<String>,
+    /// The path is under one of the config's `ignore:` globs.
+    pub ignored: bool,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub rules: Vec<Rule>,

@@ -12,9 +12,10 @@ mod verify;
 
 pub use decrypt::{decrypt, rekey};
 pub use edit::{
-    previous_sealings, same_set as same_recipients, sealed_names, set_value, unset_value,
+    check_resealed, check_rule_recipients, previous_sealings, same_set as same_recipients,
+    sealed_names, set_value, unset_value, SetValue,
 };
-pub use encrypt::{encrypt, Previous, SealSettings};
+pub use encrypt::{encrypt, Overrides, Previous, SealSettings};
 pub use merge::{merge_files, FileMerge, TextMerge};
 pub use scan::{scan_content, PlaintextFinding, ScanReport};
 pub use textconv::textconv;
