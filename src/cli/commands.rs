@@ -219,22 +219,31 @@ fn unset(file: &Path, name: &str, key: &str, settings: &Settings) -> Result<i32>
 fn rekey(inputs: &[PathBuf], settings: &mut Settings) -> Result<i32> {
     let paths = files::expand_paths(inputs)?;
     let identities = settings.identities()?;
-    let staged = files::StagedWrites::new(paths.len());
+    let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
-        let file = settings.file(p)?;
-        let Some(list) = file.recipients else {
-            return Err(Error::from(gitops_seal::ErrorKind::NoRecipients)
-                .in_file(display(p))
-                .into());
-        };
-        let namespace = file.namespace;
-        let input = read(p)?;
-        let out = ops::rekey(&input, &identities, &list, namespace.as_deref())
-            .map_err(|e| e.in_file(display(p)))?;
-        if let Some(out) = out {
-            staged.stage(p.clone(), zeroize::Zeroizing::new(out.into_bytes()));
-        }
+        jobs.push((p, settings.file(p)?));
     }
+    let staged = files::StagedWrites::new(paths.len());
+    let results: Vec<Result<()>> = jobs
+        .par_iter()
+        .map(|(p, file)| {
+            let Some(list) = &file.recipients else {
+                return Err(Error::from(gitops_seal::ErrorKind::NoRecipients)
+                    .in_file(display(p))
+                    .into());
+            };
+            let input = read(p)?;
+            let out = ops::rekey(&input, &identities, list, file.namespace.as_deref())
+                .map_err(|e| e.in_file(display(p)))?;
+            if let Some(out) = out {
+                staged.stage(p.to_path_buf(), zeroize::Zeroizing::new(out.into_bytes()));
+            }
+            Ok(())
+        })
+        .collect();
+    // All or nothing, and the first file's error in the order given: dropping `staged`
+    // removes its temp files.
+    results.into_iter().collect::<Result<()>>()?;
     let changed = staged.finish().map_err(|(p, e)| Error::io(&p, e))?;
     eprintln!("rekeyed {changed} file(s)");
     Ok(0)
