@@ -282,7 +282,12 @@ fn verify(
         checked += 1;
         for mut f in ops::verify(&input, &opts) {
             f.location.file = Some(display(p));
-            println!("{f}");
+            let remedy = match f.remedy {
+                Some(ops::Remedy::Seal) => ": seal it with `gitops-seal encrypt --in-place FILE`",
+                Some(ops::Remedy::Rekey) => "; run `gitops-seal rekey`",
+                _ => "",
+            };
+            println!("{f}{remedy}");
             findings += 1;
         }
     }

@@ -19,7 +19,7 @@ pub use encrypt::{encrypt, Overrides, Previous, SealSettings};
 pub use merge::{merge_files, FileMerge, TextMerge};
 pub use scan::{scan_content, PlaintextFinding, ScanReport};
 pub use textconv::textconv;
-pub use verify::{verify, Finding, VerifyOptions};
+pub use verify::{verify, Finding, Remedy, VerifyOptions};
 
 use crate::core::error::{Error, ErrorKind};
 use crate::core::yaml::{self, RawDocument};
