@@ -1,4 +1,4 @@
-//! The edges: files, identities, configuration discovery.
+//! The edges: files, identities, configuration and rule discovery, Git, the editor.
 
 pub mod config;
 pub mod editor;
