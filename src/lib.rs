@@ -8,7 +8,14 @@
 //!   the CLI and (later) the controller all call it.
 //! * [`ops`] runs whole-file operations (encrypt, decrypt, set, unset, rekey, verify) over the
 //!   core, still without I/O: bytes in, bytes out.
-//! * [`adapters`] are the edges: files and atomic writes, identity files, config discovery.
+//! * [`adapters`] are the edges: files and atomic writes, identity files, config and rule
+//!   discovery, Git (index, history, hooks folder, merge-file), the private editing file.
+//!   They feed bytes to [`ops`]; nothing in [`ops`] or [`core`] calls back into them.
+//!
+//! The binary's `cli` module only parses arguments, resolves them once into one settings
+//! value, calls the library and prints; it words the hints (flags, commands) that the
+//! library's errors deliberately leave out. Errors are one type, [`Error`]: a located
+//! [`ErrorKind`] whose typed cause (an I/O, age or Git error) is its `source()`.
 //!
 //! ## Unsealing one SealedSecret in memory
 //!

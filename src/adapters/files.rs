@@ -4,10 +4,13 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
 
 use zeroize::Zeroizing;
+
+use crate::core::error::Error;
 
 /// Reads a file, or stdin for `-`, into a zeroizing buffer (inputs may hold plaintext).
 pub fn read_input(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
@@ -64,88 +67,58 @@ fn stage(path: &Path, contents: &[u8]) -> io::Result<tempfile::NamedTempFile> {
 
 type Staged = Result<(PathBuf, tempfile::NamedTempFile), (PathBuf, io::Error)>;
 
-/// Atomic replacements of many files. [`StagedWrites::stage`] hands a file's new contents to
-/// background I/O threads, which write a temp file beside it while the caller computes the
-/// next one. [`StagedWrites::finish`] makes them durable and renames them all, or, if any
-/// failed to stage (a full disk, a missing folder), replaces nothing. Each rename is atomic;
-/// a rename that fails after others succeeded (an immutable file) leaves those replaced, and
-/// the error names the file. Dropped without `finish`, it removes every temp file.
+/// Atomic replacements of many files, all or nothing. [`StagedWrites::stage`] writes a file's
+/// new contents to a temp file beside it on the calling thread (callers stage from the rayon
+/// workers that compute the contents, so writing overlaps with sealing the next file).
+/// [`StagedWrites::finish`] makes them durable and renames them all (on rayon's pool), or, if
+/// any failed to stage (a full disk, a missing folder), replaces nothing. Each rename is
+/// atomic; a rename that fails after others succeeded (an immutable file) leaves those
+/// replaced, and the error names the file. Dropped without `finish`, it removes every temp
+/// file.
 pub struct StagedWrites {
-    queue: Option<mpsc::Sender<(PathBuf, Zeroizing<Vec<u8>>)>>,
-    workers: Vec<thread::JoinHandle<Vec<Staged>>>,
+    staged: Mutex<Vec<Staged>>,
 }
 
 impl StagedWrites {
-    /// Up to 16 I/O threads, fewer for fewer files.
+    /// Room for `files` staged writes.
     pub fn new(files: usize) -> Self {
-        let (queue, jobs) = mpsc::channel::<(PathBuf, Zeroizing<Vec<u8>>)>();
-        let jobs = Arc::new(Mutex::new(jobs));
-        let workers = (0..files.clamp(1, 16))
-            .map(|_| {
-                let jobs = Arc::clone(&jobs);
-                thread::spawn(move || {
-                    let mut staged = Vec::new();
-                    loop {
-                        let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok((path, contents)) = job else { break };
-                        staged.push(
-                            match through_symlinks(&path)
-                                .and_then(|target| Ok((stage(&target, &contents)?, target)))
-                            {
-                                Ok((tmp, target)) => Ok((target, tmp)),
-                                Err(e) => Err((path, e)),
-                            },
-                        );
-                    }
-                    staged
-                })
-            })
-            .collect();
         StagedWrites {
-            queue: Some(queue),
-            workers,
+            staged: Mutex::new(Vec::with_capacity(files)),
         }
     }
 
+    /// Writes `contents` to a temp file beside `path` (through symlinks). A failure is kept
+    /// and reported by [`StagedWrites::finish`].
     pub fn stage(&self, path: PathBuf, contents: Zeroizing<Vec<u8>>) {
-        if let Some(queue) = &self.queue {
-            // Workers only stop once the queue is closed, so the send cannot fail.
-            let _ = queue.send((path, contents));
-        }
-    }
-
-    fn drain(&mut self) -> Vec<Staged> {
-        self.queue = None;
-        self.workers
-            .drain(..)
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
+        let staged = match through_symlinks(&path)
+            .and_then(|target| Ok((stage(&target, &contents)?, target)))
+        {
+            Ok((tmp, target)) => Ok((target, tmp)),
+            Err(e) => Err((path, e)),
+        };
+        drop(contents);
+        self.staged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(staged);
     }
 
     /// Renames every staged file into place; returns how many. If any failed to stage, the
     /// first failure is returned and no file is replaced.
-    pub fn finish(mut self) -> Result<usize, (PathBuf, io::Error)> {
-        let staged: Vec<(PathBuf, tempfile::NamedTempFile)> =
-            self.drain().into_iter().collect::<Result<_, _>>()?;
-        // Every new content must be on disk before the first rename. For a batch, one syncfs
-        // per file system does that at once, where an fsync per file would commit the
-        // journal once per file; for a few files, fsync does not flush unrelated data.
-        const BATCH: usize = 8;
-        let mut synced = std::collections::HashSet::new();
-        for (path, tmp) in &staged {
-            let file = tmp.as_file();
-            if staged.len() <= BATCH {
-                file.sync_all().map_err(|e| (path.clone(), e))?;
-                continue;
-            }
-            let meta = file.metadata().map_err(|e| (path.clone(), e))?;
-            if synced.insert(std::os::unix::fs::MetadataExt::dev(&meta)) {
-                rustix::fs::syncfs(file).map_err(|e| (path.clone(), e.into()))?;
-            }
-        }
-        on_io_threads(&staged, |(path, tmp)| {
-            fs::rename(tmp.path(), path).map_err(|e| (path.clone(), e))
-        })?;
+    pub fn finish(self) -> Result<usize, (PathBuf, io::Error)> {
+        let staged: Vec<(PathBuf, tempfile::NamedTempFile)> = self
+            .staged
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        sync_all(&staged)?;
+        staged
+            .par_iter()
+            .map(|(path, tmp)| fs::rename(tmp.path(), path).map_err(|e| (path.clone(), e)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect::<Result<(), _>>()?;
         let count = staged.len();
         for (_, tmp) in staged {
             // Renamed: nothing is left for the temp file's destructor to remove.
@@ -155,53 +128,34 @@ impl StagedWrites {
     }
 }
 
-impl Drop for StagedWrites {
-    fn drop(&mut self) {
-        // Joins the workers so that no temp file is written after this; dropping what they
-        // staged removes it.
-        drop(self.drain());
+/// Every new content must be on disk before the first rename. For a batch, one syncfs per
+/// file system does that at once, where an fsync per file would commit the journal once per
+/// file; for a few files, fsync does not flush unrelated data.
+#[cfg(unix)]
+fn sync_all(staged: &[(PathBuf, tempfile::NamedTempFile)]) -> Result<(), (PathBuf, io::Error)> {
+    const BATCH: usize = 8;
+    let mut synced = std::collections::HashSet::new();
+    for (path, tmp) in staged {
+        let file = tmp.as_file();
+        if staged.len() <= BATCH {
+            file.sync_all().map_err(|e| (path.clone(), e))?;
+            continue;
+        }
+        let meta = file.metadata().map_err(|e| (path.clone(), e))?;
+        if synced.insert(std::os::unix::fs::MetadataExt::dev(&meta)) {
+            rustix::fs::syncfs(file).map_err(|e| (path.clone(), e.into()))?;
+        }
     }
+    Ok(())
 }
 
-/// Maps `work` over `items` on up to 32 threads, in order; the first error wins.
-fn on_io_threads<T: Sync, R: Send, E: Send>(
-    items: &[T],
-    work: impl Fn(&T) -> Result<R, E> + Sync,
-) -> Result<Vec<R>, E> {
-    const THREADS: usize = 32;
-    if items.len() <= 1 {
-        return items.iter().map(&work).collect();
+/// Without syncfs: one fsync per file.
+#[cfg(not(unix))]
+fn sync_all(staged: &[(PathBuf, tempfile::NamedTempFile)]) -> Result<(), (PathBuf, io::Error)> {
+    for (path, tmp) in staged {
+        tmp.as_file().sync_all().map_err(|e| (path.clone(), e))?;
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = THREADS.min(items.len());
-    let mut results: Vec<(usize, Result<R, E>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        let r = work(item);
-                        let failed = r.is_err();
-                        done.push((i, r));
-                        if failed {
-                            // Stop handing out work: nothing after a failure is needed.
-                            next.store(items.len(), std::sync::atomic::Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                    done
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("an I/O worker panicked"))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    Ok(())
 }
 
 /// True for names the folder walk picks up as manifests.
@@ -213,11 +167,11 @@ pub fn is_manifest_name(path: &Path) -> bool {
 }
 
 /// Expands folders into the manifest files under them (sorted, hidden entries skipped);
-/// files are kept as given.
-pub fn expand_paths(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+/// files are kept as given. An error names the path it is about.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for p in paths {
-        if p != Path::new("-") && fs::metadata(p)?.is_dir() {
+        if p != Path::new("-") && fs::metadata(p).map_err(|e| Error::io(p, e))?.is_dir() {
             walk(p, &mut out)?;
         } else {
             out.push(p.clone());
@@ -226,8 +180,12 @@ pub fn expand_paths(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let io = |e| Error::io(dir, e);
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let name = e.file_name();
@@ -235,7 +193,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
             continue;
         }
         let path = e.path();
-        let ty = e.file_type()?;
+        let ty = e.file_type().map_err(|e| Error::io(&path, e))?;
         if ty.is_dir() {
             walk(&path, out)?;
         } else if ty.is_file() && is_manifest_name(&path) {
@@ -248,7 +206,6 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
@@ -270,17 +227,25 @@ mod tests {
         let b = dir.path().join("b.yaml");
         fs::write(&a, "old a").unwrap();
         fs::write(&b, "old b").unwrap();
-        fs::set_permissions(&a, fs::Permissions::from_mode(0o640)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&a, fs::Permissions::from_mode(0o640)).unwrap();
+        }
         let w = StagedWrites::new(2);
         w.stage(a.clone(), bytes("new a"));
         w.stage(b.clone(), bytes("new b"));
         assert_eq!(w.finish().unwrap(), 2);
         assert_eq!(fs::read_to_string(&a).unwrap(), "new a");
         assert_eq!(fs::read_to_string(&b).unwrap(), "new b");
-        assert_eq!(
-            fs::metadata(&a).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+                0o640
+            );
+        }
         assert_eq!(names(dir.path()), ["a.yaml", "b.yaml"], "no temp file left");
     }
 
@@ -297,6 +262,53 @@ mod tests {
         assert_eq!(path, missing);
         assert_eq!(fs::read_to_string(&a).unwrap(), "old a");
         assert_eq!(names(dir.path()), ["a.yaml"]);
+    }
+
+    #[test]
+    fn a_batch_staged_from_many_threads_is_renamed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (0..40)
+            .map(|i| {
+                let p = dir.path().join(format!("f{i:02}.yaml"));
+                fs::write(&p, "old").unwrap();
+                p
+            })
+            .collect();
+        let w = StagedWrites::new(paths.len());
+        paths
+            .par_iter()
+            .for_each(|p| w.stage(p.clone(), bytes(&format!("new {}", p.display()))));
+        assert_eq!(w.finish().unwrap(), 40);
+        for p in &paths {
+            assert_eq!(
+                fs::read_to_string(p).unwrap(),
+                format!("new {}", p.display())
+            );
+        }
+        assert_eq!(names(dir.path()).len(), 40, "no temp file left");
+    }
+
+    #[test]
+    fn one_failure_in_a_batch_replaces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (0..20)
+            .map(|i| {
+                let p = dir.path().join(format!("f{i:02}.yaml"));
+                fs::write(&p, "old").unwrap();
+                p
+            })
+            .collect();
+        let w = StagedWrites::new(paths.len() + 1);
+        paths
+            .par_iter()
+            .for_each(|p| w.stage(p.clone(), bytes("new")));
+        let missing = dir.path().join("gone/x.yaml");
+        w.stage(missing.clone(), bytes("new"));
+        assert_eq!(w.finish().unwrap_err().0, missing);
+        for p in &paths {
+            assert_eq!(fs::read_to_string(p).unwrap(), "old");
+        }
+        assert_eq!(names(dir.path()).len(), 20, "no temp file left");
     }
 
     #[test]

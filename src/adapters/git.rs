@@ -6,6 +6,12 @@ use std::io;
 use std::path::Path;
 use std::process::Command;
 
+use std::collections::HashMap;
+
+use crate::core::error::{Error, ErrorKind};
+use crate::core::rules::{Config, CONFIG_FILE_NAME};
+use crate::ops;
+
 /// Git's own three-way text merge of three texts. Returns the merged text and whether it
 /// holds conflict markers.
 pub fn merge_text(
@@ -13,7 +19,7 @@ pub fn merge_text(
     ours: &str,
     theirs: &str,
     marker_size: usize,
-) -> io::Result<(String, bool)> {
+) -> Result<(String, bool), Error> {
     let dir = tempfile::tempdir()?;
     let (b, o, t) = (
         dir.path().join("base"),
@@ -41,7 +47,8 @@ pub fn merge_text(
         _ => Err(io::Error::other(format!(
             "git merge-file failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
-        ))),
+        ))
+        .into()),
     }
 }
 
@@ -52,7 +59,7 @@ pub fn merge_file_in_place(
     base: &Path,
     theirs: &Path,
     marker_size: usize,
-) -> io::Result<bool> {
+) -> Result<bool, Error> {
     let status = Command::new("git")
         .arg("merge-file")
         .arg(format!("--marker-size={marker_size}"))
@@ -64,7 +71,7 @@ pub fn merge_file_in_place(
     match status.code() {
         Some(0) => Ok(false),
         Some(n) if (1..=127).contains(&n) => Ok(true),
-        _ => Err(io::Error::other("git merge-file failed")),
+        _ => Err(io::Error::other("git merge-file failed").into()),
     }
 }
 
@@ -95,7 +102,7 @@ pub fn install_instructions() -> String {
 
 /// Writes the driver's `git config` entries (repository-local) and the `.gitattributes`
 /// lines at the work tree's root, leaving lines already there alone.
-pub fn install_merge_driver(start: &Path) -> Result<std::path::PathBuf, git2::Error> {
+pub fn install_merge_driver(start: &Path) -> Result<std::path::PathBuf, Error> {
     let repo = git2::Repository::discover(start)?;
     let mut config = repo.config()?.open_level(git2::ConfigLevel::Local)?;
     config.set_str(
@@ -103,9 +110,11 @@ pub fn install_merge_driver(start: &Path) -> Result<std::path::PathBuf, git2::Er
         "gitops-seal SealedSecret merge",
     )?;
     config.set_str(&format!("merge.{DRIVER_NAME}.driver"), DRIVER_COMMAND)?;
-    let root = repo
-        .workdir()
-        .ok_or_else(|| git2::Error::from_str("a bare repository has no .gitattributes"))?;
+    let root = repo.workdir().ok_or_else(|| {
+        Error::from(ErrorKind::Invalid(
+            "a bare repository has no .gitattributes".into(),
+        ))
+    })?;
     let path = root.join(".gitattributes");
     let existing = fs::read_to_string(&path).unwrap_or_default();
     let mut text = existing.clone();
@@ -119,8 +128,7 @@ pub fn install_merge_driver(start: &Path) -> Result<std::path::PathBuf, git2::Er
         }
     }
     if text != existing {
-        super::files::write_atomic(&path, text.as_bytes())
-            .map_err(|e| git2::Error::from_str(&e.to_string()))?;
+        super::files::write_atomic(&path, text.as_bytes()).map_err(|e| Error::io(&path, e))?;
     }
     Ok(path)
 }
@@ -178,19 +186,29 @@ pub fn staged_files(repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Er
 }
 
 /// Replaces the staged content of `path` with `content` and writes the index.
-pub fn restage(repo: &git2::Repository, path: &str, content: &[u8]) -> Result<(), git2::Error> {
+pub fn restage(repo: &git2::Repository, path: &str, content: &[u8]) -> Result<(), Error> {
     let blob = repo.blob(content)?;
     let mut index = repo.index()?;
-    let mut entry = index
-        .get_path(Path::new(path), 0)
-        .ok_or_else(|| git2::Error::from_str(&format!("{path} is not in the index")))?;
+    let mut entry = index.get_path(Path::new(path), 0).ok_or_else(|| {
+        git2::Error::new(
+            git2::ErrorCode::NotFound,
+            git2::ErrorClass::Index,
+            format!("{path} is not in the index"),
+        )
+    })?;
     entry.id = blob;
     entry.file_size = u32::try_from(content.len()).unwrap_or(u32::MAX);
     index.add(&entry)?;
-    index.write()
+    Ok(index.write()?)
 }
 
-/// Calls `visit(commit, path, blob)` once for every blob reachable from any ref, attributing
+/// What [`walk_history`] calls for each blob: `(commit, path, content)`.
+pub type HistoryVisit<'a> = dyn FnMut(git2::Oid, &str, &[u8]) -> Result<(), Error> + 'a;
+
+/// What [`for_each_staged`] calls for each staged file: `(path, content)`.
+pub type StagedVisit<'a> = dyn FnMut(&str, &[u8]) -> Result<(), Error> + 'a;
+
+/// Calls `visit(commit, path, content)` once for every blob reachable from any ref, attributing
 /// each blob to the first commit (oldest first) whose tree holds it, at a path `skip` does not
 /// exclude. Trees already walked whole are skipped, so each blob and tree is read once; a tree
 /// in which `skip` left something out is walked again where it appears at another path.
@@ -198,8 +216,8 @@ pub fn restage(repo: &git2::Repository, path: &str, content: &[u8]) -> Result<()
 pub fn walk_history(
     repo: &git2::Repository,
     skip: &dyn Fn(&str) -> bool,
-    visit: &mut dyn FnMut(git2::Oid, &str, git2::Oid) -> Result<(), git2::Error>,
-) -> Result<usize, git2::Error> {
+    visit: &mut HistoryVisit<'_>,
+) -> Result<usize, Error> {
     let mut walk = repo.revwalk()?;
     walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
     for reference in repo.references()? {
@@ -245,9 +263,9 @@ fn walk_tree(
     prefix: &str,
     tree_id: git2::Oid,
     skip: &dyn Fn(&str) -> bool,
-    visit: &mut dyn FnMut(git2::Oid, &str, git2::Oid) -> Result<(), git2::Error>,
+    visit: &mut HistoryVisit<'_>,
     seen: &mut Seen,
-) -> Result<bool, git2::Error> {
+) -> Result<bool, Error> {
     if seen.trees.contains(&tree_id) {
         return Ok(true);
     }
@@ -271,7 +289,7 @@ fn walk_tree(
                 if skip(&path) {
                     complete = false;
                 } else if seen.blobs.insert(entry.id()) {
-                    visit(commit, &path, entry.id())?;
+                    visit(commit, &path, repo.find_blob(entry.id())?.content())?;
                 }
             }
             _ => {}
@@ -306,4 +324,124 @@ pub fn hooks_dir(repo: &git2::Repository) -> Result<std::path::PathBuf, git2::Er
     }
     // Linked worktrees share the main repository's hooks: git runs them from the common dir.
     Ok(repo.commondir().join("hooks"))
+}
+
+/// `ignore:` for the hook: from the `.gitops-seal.yaml` nearest each staged file, as `scan`
+/// and `verify` pick it, but read from the index (what the commit records) and only inside the
+/// repository: an untracked config, or one above the work tree, cannot let a file through.
+pub struct StagedIgnores<'r> {
+    index: git2::Index,
+    repo: &'r git2::Repository,
+    /// Config folder (relative, "" for the root) -> its parsed config, if the index has one.
+    configs: HashMap<String, Option<Config>>,
+}
+
+impl<'r> StagedIgnores<'r> {
+    pub fn new(repo: &'r git2::Repository) -> Result<Self, Error> {
+        Ok(StagedIgnores {
+            index: repo.index()?,
+            repo,
+            configs: Default::default(),
+        })
+    }
+
+    fn config_in(&mut self, dir: &str) -> Result<Option<&Config>, Error> {
+        if !self.configs.contains_key(dir) {
+            let path = if dir.is_empty() {
+                CONFIG_FILE_NAME.to_string()
+            } else {
+                format!("{dir}/{CONFIG_FILE_NAME}")
+            };
+            let config = match self.index.get_path(Path::new(&path), 0) {
+                None => None,
+                Some(entry) => {
+                    let blob = self.repo.find_blob(entry.id)?;
+                    let text = std::str::from_utf8(blob.content()).map_err(|e| {
+                        Error::from(ErrorKind::NotUtf8 {
+                            offset: e.valid_up_to(),
+                        })
+                        .in_file(format!("{path} (staged)"))
+                    })?;
+                    Some(Config::parse(text).map_err(|e| Error::from(e).in_file(&path))?)
+                }
+            };
+            self.configs.insert(dir.to_string(), config);
+        }
+        Ok(self.configs[dir].as_ref())
+    }
+
+    /// Whether the `ignore:` of the config nearest `path` (in the index) skips it.
+    pub fn ignored(&mut self, path: &str) -> Result<bool, Error> {
+        let mut dir = path;
+        loop {
+            dir = dir.rsplit_once('/').map_or("", |(d, _)| d);
+            if let Some(config) = self.config_in(dir)? {
+                let rel = if dir.is_empty() {
+                    path
+                } else {
+                    &path[dir.len() + 1..]
+                };
+                return Ok(config.is_ignored(rel));
+            }
+            if dir.is_empty() {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// Calls `visit(path, content)` for every file staged for the next commit (see
+/// [`staged_files`]) that the nearest staged config's `ignore:` does not skip.
+pub fn for_each_staged(repo: &git2::Repository, visit: &mut StagedVisit<'_>) -> Result<(), Error> {
+    let mut ignores = StagedIgnores::new(repo)?;
+    for staged in staged_files(repo)? {
+        if ignores.ignored(&staged.path)? {
+            continue;
+        }
+        visit(&staged.path, repo.find_blob(staged.blob)?.content())?;
+    }
+    Ok(())
+}
+
+/// Seals the staged content of `path` with `settings`, updates the index, and seals the
+/// working-tree file too when it holds plaintext. The working tree goes first: if it fails,
+/// the index (what gets committed) is untouched.
+pub fn seal_staged(
+    repo: &git2::Repository,
+    path: &str,
+    settings: &ops::SealSettings,
+) -> Result<(), Error> {
+    let workdir = repo.workdir().ok_or_else(|| {
+        Error::from(ErrorKind::Invalid(
+            "a bare repository has no work tree".into(),
+        ))
+    })?;
+    let file = workdir.join(path);
+    let entry = repo.index()?.get_path(Path::new(path), 0).ok_or_else(|| {
+        git2::Error::new(
+            git2::ErrorCode::NotFound,
+            git2::ErrorClass::Index,
+            format!("{path} left the index"),
+        )
+    })?;
+    let staged = zeroize::Zeroizing::new(repo.find_blob(entry.id)?.content().to_vec());
+    let sealed = ops::encrypt(&staged, settings, None)
+        .map_err(|e| e.in_file(path))?
+        .ok_or_else(|| Error::from(ErrorKind::Invalid("nothing to seal".into())).in_file(path))?;
+    if let Ok(current) = super::files::read_input(&file) {
+        let write = |text: &str| {
+            super::files::write_atomic(&file, text.as_bytes()).map_err(|e| Error::io(&file, e))
+        };
+        if current[..] == staged[..] {
+            write(&sealed)?;
+        } else if !ops::scan_content(&current).findings.is_empty() {
+            if let Some(worktree) =
+                ops::encrypt(&current, settings, None).map_err(|e| e.in_file(path))?
+            {
+                write(&worktree)?;
+            }
+        }
+    }
+    restage(repo, path, sealed.as_bytes())?;
+    Ok(())
 }

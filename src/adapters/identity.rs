@@ -60,12 +60,9 @@ pub fn load_identities(
     }
     match default_identity_path() {
         Some(p) if p.exists() => read_identity_file(&p, warn),
-        _ => Err(ErrorKind::InvalidIdentity(format!(
-            "no identity: pass -i FILE, set ${IDENTITY_ENV}, or create {} with `gitops-seal keygen -o`",
-            default_identity_path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "~/.config/gitops-seal/identity.txt".into())
-        ))
+        _ => Err(ErrorKind::NoIdentity {
+            default: default_identity_path().map(|p| p.display().to_string()),
+        }
         .into()),
     }
 }
@@ -74,7 +71,7 @@ pub fn read_identity_file(
     path: &Path,
     warn: &mut dyn FnMut(String),
 ) -> Result<Vec<Identity>, Error> {
-    let bytes = super::files::read_input(path).map_err(|e| Error::io(path, &e))?;
+    let bytes = super::files::read_input(path).map_err(|e| Error::io(path, e))?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         Error::from(ErrorKind::InvalidIdentity("not a text file".into()))
             .in_file(path.display().to_string())
@@ -117,15 +114,12 @@ pub fn write_new_identity(path: &Path, text: &str) -> Result<(), Error> {
     }
     let mut f = opts.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::from(ErrorKind::Io(
-                "already exists; keygen never overwrites an identity".into(),
-            ))
-            .in_file(path.display().to_string())
+            Error::from(ErrorKind::IdentityExists).in_file(path.display().to_string())
         } else {
-            Error::io(path, &e)
+            Error::io(path, e)
         }
     })?;
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(path, &e))
+        .map_err(|e| Error::io(path, e))
 }

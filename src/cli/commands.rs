@@ -1,75 +1,40 @@
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
-use gitops_seal::adapters::{config, files, identity};
-use gitops_seal::core::keys::{self, Identity, Recipient};
-use gitops_seal::core::Scope;
-use gitops_seal::ops::{self, SealSettings, VerifyOptions};
+use gitops_seal::adapters::{files, identity};
+use gitops_seal::core::keys::{Identity, Recipient};
+use gitops_seal::ops::{self, VerifyOptions};
 use gitops_seal::Error;
 
-use super::args::{Cli, Command, Format, HookAction, IdentityArgs, NamespaceArg, RecipientArgs};
+use super::args::{Cli, Command, Format, HookAction};
+use super::settings::Settings;
 
 pub fn run(cli: Cli) -> Result<i32> {
+    let mut settings = Settings::from_command(&cli.command)?;
+    let settings = &mut settings;
     match cli.command {
         Command::Keygen { output } => keygen(output.as_deref()),
-        Command::Recipient(ids) => recipient(&ids),
+        Command::Recipient(_) => recipient(settings),
         Command::Encrypt {
-            files,
-            recipients,
-            scope,
-            namespace,
-            in_place,
-        } => encrypt(
-            &files,
-            &recipients,
-            scope.map(Into::into),
-            &namespace,
-            in_place,
-        ),
-        Command::Decrypt {
-            files,
-            identity,
-            namespace,
-        } => decrypt(&files, &identity, &namespace),
-        Command::Edit {
-            file,
-            identity,
-            recipients,
-            namespace,
-        } => super::edit::edit(&file, &identity, &recipients, &namespace),
+            files, in_place, ..
+        } => encrypt(&files, settings, in_place),
+        Command::Decrypt { files, .. } => decrypt(&files, settings),
+        Command::Edit { file, .. } => super::edit::edit(&file, settings),
         Command::Set {
             file,
             name,
             key,
             from_file,
             from_literal,
-            recipients,
-            namespace,
-        } => set(
-            &file,
-            &name,
-            &key,
-            from_file,
-            from_literal,
-            &recipients,
-            &namespace,
-        ),
+            ..
+        } => set(&file, &name, &key, from_file, from_literal, settings),
         Command::Unset {
-            file,
-            name,
-            key,
-            namespace,
-        } => unset(&file, &name, &key, &namespace),
-        Command::Rekey {
-            files,
-            identity,
-            recipients,
-            namespace,
-        } => rekey(&files, &identity, &recipients, &namespace),
+            file, name, key, ..
+        } => unset(&file, &name, &key, settings),
+        Command::Rekey { files, .. } => rekey(&files, settings),
         Command::MergeDriver {
             base,
             ours,
@@ -98,7 +63,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Hook { action } => match action {
             HookAction::Install { fix, force } => super::hook::install(fix, force),
             HookAction::Uninstall => super::hook::uninstall(),
-            HookAction::Run { fix } => super::hook::run(fix),
+            HookAction::Run { fix } => super::hook::run(fix, settings),
         },
         Command::Scan {
             path,
@@ -110,90 +75,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             paths,
             recipient,
             identity,
-            namespace,
-        } => verify(&paths, &recipient, &identity, &namespace),
-    }
-}
-
-fn warn(line: String) {
-    eprintln!("warning: {line}");
-}
-
-pub fn load_identities(args: &IdentityArgs) -> Result<Vec<Identity>> {
-    Ok(identity::load_identities(&args.identity, &mut warn)?)
-}
-
-/// `-r`/`-R` recipients, or `None` when neither was given.
-pub fn explicit_recipients(args: &RecipientArgs) -> Result<Option<Vec<Recipient>>> {
-    if !args.given() {
-        return Ok(None);
-    }
-    let mut out = Vec::new();
-    for r in &args.recipient {
-        out.push(r.parse::<Recipient>().map_err(Error::from)?);
-    }
-    for f in &args.recipients_file {
-        out.extend(config::read_recipients_file(f)?);
-    }
-    if out.is_empty() {
-        return Err(Error::from(gitops_seal::ErrorKind::NoRecipients).into());
-    }
-    Ok(Some(keys::dedup_recipients(out)))
-}
-
-/// What `.gitops-seal.yaml` says about one file, resolved once per rule.
-#[derive(Clone, Default)]
-pub struct RuleInfo {
-    pub recipients: Option<Vec<Recipient>>,
-    pub scope: Option<Scope>,
-    pub namespace: Option<String>,
-    pub ignored: bool,
-}
-
-#[derive(Default)]
-pub struct Rules {
-    configs: HashMap<PathBuf, Option<config::LoadedConfig>>,
-    resolved: HashMap<(PathBuf, usize), Vec<Recipient>>,
-}
-
-impl Rules {
-    pub fn for_file(&mut self, file: &Path) -> Result<RuleInfo> {
-        let abs = if file == Path::new("-") {
-            std::env::current_dir()?.join("-")
-        } else {
-            std::fs::canonicalize(file).map_err(|e| Error::io(file, &e))?
-        };
-        let dir = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
-        if !self.configs.contains_key(&dir) {
-            let loaded = match config::find_config(&dir) {
-                Some(p) => Some(config::load_config(&p)?),
-                None => None,
-            };
-            self.configs.insert(dir.clone(), loaded);
-        }
-        let Some(loaded) = self.configs[&dir].clone() else {
-            return Ok(RuleInfo::default());
-        };
-        let rel = config::relative_slash_path(&loaded.dir, &abs);
-        let ignored = loaded.config.is_ignored(&rel);
-        let Some(index) = loaded.config.rule_index_for(&rel) else {
-            return Ok(RuleInfo {
-                ignored,
-                ..RuleInfo::default()
-            });
-        };
-        let rule = &loaded.config.rules[index];
-        let key = (loaded.path.clone(), index);
-        if !self.resolved.contains_key(&key) {
-            self.resolved
-                .insert(key.clone(), config::rule_recipients(&loaded, rule)?);
-        }
-        Ok(RuleInfo {
-            recipients: Some(self.resolved[&key].clone()),
-            scope: rule.scope,
-            namespace: rule.namespace.clone(),
-            ignored,
-        })
+            ..
+        } => verify(&paths, &recipient, &identity, settings),
     }
 }
 
@@ -206,37 +89,18 @@ fn display(p: &Path) -> String {
 }
 
 fn read(p: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    Ok(files::read_input(p).map_err(|e| Error::io(p, &e))?)
+    Ok(files::read_input(p).map_err(|e| Error::io(p, e))?)
 }
 
-fn encrypt(
-    inputs: &[PathBuf],
-    recipients: &RecipientArgs,
-    scope: Option<Scope>,
-    ns: &NamespaceArg,
-    in_place: bool,
-) -> Result<i32> {
-    let paths = files::expand_paths(inputs).context("reading the input paths")?;
+fn encrypt(inputs: &[PathBuf], settings: &mut Settings, in_place: bool) -> Result<i32> {
+    let paths = files::expand_paths(inputs)?;
     if in_place && paths.iter().any(|p| p == Path::new("-")) {
         bail!("--in-place needs files, not standard input");
     }
-    let explicit = explicit_recipients(recipients)?;
-    let mut rules = Rules::default();
     let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
-        let info = rules.for_file(p)?;
-        let recipients = match (&explicit, &info.recipients) {
-            (Some(r), _) | (None, Some(r)) => r.clone(),
-            (None, None) => Vec::new(),
-        };
-        let settings = SealSettings {
-            recipients,
-            scope_override: scope,
-            default_scope: info.scope.unwrap_or_default(),
-            bind_namespace: ns.namespace.clone().or(info.namespace),
-            follow_previous: false,
-        };
-        jobs.push((p, settings));
+        let file = settings.file(p)?;
+        jobs.push((p, settings.seal_settings(&file, false)));
     }
     let staged = in_place.then(|| files::StagedWrites::new(jobs.len()));
     let results: Vec<Result<Option<String>>> = jobs
@@ -259,7 +123,7 @@ fn encrypt(
     // temp files).
     let outputs: Vec<Option<String>> = results.into_iter().collect::<Result<_>>()?;
     if let Some(staged) = staged {
-        let changed = staged.finish().map_err(|(p, e)| Error::io(&p, &e))?;
+        let changed = staged.finish().map_err(|(p, e)| Error::io(&p, e))?;
         eprintln!(
             "sealed {changed} file(s); {} had nothing to seal",
             outputs.len() - changed
@@ -297,13 +161,12 @@ fn separator(previous: &str, next: &str) -> &'static [u8] {
     }
 }
 
-fn decrypt(inputs: &[PathBuf], ids: &IdentityArgs, ns: &NamespaceArg) -> Result<i32> {
-    let paths = files::expand_paths(inputs).context("reading the input paths")?;
-    let identities = load_identities(ids)?;
-    let mut rules = Rules::default();
+fn decrypt(inputs: &[PathBuf], settings: &mut Settings) -> Result<i32> {
+    let paths = files::expand_paths(inputs)?;
+    let identities = settings.identities()?;
     let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
-        jobs.push((p, ns.namespace.clone().or(rules.for_file(p)?.namespace)));
+        jobs.push((p, settings.file(p)?.namespace));
     }
     let outputs: Vec<zeroize::Zeroizing<String>> = jobs
         .par_iter()
@@ -323,67 +186,65 @@ fn set(
     key: &str,
     from_file: Option<PathBuf>,
     from_literal: Option<String>,
-    recipients: &RecipientArgs,
-    ns: &NamespaceArg,
+    settings: &mut Settings,
 ) -> Result<i32> {
     let value = match (from_file, from_literal) {
         (Some(p), _) => read(&p)?,
         (None, Some(v)) => zeroize::Zeroizing::new(v.into_bytes()),
         (None, None) => read(Path::new("-"))?,
     };
-    let explicit = explicit_recipients(recipients)?;
-    let info = Rules::default().for_file(file)?;
+    let resolved = settings.file(file)?;
     let input = read(file)?;
-    let namespace = ns.namespace.clone().or(info.namespace);
-    let out = ops::set_value(
-        &input,
-        name,
-        namespace.as_deref(),
+    let request = ops::SetValue {
+        target: name,
+        namespace: resolved.namespace.as_deref(),
         key,
-        &value,
-        explicit.as_deref(),
-        info.recipients.as_deref(),
-    )
-    .map_err(|e| e.in_file(display(file)))?;
-    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, &e))?;
+        value: &value,
+        recipients: settings.explicit_recipients(),
+        rule: resolved.rule.recipients.as_deref(),
+    };
+    let out = ops::set_value(&input, &request).map_err(|e| e.in_file(display(file)))?;
+    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, e))?;
     Ok(0)
 }
 
-fn unset(file: &Path, name: &str, key: &str, ns: &NamespaceArg) -> Result<i32> {
+fn unset(file: &Path, name: &str, key: &str, settings: &Settings) -> Result<i32> {
     let input = read(file)?;
-    let out = ops::unset_value(&input, name, ns.namespace.as_deref(), key)
+    let out = ops::unset_value(&input, name, settings.namespace(), key)
         .map_err(|e| e.in_file(display(file)))?;
-    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, &e))?;
+    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, e))?;
     Ok(0)
 }
 
-fn rekey(
-    inputs: &[PathBuf],
-    ids: &IdentityArgs,
-    recipients: &RecipientArgs,
-    ns: &NamespaceArg,
-) -> Result<i32> {
-    let paths = files::expand_paths(inputs).context("reading the input paths")?;
-    let identities = load_identities(ids)?;
-    let explicit = explicit_recipients(recipients)?;
-    let mut rules = Rules::default();
-    let staged = files::StagedWrites::new(paths.len());
+fn rekey(inputs: &[PathBuf], settings: &mut Settings) -> Result<i32> {
+    let paths = files::expand_paths(inputs)?;
+    let identities = settings.identities()?;
+    let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
-        let info = rules.for_file(p)?;
-        let Some(list) = explicit.clone().or(info.recipients) else {
-            return Err(Error::from(gitops_seal::ErrorKind::NoRecipients)
-                .in_file(display(p))
-                .into());
-        };
-        let namespace = ns.namespace.clone().or(info.namespace);
-        let input = read(p)?;
-        let out = ops::rekey(&input, &identities, &list, namespace.as_deref())
-            .map_err(|e| e.in_file(display(p)))?;
-        if let Some(out) = out {
-            staged.stage(p.clone(), zeroize::Zeroizing::new(out.into_bytes()));
-        }
+        jobs.push((p, settings.file(p)?));
     }
-    let changed = staged.finish().map_err(|(p, e)| Error::io(&p, &e))?;
+    let staged = files::StagedWrites::new(paths.len());
+    let results: Vec<Result<()>> = jobs
+        .par_iter()
+        .map(|(p, file)| {
+            let Some(list) = &file.recipients else {
+                return Err(Error::from(gitops_seal::ErrorKind::NoRecipients)
+                    .in_file(display(p))
+                    .into());
+            };
+            let input = read(p)?;
+            let out = ops::rekey(&input, &identities, list, file.namespace.as_deref())
+                .map_err(|e| e.in_file(display(p)))?;
+            if let Some(out) = out {
+                staged.stage(p.to_path_buf(), zeroize::Zeroizing::new(out.into_bytes()));
+            }
+            Ok(())
+        })
+        .collect();
+    // All or nothing, and the first file's error in the order given: dropping `staged`
+    // removes its temp files.
+    results.into_iter().collect::<Result<()>>()?;
+    let changed = staged.finish().map_err(|(p, e)| Error::io(&p, e))?;
     eprintln!("rekeyed {changed} file(s)");
     Ok(0)
 }
@@ -392,9 +253,9 @@ fn verify(
     inputs: &[PathBuf],
     recipients: &[String],
     identity_files: &[PathBuf],
-    ns: &NamespaceArg,
+    settings: &mut Settings,
 ) -> Result<i32> {
-    let paths = files::expand_paths(inputs).context("reading the input paths")?;
+    let paths = files::expand_paths(inputs)?;
     let recipients: Vec<Recipient> = recipients
         .iter()
         .map(|r| r.parse().map_err(Error::from))
@@ -402,28 +263,31 @@ fn verify(
     let identities = if identity_files.is_empty() {
         Vec::new()
     } else {
-        identity::load_identities(identity_files, &mut warn)?
+        identity::load_identities(identity_files, &mut super::settings::warn)?
     };
-    let mut rules = Rules::default();
     let mut findings = 0;
     let mut checked = 0;
     for p in &paths {
-        let info = rules.for_file(p)?;
-        if info.ignored {
+        let file = settings.file(p)?;
+        if file.rule.ignored {
             continue;
         }
         let input = read(p)?;
-        let namespace = ns.namespace.clone().or(info.namespace.clone());
         let opts = VerifyOptions {
             recipients: &recipients,
             identities: &identities,
-            namespace: namespace.as_deref(),
-            rule: info.recipients.as_deref(),
+            namespace: file.namespace.as_deref(),
+            rule: file.rule.recipients.as_deref(),
         };
         checked += 1;
         for mut f in ops::verify(&input, &opts) {
             f.location.file = Some(display(p));
-            println!("{f}");
+            let remedy = match f.remedy {
+                Some(ops::Remedy::Seal) => ": seal it with `gitops-seal encrypt --in-place FILE`",
+                Some(ops::Remedy::Rekey) => "; run `gitops-seal rekey`",
+                _ => "",
+            };
+            println!("{f}{remedy}");
             findings += 1;
         }
     }
@@ -455,8 +319,8 @@ fn keygen(output: Option<&Path>) -> Result<i32> {
     Ok(0)
 }
 
-fn recipient(ids: &IdentityArgs) -> Result<i32> {
-    for id in load_identities(ids)? {
+fn recipient(settings: &Settings) -> Result<i32> {
+    for id in settings.identities()? {
         match id.to_recipient() {
             Some(r) => println!("{r}"),
             None => bail!("an SSH identity's recipient is its public key: use the .pub file"),
@@ -504,7 +368,7 @@ fn merge_driver(
     let conflicted = match ops::merge_files(&b, &o, &t, marker_size, &mut text_merge)? {
         ops::FileMerge::WholeFileText => git::merge_file_in_place(ours, base, theirs, marker_size)?,
         ops::FileMerge::Merged { text, conflicts } => {
-            files::write_atomic(ours, text.as_bytes()).map_err(|e| Error::io(ours, &e))?;
+            files::write_atomic(ours, text.as_bytes()).map_err(|e| Error::io(ours, e))?;
             for c in &conflicts {
                 eprintln!("gitops-seal merge-driver: {shown}: conflict: {c}");
             }

@@ -3,15 +3,15 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use gitops_seal::adapters::{config, files, git, identity};
-use gitops_seal::core::rules::{Config, CONFIG_FILE_NAME};
-use gitops_seal::ops::{self, SealSettings};
+use gitops_seal::adapters::{config, files, git, identity, tree};
+use gitops_seal::core::rules::CONFIG_FILE_NAME;
+use gitops_seal::ops;
 
-use super::commands::Rules;
+use super::settings::Settings;
 
 fn open_repo(start: &Path) -> Result<git2::Repository> {
     git2::Repository::discover(start)
@@ -116,79 +116,7 @@ pub fn uninstall() -> Result<i32> {
     Ok(0)
 }
 
-/// `ignore:` for the hook: from the `.gitops-seal.yaml` nearest each staged file, as `scan`
-/// and `verify` pick it, but read from the index (what the commit records) and only inside the
-/// repository: an untracked config, or one above the work tree, cannot let a file through.
-struct NearestIgnores<'r> {
-    index: git2::Index,
-    repo: &'r git2::Repository,
-    /// Config folder (relative, "" for the root) -> its parsed config, if the index has one.
-    configs: std::collections::HashMap<String, Option<Config>>,
-}
-
-impl<'r> NearestIgnores<'r> {
-    fn new(repo: &'r git2::Repository) -> Result<Self> {
-        Ok(NearestIgnores {
-            index: repo.index()?,
-            repo,
-            configs: Default::default(),
-        })
-    }
-
-    fn config_in(&mut self, dir: &str) -> Result<Option<&Config>> {
-        if !self.configs.contains_key(dir) {
-            let path = if dir.is_empty() {
-                CONFIG_FILE_NAME.to_string()
-            } else {
-                format!("{dir}/{CONFIG_FILE_NAME}")
-            };
-            let config = match self.index.get_path(Path::new(&path), 0) {
-                None => None,
-                Some(entry) => {
-                    let blob = self.repo.find_blob(entry.id)?;
-                    let text = std::str::from_utf8(blob.content())
-                        .with_context(|| format!("{path} (staged) is not UTF-8"))?;
-                    Some(
-                        Config::parse(text)
-                            .map_err(|e| gitops_seal::Error::from(e).in_file(&path))?,
-                    )
-                }
-            };
-            self.configs.insert(dir.to_string(), config);
-        }
-        Ok(self.configs[dir].as_ref())
-    }
-
-    fn ignored(&mut self, path: &str) -> Result<bool> {
-        let mut dir = path;
-        loop {
-            dir = dir.rsplit_once('/').map_or("", |(d, _)| d);
-            if let Some(config) = self.config_in(dir)? {
-                let rel = if dir.is_empty() {
-                    path
-                } else {
-                    &path[dir.len() + 1..]
-                };
-                return Ok(config.is_ignored(rel));
-            }
-            if dir.is_empty() {
-                return Ok(false);
-            }
-        }
-    }
-}
-
-/// The root config's `ignore:` globs, if any.
-fn root_config(workdir: &Path) -> Result<Config> {
-    let path = workdir.join(CONFIG_FILE_NAME);
-    if path.is_file() {
-        Ok(config::load_config(&path)?.config)
-    } else {
-        Ok(Config::default())
-    }
-}
-
-pub fn run(fix: bool) -> Result<i32> {
+pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
     // From the environment: `git commit -a` and `git commit PATH` hand the hook a temporary
     // index in GIT_INDEX_FILE, and that index, not .git/index, is what gets committed.
     git::read_without_rehashing();
@@ -198,26 +126,22 @@ pub fn run(fix: bool) -> Result<i32> {
         .workdir()
         .context("a bare repository has nothing to commit")?
         .to_path_buf();
-    let mut ignores = NearestIgnores::new(&repo)?;
     let mut blocked: Vec<(String, Vec<ops::PlaintextFinding>)> = Vec::new();
     let mut stderr = std::io::stderr().lock();
-    for staged in git::staged_files(&repo)? {
-        if ignores.ignored(&staged.path)? {
-            continue;
-        }
-        let blob = repo.find_blob(staged.blob)?;
-        let report = ops::scan_content(blob.content());
+    git::for_each_staged(&repo, &mut |path, content| {
+        let report = ops::scan_content(content);
         // Notes (a document skipped as not YAML) only where YAML is expected: source code
         // and prose that mention `kind` are no news.
-        if files::is_manifest_name(Path::new(&staged.path)) {
+        if files::is_manifest_name(Path::new(path)) {
             for note in &report.skipped {
-                writeln!(stderr, "gitops-seal: note: {}: {note}", staged.path)?;
+                writeln!(stderr, "gitops-seal: note: {path}: {note}")?;
             }
         }
         if !report.findings.is_empty() {
-            blocked.push((staged.path, report.findings));
+            blocked.push((path.to_string(), report.findings));
         }
-    }
+        Ok(())
+    })?;
     if blocked.is_empty() {
         return Ok(0);
     }
@@ -236,7 +160,11 @@ pub fn run(fix: bool) -> Result<i32> {
     }
     if fix && !only_paths && blocked.iter().all(|(_, f)| f.iter().all(|f| !f.unparsable)) {
         for (path, _) in &blocked {
-            seal_staged(&repo, &workdir, path)?;
+            let file = settings.file(&workdir.join(path))?;
+            if file.recipients.is_none() {
+                bail!("{path}: no rule in {CONFIG_FILE_NAME} matches this path, so --fix has no recipients; seal it with `gitops-seal encrypt -R KEYS --in-place {path}`");
+            }
+            git::seal_staged(&repo, path, &settings.seal_settings(&file, false))?;
             writeln!(
                 stderr,
                 "gitops-seal: sealed {path} in the index and the working tree"
@@ -287,45 +215,6 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Seals the staged content of `path` with its rule's recipients, updates the index, and
-/// seals the working-tree file too when it holds plaintext.
-fn seal_staged(repo: &git2::Repository, workdir: &Path, path: &str) -> Result<()> {
-    let file = workdir.join(path);
-    let info = Rules::default().for_file(&file)?;
-    let Some(recipients) = info.recipients.clone() else {
-        bail!("{path}: no rule in {CONFIG_FILE_NAME} matches this path, so --fix has no recipients; seal it with `gitops-seal encrypt -R KEYS --in-place {path}`");
-    };
-    let settings = SealSettings {
-        recipients,
-        scope_override: None,
-        default_scope: info.scope.unwrap_or_default(),
-        bind_namespace: info.namespace.clone(),
-        follow_previous: false,
-    };
-    let entry = repo
-        .index()?
-        .get_path(Path::new(path), 0)
-        .context("the file left the index")?;
-    let staged = zeroize::Zeroizing::new(repo.find_blob(entry.id)?.content().to_vec());
-    let sealed = ops::encrypt(&staged, &settings, None)
-        .map_err(|e| e.in_file(path))?
-        .context("nothing to seal")?;
-    // Working tree first: if it fails, the index (what gets committed) is untouched.
-    if let Ok(current) = files::read_input(&file) {
-        if current[..] == staged[..] {
-            files::write_atomic(&file, sealed.as_bytes())?;
-        } else if !ops::scan_content(&current).findings.is_empty() {
-            if let Some(worktree) =
-                ops::encrypt(&current, &settings, None).map_err(|e| e.in_file(path))?
-            {
-                files::write_atomic(&file, worktree.as_bytes())?;
-            }
-        }
-    }
-    git::restage(repo, path, sealed.as_bytes())?;
-    Ok(())
-}
-
 #[derive(serde::Serialize)]
 struct Finding<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -343,48 +232,26 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
         let repo = open_repo(path)?;
         let config = repo
             .workdir()
-            .map(root_config)
+            .map(config::root_config)
             .transpose()?
             .unwrap_or_default();
         let skip = |p: &str| config.is_ignored(p);
-        let commits = git::walk_history(&repo, &skip, &mut |commit, p, blob| {
-            let blob = repo.find_blob(blob)?;
-            for f in ops::scan_content(blob.content()).findings {
+        let commits = git::walk_history(&repo, &skip, &mut |commit, p, content| {
+            for f in ops::scan_content(content).findings {
                 found.push((Some(commit.to_string()), p.to_string(), f));
             }
             Ok(())
         })?;
         notes.push(format!("scanned {commits} commit(s)"));
     } else {
-        let root = fs::canonicalize(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut walk = TreeWalk {
-            config: config::find_config(&root)
-                .map(|p| config::load_config(&p))
-                .transpose()?,
-            // Files Git ignores cannot reach a commit by accident: a plaintext Secret kept
-            // out of Git on purpose is not a finding.
-            repo: None,
-            tracked: Default::default(),
-            cwd: std::env::current_dir()?,
-        };
-        walk.repo = git2::Repository::discover(&root)
-            .ok()
-            .filter(|r| r.workdir().is_some());
-        if let Some(repo) = &walk.repo {
-            walk.tracked = repo
-                .index()?
-                .iter()
-                .map(|e| String::from_utf8_lossy(&e.path).into_owned())
-                .collect();
-        }
-        let mut files = Vec::new();
-        walk.collect(&root, &mut files)?;
+        let files = tree::files_to_scan(path)?;
+        let cwd = std::env::current_dir()?;
         let count = files.len();
         for p in files {
             let Ok(bytes) = files::read_input(&p) else {
                 continue;
             };
-            let shown = config::relative_slash_path(&walk.cwd, &p);
+            let shown = config::relative_slash_path(&cwd, &p);
             let report = ops::scan_content(&bytes);
             if files::is_manifest_name(&p) {
                 for s in report.skipped {
@@ -424,77 +291,10 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
     Ok(i32::from(!found.is_empty()))
 }
 
-/// The files `scan` reads under a folder: in name order, symlinks not followed, `.git`, the
-/// config's `ignore:` globs and (inside a repository) what Git ignores left out.
-struct TreeWalk {
-    config: Option<config::LoadedConfig>,
-    repo: Option<git2::Repository>,
-    /// The paths the index holds, relative to the work tree.
-    tracked: std::collections::BTreeSet<String>,
-    cwd: PathBuf,
-}
-
-impl TreeWalk {
-    fn skipped(&self, path: &Path) -> bool {
-        if path.file_name().is_some_and(|n| n == ".git") {
-            return true;
-        }
-        if let Some(c) = &self.config {
-            if c.config
-                .is_ignored(&config::relative_slash_path(&c.dir, path))
-            {
-                return true;
-            }
-        }
-        let Some(repo) = &self.repo else { return false };
-        let workdir = repo.workdir().unwrap_or(Path::new("/"));
-        let Some(rel) = path
-            .strip_prefix(workdir)
-            .ok()
-            .filter(|rel| !rel.as_os_str().is_empty())
-        else {
-            return false;
-        };
-        // Ignored, unless Git tracks it anyway (`git add -f`), or something under it.
-        repo.is_path_ignored(rel).unwrap_or(false) && !self.tracks(rel)
-    }
-
-    fn tracks(&self, rel: &Path) -> bool {
-        let rel = rel.to_string_lossy();
-        let dir = format!("{rel}/");
-        self.tracked.contains(rel.as_ref())
-            || self
-                .tracked
-                .range(dir.clone()..)
-                .next()
-                .is_some_and(|p| p.starts_with(&dir))
-    }
-
-    fn collect(&self, path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let meta =
-            fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
-        if meta.is_file() {
-            out.push(path.to_path_buf());
-        } else if meta.is_dir() {
-            let mut entries: Vec<PathBuf> = fs::read_dir(path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<_, _>>()?;
-            entries.sort();
-            for entry in entries {
-                if !self.skipped(&entry) {
-                    self.collect(&entry, out)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Prints a file for `git diff`: SealedSecrets opened when an identity is at hand, otherwise
 /// shown with `<sealed>` values. Never fails on content: `git diff` must still work.
 pub fn textconv(file: &Path) -> Result<i32> {
-    let input = files::read_input(file).map_err(|e| gitops_seal::Error::io(file, &e))?;
+    let input = files::read_input(file).map_err(|e| gitops_seal::Error::io(file, e))?;
     let identities = identity::load_identities(&[], &mut |_| {}).unwrap_or_default();
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&ops::textconv(&input, &identities))?;

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod edit;
 mod hook;
+mod settings;
 
 use std::io::Write;
 
@@ -22,13 +23,40 @@ pub fn main() -> i32 {
                 return 0;
             }
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {e}");
-            for cause in e.chain().skip(1) {
-                let _ = writeln!(stderr, "  caused by: {cause}");
+            for (i, cause) in e.chain().enumerate() {
+                let prefix = if i == 0 { "error: " } else { "  caused by: " };
+                let hint = cause
+                    .downcast_ref::<gitops_seal::Error>()
+                    .and_then(|e| hint(&e.kind))
+                    .unwrap_or_default();
+                let _ = writeln!(stderr, "{prefix}{cause}{hint}");
             }
             2
         }
     }
+}
+
+/// What to type about a library error: the library names the problem, the command line says
+/// which flag or command helps. Appended to the error's own line.
+fn hint(kind: &gitops_seal::ErrorKind) -> Option<String> {
+    use gitops_seal::ErrorKind as K;
+    Some(match kind {
+        K::MissingNamespace { .. } => ": set metadata.namespace, pass --namespace/-n, or add `namespace:` to the matching rule in .gitops-seal.yaml".into(),
+        K::NoRecipients => ": pass -r/-R, or add a rule matching this path to .gitops-seal.yaml".into(),
+        K::ManifestAsIdentity => " (-i is the identity, as in age; to rewrite a file in place use --in-place)".into(),
+        K::NoIdentity { default } => format!(
+            ": pass -i FILE, set ${}, or create {} with `gitops-seal keygen -o`",
+            gitops_seal::adapters::identity::IDENTITY_ENV,
+            default.as_deref().unwrap_or("~/.config/gitops-seal/identity.txt")
+        ),
+        K::IdentityExists => "; keygen never overwrites an identity".into(),
+        K::AmbiguousObject(_) => "; pass --namespace/-n".into(),
+        K::RecipientsDifferFromRule { .. } => "; pass -r/-R to seal to a new list on purpose".into(),
+        K::RecipientsDifferFromFile => "; run `gitops-seal rekey` with the new recipients first".into(),
+        K::NoLongerSealed { .. } => "; nothing written. To rename or delete a Secret, use `decrypt` and `encrypt`, or delete its SealedSecret document.".into(),
+        K::StillPlaintext => "; nothing written".into(),
+        _ => return None,
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -10,6 +10,8 @@ use std::fmt;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Location {
     pub file: Option<String>,
+    /// 1-based line, in line-oriented files (a recipients file).
+    pub line: Option<usize>,
     /// 1-based index of the document in its file (empty documents are not counted).
     pub document: Option<usize>,
     /// `Kind namespace/name` or `Kind name`.
@@ -29,6 +31,12 @@ impl fmt::Display for Location {
         if let Some(file) = &self.file {
             sep(f)?;
             f.write_str(file)?;
+            if let Some(line) = self.line {
+                write!(f, ":{line}")?;
+            }
+        } else if let Some(line) = self.line {
+            sep(f)?;
+            write!(f, "line {line}")?;
         }
         if let Some(doc) = self.document {
             sep(f)?;
@@ -48,8 +56,10 @@ impl fmt::Display for Location {
     }
 }
 
-/// What went wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What went wrong. Variants that wrap a failure of another library keep it, typed, as their
+/// [`std::error::Error::source`]: an [`std::io::Error`], one of age's errors, a [`git2::Error`].
+/// Messages describe the problem only; what to type about it is the caller's (the CLI's) to say.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ErrorKind {
     #[error("file is empty")]
@@ -62,6 +72,11 @@ pub enum ErrorKind {
     Yaml { line: usize, message: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("invalid glob {pattern:?}: {}", .source.kind())]
+    InvalidGlob {
+        pattern: String,
+        source: globset::Error,
+    },
     #[error("missing field {0}")]
     MissingField(&'static str),
     #[error("data value is not valid base64")]
@@ -72,16 +87,28 @@ pub enum ErrorKind {
     InvalidKeyName,
     #[error("unknown scope {0:?} (expected strict, namespace or cluster)")]
     UnknownScope(String),
-    #[error("no namespace to bind to scope {scope}: set metadata.namespace, pass --namespace/-n, or add `namespace:` to the matching rule in .gitops-seal.yaml")]
+    #[error("no namespace to bind to scope {scope}")]
     MissingNamespace { scope: &'static str },
-    #[error("no recipients: pass -r/-R, or add a rule matching this path to .gitops-seal.yaml")]
+    #[error("no recipients")]
     NoRecipients,
     #[error("invalid recipient {recipient:?}: {reason}")]
     InvalidRecipient { recipient: String, reason: String },
     #[error("invalid identity: {0}")]
     InvalidIdentity(String),
-    #[error("not an age-encrypted value ({0})")]
-    NotAge(String),
+    /// A Kubernetes manifest where an identity file was expected.
+    #[error("invalid identity: this is a Kubernetes manifest, not an identity")]
+    ManifestAsIdentity,
+    /// No identity given and none at the default place (`default`, when there is one).
+    #[error("no identity")]
+    NoIdentity { default: Option<String> },
+    #[error("already exists")]
+    IdentityExists,
+    #[error("not an age-encrypted value ({detail})")]
+    NotAge {
+        detail: &'static str,
+        #[source]
+        source: Option<age::DecryptError>,
+    },
     #[error("ciphertext is corrupt or truncated (the age payload failed authentication)")]
     Corrupt,
     #[error("none of the identities can open this value (it was sealed for other recipients)")]
@@ -97,24 +124,47 @@ pub enum ErrorKind {
     },
     #[error("no such SealedSecret {0:?} in this file")]
     NoSuchObject(String),
-    #[error("{0:?} matches more than one SealedSecret in this file; pass --namespace/-n")]
+    #[error("{0:?} matches more than one SealedSecret in this file")]
     AmbiguousObject(String),
     #[error("no such key in encryptedData")]
     NoSuchKey,
-    #[error("recipients {found} differ from the rule for this path in .gitops-seal.yaml ({expected}); pass -r/-R to seal to a new list on purpose")]
+    #[error(
+        "recipients {found} differ from the rule for this path in .gitops-seal.yaml ({expected})"
+    )]
     RecipientsDifferFromRule { found: String, expected: String },
-    #[error("sealing failed: {0}")]
-    Seal(String),
-    #[error("{0}")]
-    Io(String),
+    /// A new recipient list for one value of a SealedSecret whose other values keep the old.
+    #[error("the other values are sealed for the file's recipient list")]
+    RecipientsDifferFromFile,
+    /// After an edit, a Secret that was sealed is no longer a v1 Secret of the same name.
+    #[error("{object} is no longer a sealed Secret after the edit (its apiVersion, kind or name changed): it would be written in plaintext")]
+    NoLongerSealed { object: String },
+    /// After an edit, the file would still hold a plaintext Secret.
+    #[error("the edited file would still hold a plaintext Secret")]
+    StillPlaintext,
+    #[error("sealing failed")]
+    Seal(#[source] age::EncryptError),
+    /// A file-system or process failure, worded as the OS words it (the cause is kept).
+    #[error("{}", io_message(.0))]
+    Io(#[source] std::io::Error),
+    #[error("{}", .0.message())]
+    Git(#[source] git2::Error),
+}
+
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
 }
 
 impl ErrorKind {
-    /// A stable, CamelCase reason: a status-condition reason and a metric label.
+    /// A stable, CamelCase reason: a status-condition reason and a metric label. Every variant
+    /// is named here, so a new one has to choose its reason.
     pub fn reason(&self) -> &'static str {
         match self {
             ErrorKind::ScopeMismatch { .. } => "ScopeMismatch",
-            ErrorKind::NotAge(_)
+            ErrorKind::NotAge { .. }
             | ErrorKind::Corrupt
             | ErrorKind::NoMatchingIdentity
             | ErrorKind::MissingBinding
@@ -122,16 +172,59 @@ impl ErrorKind {
             ErrorKind::NoRecipients
             | ErrorKind::InvalidRecipient { .. }
             | ErrorKind::InvalidIdentity(_)
+            | ErrorKind::ManifestAsIdentity
+            | ErrorKind::NoIdentity { .. }
             | ErrorKind::RecipientsDifferFromRule { .. } => "KeyError",
             ErrorKind::Seal(_) => "SealFailed",
-            ErrorKind::Io(_) => "IoError",
-            _ => "InvalidManifest",
+            ErrorKind::Io(_) | ErrorKind::IdentityExists | ErrorKind::Git(_) => "IoError",
+            ErrorKind::Empty
+            | ErrorKind::NotUtf8 { .. }
+            | ErrorKind::TooLarge { .. }
+            | ErrorKind::Yaml { .. }
+            | ErrorKind::Invalid(_)
+            | ErrorKind::InvalidGlob { .. }
+            | ErrorKind::MissingField(_)
+            | ErrorKind::InvalidBase64
+            | ErrorKind::InvalidKeyName
+            | ErrorKind::UnknownScope(_)
+            | ErrorKind::MissingNamespace { .. }
+            | ErrorKind::NoSuchObject(_)
+            | ErrorKind::AmbiguousObject(_)
+            | ErrorKind::NoSuchKey
+            | ErrorKind::RecipientsDifferFromFile
+            | ErrorKind::NoLongerSealed { .. }
+            | ErrorKind::StillPlaintext => "InvalidManifest",
         }
     }
 }
 
-/// An [`ErrorKind`] at a [`Location`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl From<std::io::Error> for ErrorKind {
+    fn from(e: std::io::Error) -> Self {
+        ErrorKind::Io(e)
+    }
+}
+
+impl From<git2::Error> for ErrorKind {
+    fn from(e: git2::Error) -> Self {
+        ErrorKind::Git(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        ErrorKind::Io(e).into()
+    }
+}
+
+impl From<git2::Error> for Error {
+    fn from(e: git2::Error) -> Self {
+        ErrorKind::Git(e).into()
+    }
+}
+
+/// An [`ErrorKind`] at a [`Location`]. Its [`source`](std::error::Error::source) is the kind's
+/// typed cause, if it has one, so a printed chain reaches the OS, age or Git error beneath.
+#[derive(Debug)]
 pub struct Error {
     /// Boxed: errors travel through every `Result` of the crate, and most carry no location.
     pub location: Box<Location>,
@@ -148,7 +241,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.kind)
+    }
+}
 
 impl From<ErrorKind> for Error {
     fn from(kind: ErrorKind) -> Self {
@@ -160,14 +257,9 @@ impl From<ErrorKind> for Error {
 }
 
 impl Error {
-    /// An I/O error on `path`, with the OS's wording.
-    pub fn io(path: &std::path::Path, e: &std::io::Error) -> Self {
-        let message = match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => e.to_string(),
-        };
-        Error::from(ErrorKind::Io(message)).in_file(path.display().to_string())
+    /// An I/O error on `path`; the error itself is kept as the cause.
+    pub fn io(path: &std::path::Path, e: std::io::Error) -> Self {
+        Error::from(ErrorKind::Io(e)).in_file(path.display().to_string())
     }
 
     pub fn reason(&self) -> &'static str {
@@ -175,6 +267,10 @@ impl Error {
     }
     pub fn in_file(mut self, file: impl Into<String>) -> Self {
         self.location.file.get_or_insert_with(|| file.into());
+        self
+    }
+    pub fn at_line(mut self, line: usize) -> Self {
+        self.location.line.get_or_insert(line);
         self
     }
     pub fn in_document(mut self, document: usize) -> Self {
@@ -207,5 +303,101 @@ impl<T, E: Into<Error>> ResultExt<T> for Result<T, E> {
     }
     fn at_key(self, key: &str) -> Result<T, Error> {
         self.map_err(|e| e.into().at_key(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn an_io_error_keeps_its_cause_typed() {
+        let e = Error::io(
+            std::path::Path::new("a.yaml"),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert_eq!(e.to_string(), "a.yaml: no such file or directory");
+        assert_eq!(e.reason(), "IoError");
+        let cause = e.source().expect("a cause");
+        assert_eq!(
+            cause.downcast_ref::<std::io::Error>().map(|io| io.kind()),
+            Some(std::io::ErrorKind::NotFound)
+        );
+    }
+
+    #[test]
+    fn git_and_age_causes_are_kept() {
+        let git: Error = git2::Error::from_str("boom").into();
+        assert!(git
+            .source()
+            .unwrap()
+            .downcast_ref::<git2::Error>()
+            .is_some());
+        assert_eq!(git.reason(), "IoError");
+        let seal = Error::from(ErrorKind::Seal(age::EncryptError::MissingRecipients));
+        assert!(seal
+            .source()
+            .unwrap()
+            .downcast_ref::<age::EncryptError>()
+            .is_some());
+        assert_eq!(seal.reason(), "SealFailed");
+        let not_age = Error::from(ErrorKind::NotAge {
+            detail: "invalid header",
+            source: Some(age::DecryptError::InvalidHeader),
+        });
+        assert_eq!(
+            not_age.to_string(),
+            "not an age-encrypted value (invalid header)"
+        );
+        assert!(not_age
+            .source()
+            .unwrap()
+            .downcast_ref::<age::DecryptError>()
+            .is_some());
+        assert_eq!(not_age.reason(), "DecryptFailed");
+    }
+
+    #[test]
+    fn errors_without_a_cause_have_no_source() {
+        assert!(Error::from(ErrorKind::NoSuchKey).source().is_none());
+        assert!(Error::from(ErrorKind::Corrupt).source().is_none());
+    }
+
+    #[test]
+    fn a_line_follows_its_file() {
+        let e = Error::from(ErrorKind::NoRecipients)
+            .at_line(3)
+            .in_file("keys.txt");
+        assert_eq!(e.to_string(), "keys.txt:3: no recipients");
+        let e = Error::from(ErrorKind::NoRecipients).at_line(3);
+        assert_eq!(e.to_string(), "line 3: no recipients");
+    }
+
+    #[test]
+    fn messages_carry_no_command_line_wording() {
+        let kinds = [
+            ErrorKind::MissingNamespace { scope: "strict" },
+            ErrorKind::NoRecipients,
+            ErrorKind::ManifestAsIdentity,
+            ErrorKind::NoIdentity { default: None },
+            ErrorKind::IdentityExists,
+            ErrorKind::AmbiguousObject("db".into()),
+            ErrorKind::RecipientsDifferFromRule {
+                found: "a".into(),
+                expected: "b".into(),
+            },
+            ErrorKind::RecipientsDifferFromFile,
+            ErrorKind::NoLongerSealed {
+                object: "Secret a".into(),
+            },
+            ErrorKind::StillPlaintext,
+        ];
+        for kind in kinds {
+            let text = kind.to_string();
+            for flag in ["--", " -r", " -n", " -i", "gitops-seal ", "keygen", "rekey"] {
+                assert!(!text.contains(flag), "{text:?} holds {flag:?}");
+            }
+        }
     }
 }

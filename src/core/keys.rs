@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use age::secrecy::ExposeSecret;
 use age_core::format::{FileKey, Stanza};
 
-use super::error::ErrorKind;
+use super::error::{Error, ErrorKind};
 
 /// Someone a value is sealed for: an age X25519 recipient (clusters, people) or an SSH public
 /// key (people).
@@ -102,14 +102,17 @@ impl FromStr for Recipient {
 
 /// Parses recipients in age's recipients-file format: one per line, `#` comments, blank lines.
 /// Errors name the 1-based line.
-pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, (usize, ErrorKind)> {
+pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, Error> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        out.push(line.parse().map_err(|e| (i + 1, e))?);
+        out.push(
+            line.parse()
+                .map_err(|e: ErrorKind| Error::from(e).at_line(i + 1))?,
+        );
     }
     Ok(out)
 }
@@ -251,9 +254,7 @@ pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>, ErrorKind> {
         };
     }
     if looks_like_manifest(text) {
-        return Err(ErrorKind::InvalidIdentity(
-            "this is a Kubernetes manifest, not an identity (-i is the identity, as in age; to rewrite a file in place use --in-place)".into(),
-        ));
+        return Err(ErrorKind::ManifestAsIdentity);
     }
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {

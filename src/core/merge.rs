@@ -268,3 +268,142 @@ pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) ->
         conflicts,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::binding::Scope;
+
+    /// A SealedSecret with fake ciphertexts: the merge compares bytes, never opens them.
+    fn sealed(recipients: &[&str], data: &[(&str, &str)]) -> SealedSecret {
+        SealedSecret {
+            name: "db".into(),
+            namespace: Some("prod".into()),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            scope: Scope::Strict,
+            recipients: recipients.iter().map(|r| r.to_string()).collect(),
+            encrypted_data: data
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            template: Template {
+                secret_type: "Opaque".into(),
+                ..Template::default()
+            },
+        }
+    }
+
+    fn data(s: &SealedSecret) -> Vec<(&str, &str)> {
+        s.encrypted_data
+            .iter()
+            .map(|(k, v)| (k.as_str(), std::str::from_utf8(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn different_keys_changed_on_each_side_merge_cleanly() {
+        let base = sealed(&["r1"], &[("a", "A"), ("b", "B"), ("c", "C")]);
+        let ours = sealed(&["r1"], &[("a", "A2"), ("b", "B"), ("c", "C")]);
+        let theirs = sealed(&["r1"], &[("a", "A"), ("b", "B2"), ("c", "C"), ("d", "D")]);
+        let m = merge(&base, &ours, &theirs);
+        assert_eq!(m.conflicts, []);
+        assert_eq!(
+            data(&m.sealed),
+            [("a", "A2"), ("b", "B2"), ("c", "C"), ("d", "D")]
+        );
+    }
+
+    #[test]
+    fn the_same_key_changed_differently_is_a_value_clash_keeping_ours() {
+        let base = sealed(&["r1"], &[("a", "A")]);
+        let ours = sealed(&["r1"], &[("a", "ours")]);
+        let theirs = sealed(&["r1"], &[("a", "theirs")]);
+        let m = merge(&base, &ours, &theirs);
+        assert_eq!(
+            m.conflicts,
+            [Conflict {
+                key: Some("a".into()),
+                reason: "changed differently on both sides".into(),
+                value_clash: true,
+            }]
+        );
+        assert_eq!(data(&m.sealed), [("a", "ours")]);
+    }
+
+    #[test]
+    fn a_key_removed_on_one_side_and_changed_on_the_other_conflicts() {
+        let base = sealed(&["r1"], &[("a", "A"), ("b", "B")]);
+        let ours = sealed(&["r1"], &[("b", "B")]);
+        let theirs = sealed(&["r1"], &[("a", "A2"), ("b", "B")]);
+        let m = merge(&base, &ours, &theirs);
+        assert_eq!(m.conflicts.len(), 1);
+        assert_eq!(m.conflicts[0].key.as_deref(), Some("a"));
+        assert_eq!(
+            m.conflicts[0].reason,
+            "removed on our side, changed on theirs"
+        );
+        assert!(!m.conflicts[0].value_clash);
+        let m = merge(&base, &theirs, &ours);
+        assert_eq!(
+            m.conflicts[0].reason,
+            "changed on our side, removed on theirs"
+        );
+        // Removed on one side, untouched on the other: removed.
+        let m = merge(&base, &ours, &base);
+        assert_eq!(m.conflicts, []);
+        assert_eq!(data(&m.sealed), [("b", "B")]);
+    }
+
+    #[test]
+    fn a_value_sealed_for_the_old_recipients_next_to_a_rekey_is_refused() {
+        let base = sealed(&["r1"], &[("a", "A")]);
+        // Ours rekeyed every value for r1 and r2; theirs added a value for r1 only.
+        let ours = sealed(&["r1", "r2"], &[("a", "A-rekeyed")]);
+        let theirs = sealed(&["r1"], &[("a", "A"), ("new", "N")]);
+        let m = merge(&base, &ours, &theirs);
+        assert_eq!(m.sealed.recipients, ["r1", "r2"]);
+        assert_eq!(m.conflicts.len(), 1, "{:?}", m.conflicts);
+        assert_eq!(m.conflicts[0].key.as_deref(), Some("new"));
+        assert!(m.conflicts[0].reason.contains("different recipient list"));
+        assert!(!m.conflicts[0].value_clash);
+    }
+
+    #[test]
+    fn the_recipient_order_of_the_winning_side_is_kept() {
+        let base = sealed(&["r1", "r2"], &[("a", "A")]);
+        let ours = sealed(&["r2", "r1"], &[("a", "A")]);
+        let m = merge(&base, &ours, &base);
+        assert_eq!(m.conflicts, []);
+        assert_eq!(m.sealed.recipients, ["r2", "r1"]);
+    }
+
+    #[test]
+    fn fields_and_labels_changed_differently_conflict_and_keep_ours() {
+        let base = sealed(&["r1"], &[("a", "A")]);
+        let mut ours = base.clone();
+        let mut theirs = base.clone();
+        ours.labels.insert("team".into(), "x".into());
+        theirs.labels.insert("team".into(), "y".into());
+        ours.template.immutable = Some(true);
+        theirs.template.immutable = Some(false);
+        let m = merge(&base, &ours, &theirs);
+        let reasons: Vec<&str> = m.conflicts.iter().map(|c| c.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "spec.template.immutable changed differently on both sides",
+                "label \"team\" changed differently on both sides",
+            ]
+        );
+        assert!(m
+            .conflicts
+            .iter()
+            .all(|c| c.key.is_none() && !c.value_clash));
+        assert_eq!(m.sealed.labels["team"], "x");
+        assert_eq!(m.sealed.template.immutable, Some(true));
+        // One side's label change alone is taken.
+        let m = merge(&base, &base, &theirs);
+        assert_eq!(m.sealed.labels["team"], "y");
+    }
+}

@@ -41,6 +41,17 @@ pub struct Rule {
     matcher: GlobMatcher,
 }
 
+/// What the rules say about one file, its recipient entries resolved to recipients.
+#[derive(Debug, Clone, Default)]
+pub struct RuleMatch {
+    /// The matching rule's recipients; `None` when no rule matches.
+    pub recipients: Option<Vec<super::keys::Recipient>>,
+    pub scope: Option<Scope>,
+    pub namespace: Option<String>,
+    /// The path is under one of the config's `ignore:` globs.
+    pub ignored: bool,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub rules: Vec<Rule>,
@@ -52,7 +63,10 @@ fn glob(pattern: &str) -> Result<GlobMatcher, ErrorKind> {
         .literal_separator(true)
         .build()
         .map(|g: Glob| g.compile_matcher())
-        .map_err(|e| ErrorKind::Invalid(format!("invalid glob {pattern:?}: {}", e.kind())))
+        .map_err(|source| ErrorKind::InvalidGlob {
+            pattern: pattern.to_string(),
+            source,
+        })
 }
 
 impl Config {

@@ -21,7 +21,7 @@ pub fn seal_value(
     }
     let header = binding.header_line();
     let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_age()))
-        .map_err(|e| ErrorKind::Seal(e.to_string()))?;
+        .map_err(ErrorKind::Seal)?;
     // age adds a ~200-byte header per file plus one stanza (~100 bytes) per recipient.
     let mut out = Vec::with_capacity(value.len() + header.len() + 64 + 160 * recipients.len());
     let seal = |out: &mut Vec<u8>| -> std::io::Result<()> {
@@ -32,8 +32,12 @@ pub fn seal_value(
         w.finish()?;
         Ok(())
     };
-    seal(&mut out).map_err(|e| ErrorKind::Seal(e.to_string()))?;
+    seal(&mut out).map_err(|e| ErrorKind::Seal(age::EncryptError::Io(e)))?;
     Ok(out)
+}
+
+pub(crate) fn not_age(detail: &'static str, source: Option<age::DecryptError>) -> ErrorKind {
+    ErrorKind::NotAge { detail, source }
 }
 
 /// Opens an age file and returns its binding and value, without checking the binding.
@@ -42,16 +46,17 @@ pub fn open_value(
     ciphertext: &[u8],
 ) -> Result<(Binding, SecretBytes), ErrorKind> {
     if !ciphertext.starts_with(b"age-encryption.org/") {
-        return Err(ErrorKind::NotAge("unknown format".into()));
+        return Err(not_age("unknown format", None));
     }
     let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(|e| match e {
-        age::DecryptError::UnknownFormat => ErrorKind::NotAge("unknown format".into()),
-        age::DecryptError::Io(_) => ErrorKind::NotAge("truncated header".into()),
-        _ => ErrorKind::NotAge("invalid header".into()),
+        age::DecryptError::UnknownFormat => not_age("unknown format", Some(e)),
+        age::DecryptError::Io(_) => not_age("truncated header", Some(e)),
+        _ => not_age("invalid header", Some(e)),
     })?;
     if decryptor.is_scrypt() {
-        return Err(ErrorKind::NotAge(
-            "passphrase-encrypted age files are not supported".into(),
+        return Err(not_age(
+            "passphrase-encrypted age files are not supported",
+            None,
         ));
     }
     let mut reader = decryptor
@@ -59,7 +64,7 @@ pub fn open_value(
         .map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => ErrorKind::NoMatchingIdentity,
             age::DecryptError::InvalidHeader | age::DecryptError::UnknownFormat => {
-                ErrorKind::NotAge("invalid header".into())
+                not_age("invalid header", Some(e))
             }
             _ => ErrorKind::Corrupt,
         })?;
@@ -88,10 +93,10 @@ pub fn unseal_value(
 /// leaving out the random "grease" stanzas age adds. X25519 stanzas do not say whom they are
 /// for, so this proves counts, not recipients.
 pub fn stanza_tags(ciphertext: &[u8]) -> Result<Vec<String>, ErrorKind> {
-    let not_age = || ErrorKind::NotAge("invalid header".into());
+    let not_age = || not_age("invalid header", None);
     let mut lines = ciphertext.split(|&b| b == b'\n');
     if lines.next() != Some(b"age-encryption.org/v1".as_slice()) {
-        return Err(ErrorKind::NotAge("unknown format".into()));
+        return Err(super::seal::not_age("unknown format", None));
     }
     let mut tags = Vec::new();
     for line in lines {

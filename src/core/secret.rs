@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::error::ErrorKind;
+use super::error::{Error, ErrorKind};
 use super::yaml;
 
 /// The exact bytes of one value, wiped from memory when dropped.
@@ -191,36 +191,35 @@ pub fn has_values(raw: &Value) -> bool {
 }
 
 /// Parses a `v1 Secret` document. The error's key is set when one value is at fault.
-pub fn parse_secret(
-    doc: &yaml::RawDocument<'_>,
-) -> Result<PlainSecret, (Option<String>, ErrorKind)> {
-    let raw: RawSecret = yaml::parse(doc).map_err(|e| (None, e))?;
+pub fn parse_secret(doc: &yaml::RawDocument<'_>) -> Result<PlainSecret, Error> {
+    let raw: RawSecret = yaml::parse(doc)?;
     from_raw(raw)
 }
 
-fn from_raw(raw: RawSecret) -> Result<PlainSecret, (Option<String>, ErrorKind)> {
+fn from_raw(raw: RawSecret) -> Result<PlainSecret, Error> {
+    let at = |key: &str, kind: ErrorKind| Error::from(kind).at_key(key);
     let meta = raw.metadata.unwrap_or_default();
     let name = meta
         .name
         .filter(|n| !n.is_empty())
-        .ok_or((None, ErrorKind::MissingField("metadata.name")))?;
+        .ok_or(ErrorKind::MissingField("metadata.name"))?;
     let mut data = BTreeMap::new();
     for (key, SecretText(text)) in raw.data.unwrap_or_default() {
         if !is_valid_key(&key) {
-            return Err((Some(key), ErrorKind::InvalidKeyName));
+            return Err(at(&key, ErrorKind::InvalidKeyName));
         }
         let compact: Zeroizing<Vec<u8>> =
             Zeroizing::new(text.bytes().filter(|b| !b.is_ascii_whitespace()).collect());
         let mut bytes = Zeroizing::new(Vec::with_capacity(compact.len()));
         base64::engine::general_purpose::STANDARD
             .decode_vec(&compact[..], &mut bytes)
-            .map_err(|_| (Some(key.clone()), ErrorKind::InvalidBase64))?;
+            .map_err(|_| at(&key, ErrorKind::InvalidBase64))?;
         data.insert(key, bytes);
     }
     // stringData wins over data on the same key, as in Kubernetes.
     for (key, SecretText(text)) in raw.string_data.unwrap_or_default() {
         if !is_valid_key(&key) {
-            return Err((Some(key), ErrorKind::InvalidKeyName));
+            return Err(at(&key, ErrorKind::InvalidKeyName));
         }
         let mut text = text;
         let bytes = Zeroizing::new(std::mem::take(&mut *text).into_bytes());

@@ -21,25 +21,14 @@ pub fn decrypt(
     identities: &[Identity],
     namespace: Option<&str>,
 ) -> Result<Zeroizing<String>, Error> {
-    let (text, docs) = super::documents(input)?;
+    let (_, docs) = super::documents(input)?;
     let numbered: Vec<_> = super::numbered(&docs).collect();
     let opened: Vec<Option<Zeroizing<String>>> = numbered
         .par_iter()
         .map(|(n, doc)| decrypt_document(doc, identities, namespace).in_document(*n))
         .collect::<Result<_, _>>()?;
-    let extra: usize = opened.iter().flatten().map(|s| s.len()).sum();
-    let mut out = Zeroizing::new(String::with_capacity(text.len() + extra));
-    for (doc, new) in docs.iter().zip(opened) {
-        match new {
-            Some(new) => {
-                out.push_str(manifest::leading_trivia(doc.text));
-                out.push_str(&new);
-                out.push_str(manifest::trailing_trivia(doc.text));
-            }
-            None => out.push_str(doc.text),
-        }
-    }
-    Ok(out)
+    // Sized exactly: no reallocation leaves an unwiped copy of a value behind.
+    Ok(Zeroizing::new(super::reassemble(&docs, opened)))
 }
 
 fn decrypt_document(

@@ -104,21 +104,34 @@ impl Found {
     }
 }
 
+/// One value to seal into an existing SealedSecret: what [`set_value`] does.
+#[derive(Debug, Clone, Copy)]
+pub struct SetValue<'a> {
+    /// The SealedSecret: `name` or `namespace/name`.
+    pub target: &'a str,
+    /// Picks among SealedSecrets of the same name, and binds when the manifest has none.
+    pub namespace: Option<&'a str>,
+    pub key: &'a str,
+    pub value: &'a [u8],
+    /// Recipients given on purpose (`-r`/`-R`): they must match the file's list unless this is
+    /// the only value.
+    pub recipients: Option<&'a [Recipient]>,
+    /// The recipients of the matching `.gitops-seal.yaml` rule: without `recipients`, the
+    /// file's list must agree with them.
+    pub rule: Option<&'a [Recipient]>,
+}
+
 /// Seals one value into an existing SealedSecret with public recipients only. Every other
 /// value keeps its exact ciphertext.
-///
-/// `recipients`: `-r`/`-R` if given (then they must match the file's list unless this is the
-/// only value), else the file's list, which must agree with `rule` when a rule applies.
-#[allow(clippy::too_many_arguments)]
-pub fn set_value(
-    input: &[u8],
-    target: &str,
-    namespace: Option<&str>,
-    key: &str,
-    value: &[u8],
-    recipients: Option<&[Recipient]>,
-    rule: Option<&[Recipient]>,
-) -> Result<String, Error> {
+pub fn set_value(input: &[u8], request: &SetValue<'_>) -> Result<String, Error> {
+    let SetValue {
+        target,
+        namespace,
+        key,
+        value,
+        recipients,
+        rule,
+    } = *request;
     let (_, docs) = super::documents(input)?;
     let mut found = find_sealed(&docs, target, namespace)?;
     let object = found.object();
@@ -143,9 +156,7 @@ pub fn set_value(
         Some(given) => {
             let others = sealed.encrypted_data.keys().any(|k| k != key);
             if others && !same_set(given, &file_list) {
-                return Err(located(ErrorKind::Invalid(
-                    "the other values are sealed for the file's recipient list; run `gitops-seal rekey` with the new recipients first".into(),
-                )));
+                return Err(located(ErrorKind::RecipientsDifferFromFile));
             }
             given.to_vec()
         }
@@ -206,6 +217,51 @@ pub fn previous_sealings(
     Ok(Previous { entries })
 }
 
+/// Before an edit: without recipients given on purpose, every SealedSecret of the file must
+/// be sealed for the rule's recipients (when a rule applies), or a recipient slipped into the
+/// file would receive every future value.
+pub fn check_rule_recipients(previous: &Previous, rule: Option<&[Recipient]>) -> Result<(), Error> {
+    let Some(rule) = rule else { return Ok(()) };
+    for (sealed, _) in &previous.entries {
+        let listed: Vec<Recipient> = sealed
+            .recipients
+            .iter()
+            .filter_map(|r| r.parse().ok())
+            .collect();
+        if !same_set(rule, &listed) {
+            return Err(Error::from(ErrorKind::RecipientsDifferFromRule {
+                found: sealed.recipients.join(", "),
+                expected: join(rule),
+            })
+            .in_object(sealed.object_ref()));
+        }
+    }
+    Ok(())
+}
+
+/// After an edit, on the text about to be written: every Secret that was sealed must come out
+/// sealed under the same name (`encrypt` seals only what is still a v1 Secret: one whose
+/// apiVersion, kind or name the edit changed would be written in plaintext), and no plaintext
+/// Secret may remain.
+pub fn check_resealed(previous: &Previous, output: &[u8]) -> Result<(), Error> {
+    let after = sealed_names(output).unwrap_or_default();
+    let missing = previous
+        .entries
+        .iter()
+        .map(|(s, _)| (s.namespace.as_deref(), s.name.as_str()))
+        .find(|(ns, name)| !after.contains(&(ns.map(str::to_string), name.to_string())));
+    if let Some((namespace, name)) = missing {
+        return Err(ErrorKind::NoLongerSealed {
+            object: secret::object_ref("Secret", namespace, name),
+        }
+        .into());
+    }
+    if !super::scan_content(output).findings.is_empty() {
+        return Err(ErrorKind::StillPlaintext.into());
+    }
+    Ok(())
+}
+
 pub fn same_set(a: &[Recipient], b: &[Recipient]) -> bool {
     let set = |l: &[Recipient]| {
         l.iter()
@@ -220,4 +276,92 @@ fn join(l: &[Recipient]) -> String {
         .map(|r| r.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{encrypt, SealSettings};
+
+    const SECRET: &str =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: hunter2}\n";
+
+    fn sealed_for(id: &Identity) -> String {
+        let settings = SealSettings {
+            recipients: vec![id.to_recipient().unwrap()],
+            ..SealSettings::default()
+        };
+        encrypt(SECRET.as_bytes(), &settings, None)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_edit_keeps_to_the_rule_s_recipients() {
+        let id = Identity::generate();
+        let text = sealed_for(&id);
+        let previous = previous_sealings(text.as_bytes(), std::slice::from_ref(&id), None).unwrap();
+        let mine = [id.to_recipient().unwrap()];
+        assert!(check_rule_recipients(&previous, None).is_ok());
+        assert!(check_rule_recipients(&previous, Some(&mine)).is_ok());
+        let other = [Identity::generate().to_recipient().unwrap()];
+        let e = check_rule_recipients(&previous, Some(&other)).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::RecipientsDifferFromRule { .. }));
+        assert_eq!(e.location.object.as_deref(), Some("SealedSecret prod/db"));
+        assert_eq!(e.reason(), "KeyError");
+    }
+
+    #[test]
+    fn an_edit_must_leave_every_sealed_secret_sealed_under_its_name() {
+        let id = Identity::generate();
+        let text = sealed_for(&id);
+        let previous = previous_sealings(text.as_bytes(), std::slice::from_ref(&id), None).unwrap();
+        assert!(check_resealed(&previous, text.as_bytes()).is_ok());
+        let renamed = text.replace("name: db", "name: db2");
+        let e = check_resealed(&previous, renamed.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&e.kind, ErrorKind::NoLongerSealed { object } if object == "Secret prod/db")
+        );
+        let plaintext_too = format!("{text}---\n{}", SECRET.replace("name: db", "name: other"));
+        let e = check_resealed(&previous, plaintext_too.as_bytes()).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::StillPlaintext));
+        assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn set_value_seals_for_the_file_s_list_and_checks_the_rule() {
+        let id = Identity::generate();
+        let text = sealed_for(&id);
+        let request = SetValue {
+            target: "prod/db",
+            namespace: None,
+            key: "user",
+            value: b"admin",
+            recipients: None,
+            rule: None,
+        };
+        let out = set_value(text.as_bytes(), &request).unwrap();
+        let previous = previous_sealings(out.as_bytes(), std::slice::from_ref(&id), None).unwrap();
+        assert_eq!(&previous.entries[0].1.data["user"][..], b"admin");
+        let other = [Identity::generate().to_recipient().unwrap()];
+        let e = set_value(
+            text.as_bytes(),
+            &SetValue {
+                rule: Some(&other),
+                ..request
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::RecipientsDifferFromRule { .. }));
+        assert_eq!(e.location.key.as_deref(), Some("user"));
+        let e = set_value(
+            text.as_bytes(),
+            &SetValue {
+                recipients: Some(&other),
+                ..request
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::RecipientsDifferFromFile));
+    }
 }

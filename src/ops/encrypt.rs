@@ -6,6 +6,7 @@ use crate::core::binding::Scope;
 use crate::core::error::{Error, ErrorKind, ResultExt};
 use crate::core::keys::Recipient;
 use crate::core::manifest::{self, DocKind};
+use crate::core::rules::RuleMatch;
 use crate::core::sealed::{self, SealedSecret};
 use crate::core::secret::{self, PlainSecret, SCOPE_ANNOTATION};
 use crate::core::yaml::{self, RawDocument};
@@ -24,6 +25,40 @@ pub struct SealSettings {
     /// When true (edit and set without -r/-R), a Secret that was sealed before keeps its
     /// recipient list and scope.
     pub follow_previous: bool,
+}
+
+/// What the caller says for every file of one invocation, before any rule: `-r`/`-R`,
+/// `--scope` and `--namespace` on the command line. Rules fill in what it leaves open.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub recipients: Option<Vec<Recipient>>,
+    pub scope: Option<Scope>,
+    pub namespace: Option<String>,
+}
+
+impl Overrides {
+    /// The namespace to bind when a manifest has none: the override, else the rule's.
+    pub fn namespace(&self, rule: &RuleMatch) -> Option<String> {
+        self.namespace.clone().or_else(|| rule.namespace.clone())
+    }
+
+    /// The recipients for new values: the override, else the rule's (none: sealing fails with
+    /// [`ErrorKind::NoRecipients`] once there is something to seal).
+    pub fn recipients(&self, rule: &RuleMatch) -> Option<Vec<Recipient>> {
+        self.recipients.clone().or_else(|| rule.recipients.clone())
+    }
+
+    /// How to seal one file that `rule` governs. Sealed Secrets are followed (their recipients
+    /// and scope kept) only when asked and no recipients were given.
+    pub fn seal_settings(&self, rule: &RuleMatch, follow_previous: bool) -> SealSettings {
+        SealSettings {
+            recipients: self.recipients(rule).unwrap_or_default(),
+            scope_override: self.scope,
+            default_scope: rule.scope.unwrap_or_default(),
+            bind_namespace: self.namespace(rule),
+            follow_previous: follow_previous && self.recipients.is_none(),
+        }
+    }
 }
 
 /// Earlier sealings of a file's Secrets (edit): values left unchanged keep their ciphertext.
@@ -71,13 +106,7 @@ fn encrypt_document(
             if !summary.has_values {
                 return Ok(None);
             }
-            let secret = secret::parse_secret(doc).map_err(|(key, kind)| {
-                let e = Error::from(kind).in_object(summary.object_ref());
-                match key {
-                    Some(k) => e.at_key(k),
-                    None => e,
-                }
-            })?;
+            let secret = secret::parse_secret(doc).in_object(&summary.object_ref())?;
             let sealed = seal_secret(&secret, settings, previous)?;
             Ok(Some(sealed.render(json)))
         }
@@ -198,13 +227,7 @@ fn seal_list_items(
             first_line: doc.first_line,
             is_empty: false,
         };
-        let parsed = secret::parse_secret(&item_doc).map_err(|(key, kind)| {
-            let e = Error::from(kind).in_object(format!("List item {}", i + 1));
-            match key {
-                Some(k) => e.at_key(k),
-                None => e,
-            }
-        });
+        let parsed = secret::parse_secret(&item_doc).in_object(&format!("List item {}", i + 1));
         super::wipe(item);
         let mut item_text = item_text;
         item_text.zeroize();
@@ -213,4 +236,56 @@ fn seal_list_items(
         changed = true;
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::keys::Identity;
+
+    fn recipient() -> Recipient {
+        Identity::generate().to_recipient().unwrap()
+    }
+
+    #[test]
+    fn overrides_win_over_the_rule_and_the_rule_fills_the_rest() {
+        let (given, ruled) = (recipient(), recipient());
+        let rule = RuleMatch {
+            recipients: Some(vec![ruled.clone()]),
+            scope: Some(Scope::Namespace),
+            namespace: Some("dev".into()),
+            ignored: false,
+        };
+        let none = Overrides::default();
+        let s = none.seal_settings(&rule, true);
+        assert_eq!(s.recipients, [ruled]);
+        assert_eq!(s.default_scope, Scope::Namespace);
+        assert_eq!(s.scope_override, None);
+        assert_eq!(s.bind_namespace.as_deref(), Some("dev"));
+        assert!(s.follow_previous);
+
+        let all = Overrides {
+            recipients: Some(vec![given.clone()]),
+            scope: Some(Scope::Cluster),
+            namespace: Some("prod".into()),
+        };
+        let s = all.seal_settings(&rule, true);
+        assert_eq!(s.recipients, [given]);
+        assert_eq!(s.scope_override, Some(Scope::Cluster));
+        assert_eq!(s.default_scope, Scope::Namespace);
+        assert_eq!(s.bind_namespace.as_deref(), Some("prod"));
+        assert!(
+            !s.follow_previous,
+            "given recipients are not followed away from"
+        );
+        assert!(!none.seal_settings(&rule, false).follow_previous);
+    }
+
+    #[test]
+    fn without_a_rule_the_defaults_hold() {
+        let s = Overrides::default().seal_settings(&RuleMatch::default(), false);
+        assert!(s.recipients.is_empty());
+        assert_eq!(s.default_scope, Scope::Strict);
+        assert_eq!(s.bind_namespace, None);
+    }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::core::error::Error;
 use crate::core::manifest::{self, DocKind};
 use crate::core::merge;
 use crate::core::sealed::SealedSecret;
@@ -26,7 +27,7 @@ pub enum FileMerge {
 }
 
 /// A text merge: `(base, ours, theirs) -> (merged text, had conflicts)`.
-pub type TextMerge<'a> = dyn FnMut(&str, &str, &str) -> std::io::Result<(String, bool)> + 'a;
+pub type TextMerge<'a> = dyn FnMut(&str, &str, &str) -> Result<(String, bool), Error> + 'a;
 
 #[derive(Deserialize)]
 struct Head {
@@ -119,7 +120,7 @@ pub fn merge_files(
     theirs: &[u8],
     marker_size: usize,
     text_merge: &mut TextMerge<'_>,
-) -> std::io::Result<FileMerge> {
+) -> Result<FileMerge, Error> {
     let (Some(b), Some(o), Some(t)) = (parse_file(base), parse_file(ours), parse_file(theirs))
     else {
         return Ok(FileMerge::WholeFileText);
@@ -210,7 +211,7 @@ fn merge_trivia(
     (base, ours, theirs): (Option<&Doc<'_>>, &Doc<'_>, &Doc<'_>),
     text_merge: &mut TextMerge<'_>,
     on_conflict: &mut dyn FnMut(),
-) -> std::io::Result<String> {
+) -> Result<String, Error> {
     let b = base.map_or("", |d| part(d.raw.text));
     let (o, t) = (part(ours.raw.text), part(theirs.raw.text));
     if o == t || t == b {
@@ -234,7 +235,7 @@ fn merge_document(
     marker_size: usize,
     text_merge: &mut TextMerge<'_>,
     conflicts: &mut Vec<String>,
-) -> std::io::Result<String> {
+) -> Result<String, Error> {
     let base_text = base.map_or("", |d| d.raw.text);
     if ours.raw.text == theirs.raw.text || theirs.raw.text == base_text {
         return Ok(ours.raw.text.to_string());
@@ -311,4 +312,188 @@ fn merge_document(
         markers(&mut out, &body(&ours.raw), &body(&theirs.raw), marker_size);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::binding::Scope;
+    use crate::core::error::ErrorKind;
+    use crate::core::sealed::Template;
+
+    fn sealed(data: &[(&str, &str)]) -> String {
+        SealedSecret {
+            name: "db".into(),
+            namespace: Some("prod".into()),
+            labels: Default::default(),
+            annotations: Default::default(),
+            scope: Scope::Strict,
+            recipients: vec![recipient().into()],
+            encrypted_data: data
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            template: Template {
+                secret_type: "Opaque".into(),
+                ..Template::default()
+            },
+        }
+        .render(false)
+    }
+
+    /// One fixed, valid recipient (parse checks the list; values are never opened here).
+    fn recipient() -> &'static str {
+        static R: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        R.get_or_init(|| {
+            crate::core::Identity::generate()
+                .to_recipient()
+                .unwrap()
+                .to_string()
+        })
+    }
+
+    const CONFIG: &str =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: \"1\"}\n";
+
+    /// A text merge that must not be called.
+    fn no_text_merge(_: &str, _: &str, _: &str) -> Result<(String, bool), Error> {
+        panic!("the text merge was called")
+    }
+
+    fn b64(v: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(v)
+    }
+
+    #[test]
+    fn files_without_a_sealed_secret_or_without_identities_merge_as_text() {
+        let c = CONFIG.as_bytes();
+        assert!(matches!(
+            merge_files(c, c, c, 7, &mut no_text_merge).unwrap(),
+            FileMerge::WholeFileText
+        ));
+        let nameless = format!(
+            "{}---\nkind: ConfigMap\ndata: {{}}\n",
+            sealed(&[("a", "A")])
+        );
+        let n = nameless.as_bytes();
+        assert!(matches!(
+            merge_files(n, n, n, 7, &mut no_text_merge).unwrap(),
+            FileMerge::WholeFileText
+        ));
+        assert!(matches!(
+            merge_files(b"\xff", n, n, 7, &mut no_text_merge).unwrap(),
+            FileMerge::WholeFileText
+        ));
+    }
+
+    #[test]
+    fn sealed_secrets_merge_key_by_key_and_other_documents_pass() {
+        let base = format!("{CONFIG}---\n{}", sealed(&[("a", "A"), ("b", "B")]));
+        let ours = format!("{CONFIG}---\n{}", sealed(&[("a", "A2"), ("b", "B")]));
+        let theirs = format!("{CONFIG}---\n{}", sealed(&[("a", "A"), ("b", "B2")]));
+        let FileMerge::Merged { text, conflicts } = merge_files(
+            base.as_bytes(),
+            ours.as_bytes(),
+            theirs.as_bytes(),
+            7,
+            &mut no_text_merge,
+        )
+        .unwrap() else {
+            panic!("not merged by documents")
+        };
+        assert_eq!(conflicts, Vec::<String>::new());
+        assert_eq!(
+            text,
+            format!("{CONFIG}---\n{}", sealed(&[("a", "A2"), ("b", "B2")]))
+        );
+    }
+
+    #[test]
+    fn a_value_clash_gets_markers_around_its_line_only() {
+        let base = sealed(&[("a", "A"), ("b", "B")]);
+        let ours = sealed(&[("a", "ours"), ("b", "B")]);
+        let theirs = sealed(&[("a", "theirs"), ("b", "B")]);
+        let FileMerge::Merged { text, conflicts } = merge_files(
+            base.as_bytes(),
+            ours.as_bytes(),
+            theirs.as_bytes(),
+            3,
+            &mut no_text_merge,
+        )
+        .unwrap() else {
+            panic!("not merged by documents")
+        };
+        assert_eq!(
+            conflicts,
+            ["SealedSecret prod/db: key \"a\": changed differently on both sides"]
+        );
+        let block = format!(
+            "<<< ours\n    a: {}\n===\n    a: {}\n>>> theirs\n    b: {}\n",
+            b64("ours"),
+            b64("theirs"),
+            b64("B")
+        );
+        assert!(text.contains(&block), "{text}");
+    }
+
+    #[test]
+    fn a_document_changed_on_one_side_and_deleted_on_the_other_conflicts() {
+        let secret = sealed(&[("a", "A")]);
+        let base = format!("{CONFIG}---\n{secret}");
+        let ours = format!("{CONFIG}---\n{}", sealed(&[("a", "A2")]));
+        let theirs = CONFIG.to_string();
+        let FileMerge::Merged { text, conflicts } = merge_files(
+            base.as_bytes(),
+            ours.as_bytes(),
+            theirs.as_bytes(),
+            7,
+            &mut no_text_merge,
+        )
+        .unwrap() else {
+            panic!("not merged by documents")
+        };
+        assert_eq!(
+            conflicts,
+            ["SealedSecret prod/db: changed on our side, deleted on theirs"]
+        );
+        assert!(text.contains("<<<<<<< ours\n") && text.ends_with("=======\n>>>>>>> theirs\n"));
+    }
+
+    #[test]
+    fn other_documents_changed_on_both_sides_go_through_the_text_merge_and_its_errors_too() {
+        let secret = sealed(&[("a", "A")]);
+        let doc = |v: &str| format!("{}---\n{secret}", CONFIG.replace("\"1\"", v));
+        let (base, ours, theirs) = (doc("\"1\""), doc("\"2\""), doc("\"3\""));
+        let mut calls = 0;
+        let mut conflicted = |b: &str, o: &str, t: &str| {
+            calls += 1;
+            assert!(b.contains("\"1\"") && o.contains("\"2\"") && t.contains("\"3\""));
+            Ok(("MERGED\n".to_string(), true))
+        };
+        let FileMerge::Merged { text, conflicts } = merge_files(
+            base.as_bytes(),
+            ours.as_bytes(),
+            theirs.as_bytes(),
+            7,
+            &mut conflicted,
+        )
+        .unwrap() else {
+            panic!("not merged by documents")
+        };
+        assert_eq!(calls, 1);
+        assert_eq!(conflicts, ["ConfigMap cfg: conflicting text changes"]);
+        assert!(text.starts_with("MERGED\n---\n"), "{text}");
+        let mut failing = |_: &str, _: &str, _: &str| -> Result<(String, bool), Error> {
+            Err(std::io::Error::other("git is missing").into())
+        };
+        let e = merge_files(
+            base.as_bytes(),
+            ours.as_bytes(),
+            theirs.as_bytes(),
+            7,
+            &mut failing,
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::Io(_)));
+    }
 }

@@ -12,13 +12,14 @@ mod verify;
 
 pub use decrypt::{decrypt, rekey};
 pub use edit::{
-    previous_sealings, same_set as same_recipients, sealed_names, set_value, unset_value,
+    check_resealed, check_rule_recipients, previous_sealings, same_set as same_recipients,
+    sealed_names, set_value, unset_value, SetValue,
 };
-pub use encrypt::{encrypt, Previous, SealSettings};
+pub use encrypt::{encrypt, Overrides, Previous, SealSettings};
 pub use merge::{merge_files, FileMerge, TextMerge};
 pub use scan::{scan_content, PlaintextFinding, ScanReport};
 pub use textconv::textconv;
-pub use verify::{verify, Finding, VerifyOptions};
+pub use verify::{verify, Finding, Remedy, VerifyOptions};
 
 use crate::core::error::{Error, ErrorKind};
 use crate::core::yaml::{self, RawDocument};
@@ -48,25 +49,57 @@ pub(crate) fn numbered<'a>(
     })
 }
 
-/// Joins documents back into a stream: rewritten ones keep their leading `---` and comments,
-/// the others are copied byte for byte.
+/// Joins documents back into a stream: rewritten ones keep their leading `---`, comments and
+/// byte-order mark, and the line endings (CRLF) of the document they replace; the others are
+/// copied byte for byte. The result is allocated once at its exact size, so a caller that
+/// wraps it in a zeroizing buffer (decrypt) leaves no unwiped copy behind.
 pub(crate) fn reassemble<S: AsRef<str>>(docs: &[RawDocument<'_>], new: Vec<Option<S>>) -> String {
-    let extra: usize = new.iter().flatten().map(|s| s.as_ref().len()).sum();
-    let mut out = String::with_capacity(docs.iter().map(|d| d.text.len()).sum::<usize>() + extra);
-    for (doc, new) in docs.iter().zip(new) {
+    use crate::core::manifest;
+    let crlf = |doc: &RawDocument<'_>, new: &str| doc.text.contains("\r\n") && !new.contains('\r');
+    let size: usize = docs
+        .iter()
+        .zip(&new)
+        .map(|(doc, new)| match new {
+            Some(new) => {
+                let new = new.as_ref();
+                let extra = if crlf(doc, new) {
+                    new.bytes().filter(|&b| b == b'\n').count()
+                } else {
+                    0
+                };
+                manifest::leading_trivia(doc.text).len()
+                    + new.len()
+                    + extra
+                    + manifest::trailing_trivia(doc.text).len()
+            }
+            None => doc.text.len(),
+        })
+        .sum();
+    let mut out = String::with_capacity(size);
+    for (doc, new) in docs.iter().zip(&new) {
         match new {
             Some(new) => {
-                use crate::core::manifest;
+                let new = new.as_ref();
                 out.push_str(manifest::leading_trivia(doc.text));
-                out.push_str(&manifest::with_line_endings_of(
-                    doc.text,
-                    new.as_ref().to_string(),
-                ));
+                if crlf(doc, new) {
+                    for piece in new.split_inclusive('\n') {
+                        match piece.strip_suffix('\n') {
+                            Some(line) => {
+                                out.push_str(line);
+                                out.push_str("\r\n");
+                            }
+                            None => out.push_str(piece),
+                        }
+                    }
+                } else {
+                    out.push_str(new);
+                }
                 out.push_str(manifest::trailing_trivia(doc.text));
             }
             None => out.push_str(doc.text),
         }
     }
+    debug_assert_eq!(out.len(), size, "sized exactly");
     out
 }
 
@@ -134,5 +167,23 @@ impl SealedList {
         } else {
             yaml::to_yaml(&self.list)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reassemble_keeps_bom_comments_and_crlf_and_sizes_exactly() {
+        let text = "\u{feff}# head\r\napiVersion: v1\r\nkind: Secret\r\n---\nkind: ConfigMap\n";
+        let docs = yaml::split_documents(text);
+        assert_eq!(docs.len(), 2);
+        let out = reassemble(&docs, vec![Some("kind: SealedSecret\nspec: {}\n"), None]);
+        assert_eq!(
+            out,
+            "\u{feff}# head\r\nkind: SealedSecret\r\nspec: {}\r\n---\nkind: ConfigMap\n"
+        );
+        assert_eq!(out.capacity(), out.len());
     }
 }

@@ -23,6 +23,18 @@ pub struct VerifyOptions<'a> {
 pub struct Finding {
     pub location: Location,
     pub message: String,
+    /// What fixes it, for the caller to word (the CLI names its command).
+    pub remedy: Option<Remedy>,
+}
+
+/// What fixes a [`Finding`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Remedy {
+    /// Seal the file (a plaintext Secret).
+    Seal,
+    /// Re-seal the values for the listed recipients.
+    Rekey,
 }
 
 impl std::fmt::Display for Finding {
@@ -36,6 +48,7 @@ impl From<Error> for Finding {
         Finding {
             location: *e.location,
             message: e.kind.to_string(),
+            remedy: None,
         }
     }
 }
@@ -63,7 +76,8 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Vec<Finding> {
                 object: Some(f.object),
                 ..Location::default()
             },
-            message: "plaintext Secret: seal it with `gitops-seal encrypt --in-place FILE`".into(),
+            message: "plaintext Secret".into(),
+            remedy: Some(Remedy::Seal),
         })
         .collect();
     for (n, doc) in super::numbered(&docs) {
@@ -71,35 +85,39 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Vec<Finding> {
             Err(e) => findings.push(Error::from(e).in_document(n).into()),
             Ok(DocKind::SealedSecret) => match SealedSecret::parse(doc) {
                 Err(e) => findings.push(e.in_document(n).into()),
-                Ok(sealed) => check_sealed(&sealed, opts, &mut |object, key, message| {
+                Ok(sealed) => check_sealed(&sealed, opts, &mut |object, key, message, remedy| {
                     findings.push(Finding {
                         location: Location {
                             file: None,
                             document: Some(n),
                             object: Some(object),
                             key: key.map(str::to_string),
+                            ..Location::default()
                         },
                         message,
+                        remedy,
                     })
                 }),
             },
             Ok(DocKind::List) => match super::SealedList::parse(doc) {
                 Err(e) => findings.push(e.in_document(n).into()),
                 Ok(list) => {
-                    for (item, sealed) in &list.items {
+                    for (item, sealed) in list.items {
                         match sealed {
-                            Err(e) => findings.push(e.clone().in_document(n).into()),
+                            Err(e) => findings.push(e.in_document(n).into()),
                             Ok(sealed) => {
-                                let object = super::SealedList::object(*item, Some(sealed));
-                                check_sealed(sealed, opts, &mut |_, key, message| {
+                                let object = super::SealedList::object(item, Some(&sealed));
+                                check_sealed(&sealed, opts, &mut |_, key, message, remedy| {
                                     findings.push(Finding {
                                         location: Location {
                                             file: None,
                                             document: Some(n),
                                             object: Some(object.clone()),
                                             key: key.map(str::to_string),
+                                            ..Location::default()
                                         },
                                         message,
+                                        remedy,
                                     })
                                 })
                             }
@@ -114,11 +132,10 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Vec<Finding> {
     findings
 }
 
-fn check_sealed(
-    sealed: &SealedSecret,
-    opts: &VerifyOptions<'_>,
-    report: &mut dyn FnMut(String, Option<&str>, String),
-) {
+/// Where [`check_sealed`] sends a problem: `(object, key, message, remedy)`.
+type Report<'a> = dyn FnMut(String, Option<&str>, String, Option<Remedy>) + 'a;
+
+fn check_sealed(sealed: &SealedSecret, opts: &VerifyOptions<'_>, report: &mut Report<'_>) {
     let object = sealed.object_ref();
     let listed: BTreeSet<&str> = sealed.recipients.iter().map(String::as_str).collect();
     for r in opts.recipients {
@@ -127,6 +144,7 @@ fn check_sealed(
                 object.clone(),
                 None,
                 format!("recipient {r} is not in spec.recipients"),
+                None,
             );
         }
     }
@@ -138,10 +156,11 @@ fn check_sealed(
                 object.clone(),
                 None,
                 format!(
-                    "spec.recipients differ from the rule for this path in .gitops-seal.yaml (missing: [{}], extra: [{}]); run `gitops-seal rekey`",
+                    "spec.recipients differ from the rule for this path in .gitops-seal.yaml (missing: [{}], extra: [{}])",
                     expected.difference(&found).cloned().collect::<Vec<_>>().join(", "),
                     found.difference(&expected).cloned().collect::<Vec<_>>().join(", "),
                 ),
+                Some(Remedy::Rekey),
             );
         }
     }
@@ -157,7 +176,7 @@ fn check_sealed(
     };
     for (key, ct) in &sealed.encrypted_data {
         match seal::stanza_tags(ct) {
-            Err(e) => report(object.clone(), Some(key), e.to_string()),
+            Err(e) => report(object.clone(), Some(key), e.to_string(), None),
             Ok(mut tags) => {
                 tags.sort_unstable();
                 if tags != expected_tags {
@@ -165,10 +184,11 @@ fn check_sealed(
                         object.clone(),
                         Some(key),
                         format!(
-                            "value is sealed for {} recipient(s), spec.recipients lists {}: it was sealed for another list; run `gitops-seal rekey`",
+                            "value is sealed for {} recipient(s), spec.recipients lists {}: it was sealed for another list",
                             tags.len(),
                             expected_tags.len()
                         ),
+                        Some(Remedy::Rekey),
                     );
                 }
             }
@@ -177,7 +197,7 @@ fn check_sealed(
     if !opts.identities.is_empty() {
         if let Err(e) = sealed.unseal(opts.identities, opts.namespace) {
             let f: Finding = e.into();
-            report(object, f.location.key.as_deref(), f.message);
+            report(object, f.location.key.as_deref(), f.message, None);
         }
     }
 }

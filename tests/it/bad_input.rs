@@ -418,3 +418,14 @@ fn a_secret_in_a_list_inside_a_list_is_refused_and_found() {
         "n.yaml: document 1 (List item 1.1: Secret ns/inner)\n"
     );
 }
+
+#[test]
+fn a_missing_file_prints_the_error_and_its_os_cause() {
+    let s = Sandbox::new();
+    let r = s.run(&["decrypt", "-i", "id.txt", "missing.yaml"]).fails();
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        "error: missing.yaml: no such file or directory\n  caused by: No such file or directory (os error 2)\n"
+    );
+}

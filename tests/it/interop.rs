@@ -15,21 +15,30 @@ fn a_value_we_seal_opens_with_age_d_and_tail() {
         .decode(ct)
         .unwrap();
     s.write("value.age", bytes);
-    // The exact command docs/FORMAT.md gives.
-    let mut c = Command::new("sh");
+    // The exact command docs/FORMAT.md gives, with pipefail so that the exit code is age's
+    // as well as tail's.
+    let mut c = Command::new("bash");
     c.current_dir(s.dir.path())
         .arg("-c")
-        .arg("age -d -i id.txt value.age | tail -n +2");
+        .arg("set -o pipefail; age -d -i id.txt value.age | tail -n +2");
     let r = run_command(c, b"");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "hunter2");
-    let mut header = Command::new("sh");
-    header
+    // And a pipeline whose age fails is a failure: the check above would see it.
+    let mut wrong = Command::new("bash");
+    wrong
         .current_dir(s.dir.path())
         .arg("-c")
-        .arg("age -d -i id.txt value.age | head -n 1");
+        .arg("set -o pipefail; age -d -i value.age value.age | tail -n +2");
+    assert_ne!(run_command(wrong, b"").code, 0);
+    // age alone opens it (its exit code, not a pipeline's), and the first line is the binding.
+    let mut age = Command::new("age");
+    age.current_dir(s.dir.path())
+        .args(["-d", "-i", "id.txt", "value.age"]);
+    let opened = run_command(age, b"");
+    assert_eq!(opened.code, 0, "{}", opened.stderr);
     assert_eq!(
-        run_command(header, b"").stdout,
+        opened.stdout.split_inclusive('\n').next().unwrap(),
         "{\"gitops-seal\":1,\"scope\":\"strict\",\"type\":\"Opaque\",\"namespace\":\"prod\",\"name\":\"db\",\"key\":\"password\"}\n"
     );
 }

@@ -1,5 +1,7 @@
 //! Integration tests: one target, topic modules, a small harness that runs the built binary
 //! on real files in a temporary folder.
+//! They drive the binary through `sh`, `git`, editors and Unix permissions: Unix only.
+#![cfg(unix)]
 
 mod bad_input;
 mod edit_set;

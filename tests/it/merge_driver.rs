@@ -68,7 +68,19 @@ fn without_the_driver_the_same_merge_conflicts() {
     set(&s, "b", "beta-2");
     commit_all(&s, "change b");
     git(&s, &["checkout", "-q", "main"]).ok();
-    assert_ne!(git(&s, &["merge", "-q", "--no-edit", "other"]).code, 0);
+    // A content conflict in s.yaml, not any failure: exit 1, the file unmerged in the index,
+    // and Git's markers around the adjacent sealed lines.
+    let m = git(&s, &["merge", "-q", "--no-edit", "other"]);
+    assert_eq!(m.code, 1, "{}{}", m.stdout, m.stderr);
+    let unmerged = git(&s, &["diff", "--name-only", "--diff-filter=U"]).ok();
+    assert_eq!(unmerged.stdout, "s.yaml\n");
+    let text = s.read("s.yaml");
+    assert!(
+        text.contains("<<<<<<< HEAD\n")
+            && text.contains("\n=======\n")
+            && text.contains(">>>>>>> other\n"),
+        "{text}"
+    );
 }
 
 #[test]

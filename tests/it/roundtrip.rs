@@ -434,3 +434,41 @@ fn a_quoted_value_whose_last_line_starts_with_a_hash_is_never_copied_out() {
     .ok();
     assert!(!s.read("leak.yaml").contains("TOPSECRET"));
 }
+
+#[test]
+fn decrypt_keeps_crlf_line_endings_and_a_bom_like_encrypt() {
+    let s = Sandbox::new();
+    let plain = format!("\u{feff}{}", MIXED.replace('\n', "\r\n"));
+    s.write("a.yaml", &plain);
+    s.run(&[
+        "encrypt",
+        "--in-place",
+        "-r",
+        &s.recipient.clone(),
+        "a.yaml",
+    ])
+    .ok();
+    let sealed = s.read("a.yaml");
+    assert!(sealed.starts_with('\u{feff}'), "{sealed:?}");
+    assert!(!sealed.replace("\r\n", "").contains('\n'), "{sealed:?}");
+    let back = s.run(&["decrypt", "-i", "id.txt", "a.yaml"]).ok().stdout;
+    assert!(back.starts_with('\u{feff}'), "the BOM is kept: {back:?}");
+    assert!(
+        !back.replace("\r\n", "").contains('\n'),
+        "every line ends in CRLF: {back:?}"
+    );
+    assert!(back.contains("password: hunter2\r\n"), "{back:?}");
+    // What decrypt gives back seals again to the same file, byte for byte in its layout.
+    s.write("b.yaml", &back);
+    s.run(&[
+        "encrypt",
+        "--in-place",
+        "-r",
+        &s.recipient.clone(),
+        "b.yaml",
+    ])
+    .ok();
+    let again = s.read("b.yaml");
+    assert_eq!(again.lines().count(), sealed.lines().count());
+    assert!(!again.replace("\r\n", "").contains('\n'));
+}

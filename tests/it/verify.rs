@@ -63,11 +63,12 @@ fn verify_with_an_identity_proves_every_value_opens() {
     s.write("a.yaml", sealed.replace(&pw, &user));
     s.run(&["verify", "a.yaml"]).ok();
     let r = s.run(&["verify", "-i", "id.txt", "a.yaml"]).fails();
-    assert!(
-        r.stdout.contains("ScopeMismatch") || r.stdout.contains("sealed for key \"user\""),
-        "{}",
-        r.stdout
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stdout,
+        "a.yaml: document 2 (SealedSecret prod/db): key \"password\": value was sealed for key \"user\", not \"password\" (scope strict); a ciphertext cannot be moved\n"
     );
+    assert_eq!(r.stderr, "1 problem(s) in 1 file(s)\n");
 }
 
 #[test]
