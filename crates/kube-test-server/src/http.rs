@@ -327,7 +327,7 @@ async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
             Ok(json_response(200, &represent(&obj, repr), &[]))
         }
         (Method::POST, None) => {
-            let obj = parse_json(&body_bytes, &rt)?;
+            let obj = parse_body(&content_type, &body_bytes, &rt)?;
             let opts = opts()?;
             let w = shared
                 .state
@@ -337,7 +337,7 @@ async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
             Ok(json_response(w.code, &w.object, &w.warnings))
         }
         (Method::PUT, Some(name)) => {
-            let obj = parse_json(&body_bytes, &rt)?;
+            let obj = parse_body(&content_type, &body_bytes, &rt)?;
             let opts = opts()?;
             let w = shared
                 .state
@@ -422,6 +422,21 @@ fn parse_json(bytes: &[u8], rt: &ResourceType) -> Result<Value, Failure> {
             rt.kind, rt.version, rt.kind
         ))
     })
+}
+
+/// A POST or PUT body: JSON or YAML by Content-Type. Protobuf is not served (kube-rs speaks
+/// JSON); other media types are 415 as on the real server.
+fn parse_body(content_type: &str, bytes: &[u8], rt: &ResourceType) -> Result<Value, Failure> {
+    match content_type.split(';').next().unwrap_or_default().trim() {
+        "" | "application/json" => parse_json(bytes, rt),
+        "application/yaml" => parse_yaml(bytes),
+        _ => Err(Failure::status(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            Some(json!({})),
+        )),
+    }
 }
 
 /// An apply body: YAML (of which JSON is a subset).
