@@ -8,6 +8,7 @@ mod edit_set;
 mod harness;
 mod hook;
 mod interop;
+mod kube;
 mod merge_driver;
 mod properties;
 mod roundtrip;

@@ -333,7 +333,7 @@ fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Option<V
         if !t.categories.is_empty() {
             r.insert("categories".into(), json!(t.categories));
         }
-        if let Some(h) = t.storage_version_hash {
+        if let Some(h) = &t.storage_version_hash {
             r.insert("storageVersionHash".into(), json!(h));
         }
         resources.push((t.plural.clone(), Value::Object(r)));
@@ -713,7 +713,8 @@ mod tests {
             v["resources"],
             json!([
                 {"name": "gadgets", "singularName": "gadget", "namespaced": true, "kind": "Gadget",
-                 "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]},
+                 "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"],
+                 "storageVersionHash": crate::registry::storage_version_hash("smp.example.com", "v1", "Gadget")},
                 {"name": "gadgets/status", "singularName": "", "namespaced": true, "kind": "Gadget",
                  "verbs": ["get", "patch", "update"]}
             ])

@@ -334,7 +334,11 @@ async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
                 .lock()
                 .expect("state")
                 .create(&rt, ns, obj, &opts)?;
-            Ok(json_response(w.code, &w.object, &w.warnings))
+            Ok(json_response(
+                w.code,
+                &crate::store::State::present(&rt, &w.object),
+                &w.warnings,
+            ))
         }
         (Method::PUT, Some(name)) => {
             let obj = parse_body(&content_type, &body_bytes, &rt)?;
@@ -344,7 +348,11 @@ async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
                 .lock()
                 .expect("state")
                 .update(&rt, ns, name, sub, obj, &opts)?;
-            Ok(json_response(w.code, &w.object, &w.warnings))
+            Ok(json_response(
+                w.code,
+                &crate::store::State::present(&rt, &w.object),
+                &w.warnings,
+            ))
         }
         (Method::PATCH, Some(name)) => {
             let mime = content_type.split(';').next().unwrap_or_default().trim();
@@ -358,7 +366,7 @@ async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
                         415,
                         "UnsupportedMediaType",
                         "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
-                        Some(json!({})),
+                        None,
                     ))
                 }
             };
@@ -374,7 +382,11 @@ async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
                 .lock()
                 .expect("state")
                 .patch(&rt, ns, name, sub, kind, &body, &opts)?;
-            Ok(json_response(w.code, &w.object, &w.warnings))
+            Ok(json_response(
+                w.code,
+                &crate::store::State::present(&rt, &w.object),
+                &w.warnings,
+            ))
         }
         (Method::DELETE, Some(name)) => {
             let options: Value = if body_bytes.is_empty() {
@@ -434,7 +446,7 @@ fn parse_body(content_type: &str, bytes: &[u8], rt: &ResourceType) -> Result<Val
             415,
             "UnsupportedMediaType",
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
-            Some(json!({})),
+            None,
         )),
     }
 }
@@ -506,13 +518,15 @@ fn list(
             .and_then(|l| l.parse::<usize>().ok())
             .filter(|l| *l > 0),
     };
-    let all: Vec<&Value> = st
+    // Selectors see the object as this version shows it (Events have two views).
+    let all: Vec<Value> = st
         .list(rt, ns)
         .into_iter()
         .filter(|o| {
             let key = continue_key(o, ns.is_none());
             start.as_ref().is_none_or(|s| key.as_str() >= s.as_str())
         })
+        .map(|o| crate::store::State::present(rt, o))
         .filter(|o| labels.matches(object::labels(o)) && fields_sel.matches(o))
         .collect();
     let mut items = Vec::new();
@@ -523,7 +537,7 @@ fn list(
             cont = Some((encode_continue(rv, &next), all.len() - i));
             break;
         }
-        let mut item = crate::store::State::present(rt, o);
+        let mut item = o.clone();
         if repr == Repr::PartialList {
             item = represent(&item, Repr::Partial);
         } else if rt.builtin {

@@ -21,6 +21,7 @@
 //! Faults can be injected for robustness tests: see [`TestApiServer::fail_next`] and friends.
 #![forbid(unsafe_code)]
 
+pub mod convert;
 pub mod discovery;
 pub mod fields;
 mod http;

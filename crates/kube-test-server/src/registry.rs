@@ -27,7 +27,7 @@ pub struct ResourceType {
     /// How lists inside the object merge under apply and strategic merge patch.
     pub fields: Schema,
     /// The `storageVersionHash` discovery shows for built-in kinds.
-    pub storage_version_hash: Option<&'static str>,
+    pub storage_version_hash: Option<String>,
 }
 
 impl ResourceType {
@@ -51,7 +51,16 @@ impl ResourceType {
 
     /// A key that names the resource independently of version, for the store.
     pub fn store_key(&self) -> String {
+        if self.builtin && self.plural == "events" {
+            // core/v1 and events.k8s.io/v1 Events are one resource in two views.
+            return "events.k8s.io/events".into();
+        }
         format!("{}/{}", self.group, self.plural)
+    }
+
+    /// Whether this is one of the two views of Events.
+    pub fn is_event(&self) -> bool {
+        self.builtin && self.plural == "events"
     }
 
     pub fn list_kind(&self) -> String {
@@ -88,7 +97,6 @@ fn builtin(
     namespaced: bool,
     short: &[&str],
     status: bool,
-    hash: &'static str,
 ) -> ResourceType {
     ResourceType {
         group: group.into(),
@@ -103,73 +111,18 @@ fn builtin(
         builtin: true,
         openapi_schema: None,
         fields: Schema::for_builtin_kind(kind).with_status_subresource(status),
-        storage_version_hash: Some(hash),
+        storage_version_hash: Some(storage_version_hash(group, version, kind)),
     }
 }
 
 /// The built-in kinds this server serves: what the controller and the sync loop write.
 pub fn builtins() -> Vec<ResourceType> {
     let mut types = vec![
-        builtin(
-            "",
-            "v1",
-            "ConfigMap",
-            "configmaps",
-            true,
-            &["cm"],
-            false,
-            "qFsyl6wFWjQ=",
-        ),
-        builtin(
-            "",
-            "v1",
-            "Event",
-            "events",
-            true,
-            &["ev"],
-            false,
-            "r2yiGXH7wu8=",
-        ),
-        builtin(
-            "",
-            "v1",
-            "Namespace",
-            "namespaces",
-            false,
-            &["ns"],
-            true,
-            "Q3oi5N2YM8M=",
-        ),
-        builtin(
-            "",
-            "v1",
-            "Secret",
-            "secrets",
-            true,
-            &[],
-            false,
-            "S6u1pOWzb84=",
-        ),
-        builtin(
-            "",
-            "v1",
-            "ServiceAccount",
-            "serviceaccounts",
-            true,
-            &["sa"],
-            false,
-            "pbx9ZvyFpBE=",
-        ),
-        builtin(
-            "",
-            "v1",
-            "Service",
-            "services",
-            true,
-            &["svc"],
-            true,
-            "0/CO1lhkEBI=",
-        ),
+        builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
+        builtin("", "v1", "Event", "events", true, &["ev"], false),
+        builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true),
+        builtin("", "v1", "Secret", "secrets", true, &[], false),
+        builtin("", "v1", "Service", "services", true, &["svc"], true),
         builtin(
             "apps",
             "v1",
@@ -178,7 +131,6 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &["deploy"],
             true,
-            "8aSe+NMegvE=",
         ),
         builtin(
             "coordination.k8s.io",
@@ -188,7 +140,6 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &[],
             false,
-            "gqkMMb/YqFM=",
         ),
         builtin(
             "events.k8s.io",
@@ -198,7 +149,6 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &["ev"],
             false,
-            "r2yiGXH7wu8=",
         ),
         builtin(
             "apiextensions.k8s.io",
@@ -208,7 +158,6 @@ pub fn builtins() -> Vec<ResourceType> {
             false,
             &["crd", "crds"],
             true,
-            "jfWCUB31mvA=",
         ),
         builtin(
             "rbac.authorization.k8s.io",
@@ -218,7 +167,6 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &[],
             false,
-            "7FuwZcIIItM=",
         ),
         builtin(
             "rbac.authorization.k8s.io",
@@ -228,7 +176,6 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &[],
             false,
-            "+Mzgn2Q+ar4=",
         ),
     ];
     for t in &mut types {
@@ -237,6 +184,9 @@ pub fn builtins() -> Vec<ResourceType> {
         }
         if t.kind == "Deployment" {
             t.categories = vec!["all".into()];
+        }
+        if t.kind == "CustomResourceDefinition" {
+            t.categories = vec!["api-extensions".into()];
         }
     }
     types
@@ -263,6 +213,12 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
             .unwrap_or_default()
     };
     let namespaced = spec["scope"].as_str() == Some("Namespaced");
+    let storage: Option<String> = spec["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["storage"].as_bool() == Some(true))
+        .and_then(|v| v["name"].as_str().map(str::to_string));
     let mut out = Vec::new();
     for v in spec["versions"].as_array().into_iter().flatten() {
         if v["served"].as_bool() != Some(true) {
@@ -287,7 +243,9 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
             fields: Schema::with_lists(lists)
                 .free_form(free)
                 .with_status_subresource(v["subresources"]["status"].is_object()),
-            storage_version_hash: None,
+            storage_version_hash: storage
+                .as_deref()
+                .map(|v| storage_version_hash(group, v, kind)),
         });
     }
     out
@@ -375,5 +333,32 @@ pub fn builtin_top_level_fields(group: &str, kind: &str) -> &'static [&'static s
         ("rbac.authorization.k8s.io", "Role") => &["rules"],
         ("rbac.authorization.k8s.io", "RoleBinding") => &["subjects", "roleRef"],
         _ => &["spec", "status"],
+    }
+}
+
+/// Discovery's `storageVersionHash`: the first 8 bytes of SHA-256 over `group/version/kind` of
+/// the storage version, in base64 (as kube-apiserver's `discovery.StorageVersionHash`).
+pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{group}/{version}/{kind}").as_bytes());
+    crate::object::base64(&digest[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_version_hashes_match_the_recorded_ones() {
+        // crd-status-subresource.json (a CRD) and discovery.json (built-in kinds).
+        assert_eq!(
+            storage_version_hash("example.dev", "v1", "Widget"),
+            "dGliDuVrUiQ="
+        );
+        assert_eq!(storage_version_hash("", "v1", "Secret"), "S6u1pOWzb84=");
+        assert_eq!(
+            storage_version_hash("coordination.k8s.io", "v1", "Lease"),
+            "gqkMMb/YqFM="
+        );
     }
 }

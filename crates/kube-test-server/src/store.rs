@@ -110,7 +110,6 @@ impl State {
                 &opts,
             );
         }
-        s.compacted = s.rv;
         s
     }
 
@@ -142,6 +141,9 @@ impl State {
     /// The object as stored for another version of the same resource (only the apiVersion
     /// differs here: served versions share one schema in this server).
     pub fn present(rt: &ResourceType, obj: &Value) -> Value {
+        if rt.is_event() {
+            return crate::convert::event_as(obj, &rt.api_version());
+        }
         let mut v = obj.clone();
         if let Some(o) = v.as_object_mut() {
             o.insert("apiVersion".into(), json!(rt.api_version()));
@@ -314,7 +316,24 @@ impl State {
         !rt.builtin || matches!(rt.kind.as_str(), "CustomResourceDefinition" | "Deployment")
     }
 
-    fn output(rt: &ResourceType, obj: Value) -> Value {
+    fn output(rt: &ResourceType, mut obj: Value) -> Value {
+        // Go omits empty maps and lists marked omitempty: ObjectMeta's, and Secret/ConfigMap data.
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in ["labels", "annotations", "ownerReferences", "finalizers"] {
+                if meta.get(k).is_some_and(is_empty_collection) {
+                    meta.shift_remove(k);
+                }
+            }
+        }
+        if rt.builtin && matches!(rt.kind.as_str(), "Secret" | "ConfigMap") {
+            if let Some(o) = obj.as_object_mut() {
+                for k in ["data", "stringData", "binaryData"] {
+                    if o.get(k).is_some_and(is_empty_collection) {
+                        o.shift_remove(k);
+                    }
+                }
+            }
+        }
         if rt.builtin {
             object::canonical_builtin(obj)
         } else {
@@ -339,6 +358,10 @@ impl State {
                         warnings.extend(validate::unknown_field_warnings(&unknown))
                     }
                     FieldValidation::Ignore => {}
+                }
+                // Decoding into the typed object drops what the type does not declare.
+                for path in unknown.iter() {
+                    remove_path(obj, path);
                 }
             }
         } else {
@@ -749,7 +772,7 @@ impl State {
                 415,
                 "UnsupportedMediaType",
                 "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                Some(json!({})),
+                None,
             ));
         }
         let old = self.stored(rt, ns, name)?;
@@ -1056,4 +1079,26 @@ fn entries_from_json(v: &Value) -> Vec<ManagedFieldsEntry> {
 /// custom resources (unstructured objects).
 fn entries_to_json(rt: &ResourceType, entries: &[ManagedFieldsEntry]) -> Value {
     fields::managed_fields_to_json(entries, !rt.builtin)
+}
+
+fn is_empty_collection(v: &Value) -> bool {
+    matches!(v, Value::Object(m) if m.is_empty()) || matches!(v, Value::Array(a) if a.is_empty())
+}
+
+/// Remove a dotted field path (`bogus`, `metadata.foo`, `spec.x`) from an object.
+fn remove_path(obj: &mut Value, path: &str) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return;
+    };
+    let mut cur = obj;
+    for p in parts {
+        match cur.get_mut(p) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    if let Some(m) = cur.as_object_mut() {
+        m.shift_remove(last);
+    }
 }

@@ -30,7 +30,8 @@ struct Filter {
 
 impl Filter {
     fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches(object::labels(obj)) && self.fields.matches(obj)
+        let view = State::present(&self.rt, obj);
+        self.labels.matches(object::labels(&view)) && self.fields.matches(&view)
     }
 
     fn line(&self, kind: &str, obj: &Value) -> Bytes {

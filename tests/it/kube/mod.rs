@@ -1,0 +1,6 @@
+//! Kubernetes tests: the real `kube::Client` and `kube::runtime` over HTTP against the
+//! project's test API server (or, with `GITOPS_SEAL_TEST_KUBECONFIG`, a real cluster).
+
+mod client;
+mod conformance;
+pub mod harness;
