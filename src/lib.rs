@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapters;
+pub mod controller;
 pub mod core;
 pub mod ops;
 

@@ -1,8 +1,13 @@
-//! The edges: files, identities, configuration and rule discovery, Git, the editor.
+//! The edges: files, identities, configuration and rule discovery, Git, the editor, the
+//! Kubernetes API.
 
 pub mod config;
 pub mod editor;
+pub mod fetch;
 pub mod files;
 pub mod git;
+pub mod http;
 pub mod identity;
+pub mod kube;
+pub mod leader;
 pub mod tree;

@@ -20,8 +20,13 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Print the public recipient of an identity.
-    Recipient(IdentityArgs),
+    /// Print the public recipient of an identity, or with --fetch the cluster controller's.
+    Recipient {
+        #[command(flatten)]
+        identity: IdentityArgs,
+        #[command(flatten)]
+        fetch: super::fetch::FetchArgs,
+    },
     /// Seal every v1 Secret into a SealedSecret; other documents pass through untouched.
     Encrypt {
         /// Manifest files or folders; `-` reads standard input.
@@ -161,6 +166,8 @@ pub enum Command {
         #[command(flatten)]
         namespace: NamespaceArg,
     },
+    /// Run the in-cluster controller: unseal SealedSecrets into Secrets.
+    Controller(super::controller::ControllerArgs),
 }
 
 #[derive(Subcommand, Debug)]

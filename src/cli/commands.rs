@@ -17,7 +17,8 @@ pub fn run(cli: Cli) -> Result<i32> {
     let settings = &mut settings;
     match cli.command {
         Command::Keygen { output } => keygen(output.as_deref()),
-        Command::Recipient(_) => recipient(settings),
+        Command::Recipient { fetch, .. } if fetch.fetch => super::fetch::run(&fetch),
+        Command::Recipient { .. } => recipient(settings),
         Command::Encrypt {
             files, in_place, ..
         } => encrypt(&files, settings, in_place),
@@ -77,6 +78,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             identity,
             ..
         } => verify(&paths, &recipient, &identity, settings),
+        Command::Controller(args) => super::controller::run(args),
     }
 }
 

@@ -3,8 +3,11 @@
 
 mod args;
 mod commands;
+mod controller;
 mod edit;
+mod fetch;
 mod hook;
+mod logging;
 mod settings;
 
 use std::io::Write;

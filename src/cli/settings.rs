@@ -77,7 +77,7 @@ impl Settings {
             Command::Unset { namespace, .. } | Command::Verify { namespace, .. } => {
                 (None, None, Some(namespace), None)
             }
-            Command::Recipient(identity) => (None, None, None, Some(identity)),
+            Command::Recipient { identity, .. } => (None, None, None, Some(identity)),
             _ => none,
         };
         Ok(Settings {

@@ -13,5 +13,5 @@ pub mod yaml;
 
 pub use binding::{Binding, Scope};
 pub use keys::{Identity, Recipient};
-pub use sealed::SealedSecret;
+pub use sealed::{SealedSecret, SealedSecretSpec, SealedSecretTemplate, TemplateMetadata};
 pub use secret::{PlainSecret, SecretBytes};

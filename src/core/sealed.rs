@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use rayon::prelude::*;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::binding::{Binding, Scope};
@@ -54,25 +55,53 @@ pub struct Previous<'a> {
 #[serde(rename_all = "camelCase")]
 struct RawSealed {
     metadata: Option<RawMeta>,
-    spec: Option<RawSpec>,
+    spec: Option<SealedSecretSpec>,
 }
 
-#[derive(Deserialize)]
+/// `spec` of a SealedSecret as written: the one definition of the format's fields, read by
+/// [`SealedSecret::parse`] and served as the custom resource's spec by the controller (whose
+/// CRD schema is derived from it). Fields are optional here so that a missing one is reported
+/// by [`SealedSecret::from_spec`] naming the field; the schema still marks them required.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawSpec {
-    scope: Option<String>,
-    recipients: Option<Vec<String>>,
-    encrypted_data: Option<BTreeMap<String, String>>,
-    template: Option<RawTemplate>,
+pub struct SealedSecretSpec {
+    /// `strict`, `namespace` or `cluster`: what every value is bound to.
+    #[schemars(required)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Canonical recipient strings every value is sealed for.
+    #[schemars(required)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<String>>,
+    /// Key to base64 (standard alphabet, padded) of one binary age file.
+    #[schemars(required)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted_data: Option<BTreeMap<String, String>>,
+    /// Everything of the Secret but its values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<SealedSecretTemplate>,
 }
 
-#[derive(Deserialize)]
+/// `spec.template`: the Secret's type, immutability, labels and annotations.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawTemplate {
-    #[serde(rename = "type")]
-    secret_type: Option<String>,
-    immutable: Option<bool>,
-    metadata: Option<RawMeta>,
+pub struct SealedSecretTemplate {
+    /// The Secret's type (`Opaque` when absent); bound into every value.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub secret_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<TemplateMetadata>,
+}
+
+/// `spec.template.metadata`: labels and annotations of the Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 impl SealedSecret {
@@ -91,10 +120,30 @@ impl SealedSecret {
             .ok_or(ErrorKind::MissingField("metadata.name"))?;
         let namespace = meta.namespace.filter(|n| !n.is_empty());
         let object = secret::object_ref(KIND, namespace.as_deref(), &name);
-        let located = |e: ErrorKind| Error::from(e).in_object(object.clone());
         let spec = raw
             .spec
-            .ok_or_else(|| located(ErrorKind::MissingField("spec")))?;
+            .ok_or_else(|| Error::from(ErrorKind::MissingField("spec")).in_object(object))?;
+        Self::from_spec(
+            name,
+            namespace,
+            meta.labels.unwrap_or_default(),
+            meta.annotations.unwrap_or_default(),
+            spec,
+        )
+    }
+
+    /// A SealedSecret from its metadata and an already deserialised `spec` (the controller
+    /// hands in its custom resource's fields: no text round trip). Checks what
+    /// [`SealedSecret::parse`] checks.
+    pub fn from_spec(
+        name: String,
+        namespace: Option<String>,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+        spec: SealedSecretSpec,
+    ) -> Result<Self, Error> {
+        let object = secret::object_ref(KIND, namespace.as_deref(), &name);
+        let located = |e: ErrorKind| Error::from(e).in_object(object.clone());
         let scope: Scope = spec
             .scope
             .ok_or_else(|| located(ErrorKind::MissingField("spec.scope")))?
@@ -154,8 +203,8 @@ impl SealedSecret {
         Ok(SealedSecret {
             name,
             namespace,
-            labels: meta.labels.unwrap_or_default(),
-            annotations: meta.annotations.unwrap_or_default(),
+            labels,
+            annotations,
             scope,
             recipients,
             encrypted_data,

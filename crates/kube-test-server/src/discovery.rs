@@ -837,7 +837,7 @@ mod tests {
                 "kind": "CustomResourceDefinition"}, "scope": "Cluster",
                 "singularResource": "customresourcedefinition", "verbs": ["create", "delete",
                 "deletecollection", "get", "list", "patch", "update", "watch"],
-                "shortNames": ["crd", "crds"], "subresources": [{"subresource": "status",
+                "shortNames": ["crd", "crds"], "categories": ["api-extensions"], "subresources": [{"subresource": "status",
                 "responseKind": {"group": "", "version": "", "kind": "CustomResourceDefinition"},
                 "verbs": ["get", "patch", "update"]}]})
         );

@@ -99,6 +99,63 @@ fn api_error(result: Result<impl std::fmt::Debug, kube::Error>) -> kube::core::S
     }
 }
 
+/// kube's `Discovery`, both as it walks group versions and as it reads aggregated discovery,
+/// finds the built-in kinds the controller uses and, once a CRD is Established, its new group.
+#[tokio::test]
+async fn discovery_finds_builtins_and_an_established_crd() {
+    use kube::discovery::{verbs, Discovery, Scope};
+    let env = KubeEnv::new().await;
+    install_widget_crd(&env.client).await;
+    for aggregated in [false, true] {
+        let d = Discovery::new(env.client.clone());
+        let d = within("discovery", PATIENCE, async {
+            if aggregated {
+                d.run_aggregated().await
+            } else {
+                d.run().await
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("discovery (aggregated: {aggregated}): {e}"));
+        for (group, kind, namespaced) in [
+            ("", "Secret", true),
+            ("", "Namespace", false),
+            ("coordination.k8s.io", "Lease", true),
+            ("events.k8s.io", "Event", true),
+            ("apiextensions.k8s.io", "CustomResourceDefinition", false),
+            ("test.gitops-seal.dev", "Widget", true),
+        ] {
+            let g = d.get(group).unwrap_or_else(|| {
+                panic!("group {group:?} not discovered (aggregated: {aggregated})")
+            });
+            let (ar, caps) = g
+                .recommended_kind(kind)
+                .unwrap_or_else(|| panic!("{kind} not in {group:?} (aggregated: {aggregated})"));
+            assert_eq!(ar.kind, kind);
+            assert_eq!(caps.scope == Scope::Namespaced, namespaced, "{kind} scope");
+            for verb in [verbs::GET, verbs::LIST, verbs::WATCH, verbs::PATCH] {
+                assert!(caps.supports_operation(verb), "{kind} supports {verb}");
+            }
+        }
+        // The status subresource of the CRD's kind is discovered with it.
+        let (_, caps) = d
+            .get("test.gitops-seal.dev")
+            .and_then(|g| g.recommended_kind("Widget"))
+            .expect("Widget");
+        assert!(
+            caps.subresources
+                .iter()
+                .any(|(sub, _)| sub.plural == "widgets/status" || sub.plural == "status"),
+            "Widget's status subresource discovered (aggregated: {aggregated}): {:?}",
+            caps.subresources
+                .iter()
+                .map(|(s, _)| s.plural.clone())
+                .collect::<Vec<_>>()
+        );
+    }
+    env.cleanup().await;
+}
+
 /// A CRD is created through the API, becomes Established, and its resource is served:
 /// create, get, status through `/status` only, spec through the main resource only.
 #[tokio::test]

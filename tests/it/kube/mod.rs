@@ -3,4 +3,5 @@
 
 mod client;
 mod conformance;
+mod controller;
 pub mod harness;

@@ -1,0 +1,439 @@
+//! The controller's HTTP endpoints on `--listen` (default `0.0.0.0:8080`):
+//!
+//! * `GET /healthz`: 200 while the process serves at all (the liveness probe).
+//! * `GET /readyz`: 200 once the keys are loaded and the watches have synced, else 503 naming
+//!   what is missing. Not tied to holding the leader Lease: a standby replica is ready too,
+//!   or a rolling update would wait for a Lease the old pods hold.
+//! * `GET /metrics`: the [`Metrics`] in the OpenMetrics text format (prometheus-client's
+//!   encoder), which Prometheus scrapes and `promtool check metrics` accepts.
+//! * `GET /v1/recipients`: the controller's public recipients, newest first, in age's
+//!   recipients-file format (ready to save under `keys/`).
+//!
+//! Everything here is public information: no endpoint serves or logs a sealed or unsealed
+//! value, and none changes state.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// The default of `--listen`.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// The paths served (the Deployment's probes and the Service's scrape use them).
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
+pub const RECIPIENTS: &str = "/v1/recipients";
+
+/// What the OpenMetrics text encoder writes.
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Readiness, shared between the controller (which sets it) and `/readyz` (which reads it).
+/// Cheap to clone; every clone is the same state.
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    inner: Arc<HealthState>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    keys_loaded: AtomicBool,
+    watches_synced: AtomicBool,
+}
+
+impl Health {
+    /// Not ready: neither keys loaded nor watches synced.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The controller holds at least one identity (after `load_or_generate`).
+    pub fn set_keys_loaded(&self, loaded: bool) {
+        self.inner.keys_loaded.store(loaded, Ordering::Release);
+    }
+
+    /// Every watch has listed once (the first `InitDone` of each).
+    pub fn set_watches_synced(&self, synced: bool) {
+        self.inner.watches_synced.store(synced, Ordering::Release);
+    }
+
+    pub fn keys_loaded(&self) -> bool {
+        self.inner.keys_loaded.load(Ordering::Acquire)
+    }
+
+    pub fn watches_synced(&self) -> bool {
+        self.inner.watches_synced.load(Ordering::Acquire)
+    }
+
+    /// Keys loaded and watches synced.
+    pub fn is_ready(&self) -> bool {
+        self.keys_loaded() && self.watches_synced()
+    }
+}
+
+/// Where `/v1/recipients` reads the recipients from, newest first.
+pub trait RecipientSource: Send + Sync + 'static {
+    fn recipients(&self) -> Vec<String>;
+}
+
+/// A closure is a source: the controller passes
+/// `move || keys.current().recipients.clone()`, so what it holds is what it publishes.
+impl<F> RecipientSource for F
+where
+    F: Fn() -> Vec<String> + Send + Sync + 'static,
+{
+    fn recipients(&self) -> Vec<String> {
+        self()
+    }
+}
+
+/// A recipient list set by hand.
+#[derive(Clone, Debug, Default)]
+pub struct StaticRecipients(Arc<RwLock<Vec<String>>>);
+
+impl StaticRecipients {
+    pub fn new(recipients: Vec<String>) -> Self {
+        StaticRecipients(Arc::new(RwLock::new(recipients)))
+    }
+
+    pub fn set(&self, recipients: Vec<String>) {
+        *self.0.write().expect("recipients lock") = recipients;
+    }
+}
+
+impl RecipientSource for StaticRecipients {
+    fn recipients(&self) -> Vec<String> {
+        self.0.read().expect("recipients lock").clone()
+    }
+}
+
+/// The recipients-file text `/v1/recipients` serves: a comment line, then one recipient a
+/// line, newest first (the same format as ConfigMap `gitops-seal-recipients`).
+pub fn recipients_text(recipients: &[String]) -> String {
+    let mut text =
+        String::from("# gitops-seal controller: seal for these recipients (newest first)\n");
+    for r in recipients {
+        text.push_str(r);
+        text.push('\n');
+    }
+    text
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+/// The `result` label of `gitops_seal_unseal_total`.
+pub const RESULT_SUCCESS: &str = "success";
+pub const RESULT_FAILURE: &str = "failure";
+
+/// The controller's metrics. Cheap to clone; every clone counts into the same registry.
+///
+/// | metric | type | what |
+/// |---|---|---|
+/// | `gitops_seal_unseal_total{result}` | counter | reconciles that ended unsealed (`success`) or not (`failure`) |
+/// | `gitops_seal_unseal_errors_total{reason}` | counter | failures by condition reason (KeyMissing, DecryptFailed, ...) or `KubeError` |
+/// | `gitops_seal_keys` | gauge | identities the controller holds |
+/// | `gitops_seal_reconcile_duration_seconds` | histogram | time per reconcile |
+/// | `gitops_seal_managed_secrets` | gauge | Secrets carrying the managed-by label |
+/// | `gitops_seal_leader` | gauge | 1 while this replica holds the leader Lease (or runs without leader election) |
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    unseal: Family<ResultLabel, Counter>,
+    errors: Family<ReasonLabel, Counter>,
+    keys: Gauge,
+    reconcile_duration: Histogram,
+    managed_secrets: Gauge,
+    leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("gitops_seal");
+        let unseal = Family::<ResultLabel, Counter>::default();
+        let errors = Family::<ReasonLabel, Counter>::default();
+        let keys = Gauge::default();
+        // 1 ms to ~16 s: an unseal is milliseconds of CPU, an API round trip tens of them.
+        let reconcile_duration = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15),
+        );
+        let managed_secrets = Gauge::default();
+        let leader = Gauge::default();
+        registry.register(
+            "unseal",
+            "SealedSecret reconciles by result (success: the Secret is applied and Ready=True)",
+            unseal.clone(),
+        );
+        registry.register(
+            "unseal_errors",
+            "Failed SealedSecret reconciles by reason (the Ready condition's reason, or KubeError)",
+            errors.clone(),
+        );
+        registry.register("keys", "Identities the controller holds", keys.clone());
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Time taken by one SealedSecret reconcile",
+            Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "managed_secrets",
+            "Secrets managed by the controller (label gitops-seal.dev/managed-by=controller)",
+            managed_secrets.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica may write (holds the leader Lease, or runs without leader election)",
+            leader.clone(),
+        );
+        // Both results exist from the start, so a rate over them is defined before the first
+        // failure.
+        for result in [RESULT_SUCCESS, RESULT_FAILURE] {
+            let _ = unseal.get_or_create(&ResultLabel { result });
+        }
+        Metrics {
+            registry: Arc::new(registry),
+            unseal,
+            errors,
+            keys,
+            reconcile_duration,
+            managed_secrets,
+            leader,
+        }
+    }
+
+    /// A reconcile ended Ready=True (reason Unsealed).
+    pub fn unsealed(&self) {
+        self.unseal
+            .get_or_create(&ResultLabel {
+                result: RESULT_SUCCESS,
+            })
+            .inc();
+    }
+
+    /// A reconcile failed; `reason` is the condition reason (or `ReconcileError::metric_label`).
+    pub fn unseal_failed(&self, reason: &str) {
+        self.unseal
+            .get_or_create(&ResultLabel {
+                result: RESULT_FAILURE,
+            })
+            .inc();
+        self.errors
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// How long one reconcile took.
+    pub fn observe_reconcile(&self, took: Duration) {
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    /// The number of identities held (after every keyring change).
+    pub fn set_keys(&self, n: usize) {
+        self.keys.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The number of managed Secrets (from the managed-Secrets watch).
+    pub fn set_managed_secrets(&self, n: usize) {
+        self.managed_secrets
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Whether this replica may write.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// The OpenMetrics text exposition (ends with `# EOF`).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// What the endpoints read.
+#[derive(Clone)]
+pub struct HttpState {
+    pub health: Health,
+    pub metrics: Metrics,
+    pub recipients: Arc<dyn RecipientSource>,
+}
+
+impl HttpState {
+    pub fn new(health: Health, metrics: Metrics, recipients: Arc<dyn RecipientSource>) -> Self {
+        HttpState {
+            health,
+            metrics,
+            recipients,
+        }
+    }
+}
+
+/// The routes, for [`serve`] or for embedding in another server.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route(HEALTHZ, get(healthz))
+        .route(READYZ, get(readyz))
+        .route(METRICS, get(metrics))
+        .route(RECIPIENTS, get(recipients))
+        .with_state(state)
+}
+
+/// Binds `addr` (`--listen`). Port 0 picks a free port: see `local_addr()` of the result.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// Serves the endpoints on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: HttpState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn healthz() -> Response {
+    text(StatusCode::OK, "ok\n".into())
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let health = &state.health;
+    if health.is_ready() {
+        return text(StatusCode::OK, "ok\n".into());
+    }
+    let mut missing = Vec::new();
+    if !health.keys_loaded() {
+        missing.push("keys not loaded");
+    }
+    if !health.watches_synced() {
+        missing.push("watches not synced");
+    }
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {}\n", missing.join(", ")),
+    )
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn recipients(State(state): State<HttpState>) -> Response {
+    let list = state.recipients.recipients();
+    if list.is_empty() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no recipients yet: the controller has not loaded its keys\n".into(),
+        );
+    }
+    text(StatusCode::OK, recipients_text(&list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_needs_keys_and_watches() {
+        let h = Health::new();
+        assert!(!h.is_ready());
+        h.set_keys_loaded(true);
+        assert!(!h.is_ready());
+        let clone = h.clone();
+        clone.set_watches_synced(true);
+        assert!(h.is_ready(), "clones share one state");
+        h.set_keys_loaded(false);
+        assert!(!clone.is_ready());
+    }
+
+    #[test]
+    fn metric_names_and_values() {
+        let m = Metrics::new();
+        m.unsealed();
+        m.unsealed();
+        m.unseal_failed("KeyMissing");
+        m.set_keys(2);
+        m.set_managed_secrets(7);
+        m.set_leader(true);
+        m.observe_reconcile(Duration::from_millis(3));
+        let text = m.encode();
+        for line in [
+            "# TYPE gitops_seal_unseal counter",
+            "gitops_seal_unseal_total{result=\"success\"} 2",
+            "gitops_seal_unseal_total{result=\"failure\"} 1",
+            "gitops_seal_unseal_errors_total{reason=\"KeyMissing\"} 1",
+            "gitops_seal_keys 2",
+            "gitops_seal_managed_secrets 7",
+            "gitops_seal_leader 1",
+            "# TYPE gitops_seal_reconcile_duration_seconds histogram",
+            "# UNIT gitops_seal_reconcile_duration_seconds seconds",
+            "gitops_seal_reconcile_duration_seconds_count 1",
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn recipients_file_lists_newest_first() {
+        let text = recipients_text(&["age1new".into(), "age1old".into()]);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(lines, ["age1new", "age1old"]);
+    }
+}

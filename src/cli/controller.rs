@@ -1,0 +1,106 @@
+//! `gitops-seal controller`: the in-cluster controller's command line (the controller itself
+//! is the library's `controller::run`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use gitops_seal::adapters::kube as kube_adapter;
+use gitops_seal::controller::{self, Settings};
+
+#[derive(Args, Debug)]
+pub struct ControllerArgs {
+    /// Namespace of the identity Secrets and the recipients ConfigMap (default: $POD_NAMESPACE).
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// Watch SealedSecrets in this namespace only (repeatable; default: all namespaces).
+    #[arg(long = "watch-namespace", value_name = "NAMESPACE")]
+    watch_namespace: Vec<String>,
+    /// Never generate an identity: fail when there is none.
+    #[arg(long)]
+    no_generate: bool,
+    /// Add a new identity when the newest is this old (e.g. 720h, 30d; default: off).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    key_rotation: Option<Duration>,
+    /// Also refuse templates carrying labels or annotations matching GLOB (repeatable; added
+    /// to the defaults: gitops-seal.dev/*, reflector.v1.k8s.emberstack.com/*,
+    /// replicator.v1.mittwald.de/*, kubed.appscode.com/sync).
+    #[arg(long = "template-deny", value_name = "GLOB")]
+    template_deny: Vec<String>,
+    /// Kubeconfig file (default: in-cluster, else $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Print the CustomResourceDefinition (deploy/crd.yaml) and exit.
+    #[arg(long)]
+    print_crd: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    controller::parse_duration(s)
+}
+
+pub fn run(args: ControllerArgs) -> Result<i32> {
+    if args.print_crd {
+        print!("{}", kube_adapter::crd_yaml());
+        return Ok(0);
+    }
+    kube_adapter::install_crypto_provider();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .filter(|n| !n.is_empty())
+        .context(
+            "no namespace for the controller's keys: pass --namespace or set $POD_NAMESPACE",
+        )?;
+    let mut settings = Settings::new(namespace);
+    settings.watch_namespaces = args.watch_namespace;
+    settings.generate = !args.no_generate;
+    settings.key_rotation = args.key_rotation;
+    settings.template_deny = args.template_deny;
+    settings.instance = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let client = kube_adapter::client(args.kubeconfig.as_deref(), args.context.as_deref())
+            .await
+            .context("connecting to the Kubernetes API")?;
+        let shutdown = async {
+            // SIGINT, or SIGTERM (what the kubelet sends).
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        };
+        controller::run(client, settings, shutdown).await?;
+        Ok(0)
+    })
+}

@@ -1,0 +1,371 @@
+//! The controller's keys: identity Secrets labelled `gitops-seal.dev/identity: "true"` in its
+//! namespace (type Opaque, data key `identity.txt` in age's identity-file format), generated
+//! once when there is none, rotated on request, watched, and published as recipients (newest
+//! first) in ConfigMap `gitops-seal-recipients`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::ByteString;
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, ResourceExt};
+use tokio::sync::watch;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{ControllerError, FIELD_MANAGER};
+use crate::core::keys::parse_identity_file;
+use crate::core::Identity;
+
+pub const IDENTITY_LABEL: &str = "gitops-seal.dev/identity";
+pub const IDENTITY_KEY: &str = "identity.txt";
+/// The name of the first identity Secret: deterministic, so that two controllers starting at
+/// once create the same object and exactly one create succeeds.
+pub const INITIAL_IDENTITY_NAME: &str = "gitops-seal-identity";
+pub const RECIPIENTS_CONFIGMAP: &str = "gitops-seal-recipients";
+pub const RECIPIENTS_KEY: &str = "recipients.txt";
+/// On an identity Secret: its public recipient, for people (not read by the controller).
+pub const RECIPIENT_ANNOTATION: &str = "gitops-seal.dev/recipient";
+
+fn identity_selector() -> String {
+    format!("{IDENTITY_LABEL}=true")
+}
+
+/// The identities the controller holds, newest first, and their public recipients.
+#[derive(Default)]
+pub struct Keyring {
+    pub identities: Vec<Identity>,
+    pub recipients: Vec<String>,
+    /// Identity Secrets whose `identity.txt` could not be read (named, never quoted).
+    pub unreadable: Vec<String>,
+}
+
+/// One identity Secret's key text, in a zeroizing buffer.
+struct KeyText {
+    created: Option<Timestamp>,
+    text: Zeroizing<String>,
+}
+
+/// The current keyring, swapped whole on every change; `changes` ticks after each swap.
+pub struct Keys {
+    current: RwLock<Arc<Keyring>>,
+    changes: watch::Sender<u64>,
+}
+
+impl Keys {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Keys {
+            current: RwLock::new(Arc::new(Keyring::default())),
+            changes: watch::channel(0).0,
+        })
+    }
+
+    pub fn current(&self) -> Arc<Keyring> {
+        self.current.read().expect("keyring lock").clone()
+    }
+
+    /// Bumped on every keyring change.
+    pub fn version(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn set(&self, keyring: Keyring) {
+        *self.current.write().expect("keyring lock") = Arc::new(keyring);
+        self.changes.send_modify(|n| *n += 1);
+    }
+}
+
+/// Takes the key text out of an identity Secret and wipes the Secret's data.
+fn take_key(secret: &mut Secret) -> Option<KeyText> {
+    let created = secret.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let mut data = secret.data.take()?;
+    let text = data.get_mut(IDENTITY_KEY).map(|v| {
+        let bytes = std::mem::take(&mut v.0);
+        match String::from_utf8(bytes) {
+            Ok(s) => Zeroizing::new(s),
+            Err(e) => {
+                let mut b = e.into_bytes();
+                b.zeroize();
+                Zeroizing::new(String::new())
+            }
+        }
+    });
+    for v in data.values_mut() {
+        v.0.zeroize();
+    }
+    text.map(|text| KeyText { created, text })
+}
+
+/// Parses every key text, newest first (by creation time, then name).
+fn build_keyring(texts: &BTreeMap<String, KeyText>) -> Keyring {
+    let mut order: Vec<(&String, &KeyText)> = texts.iter().collect();
+    order.sort_by(|a, b| b.1.created.cmp(&a.1.created).then_with(|| b.0.cmp(a.0)));
+    let mut keyring = Keyring::default();
+    for (name, key) in order {
+        match parse_identity_file(&key.text) {
+            Ok(ids) => {
+                for id in ids {
+                    if let Some(r) = id.to_recipient() {
+                        let r = r.to_string();
+                        if !keyring.recipients.contains(&r) {
+                            keyring.recipients.push(r);
+                        }
+                    }
+                    keyring.identities.push(id);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(secret = %name, error = %e, "identity Secret is not readable");
+                keyring.unreadable.push(name.clone());
+            }
+        }
+    }
+    keyring
+}
+
+/// The identity Secret for a new key.
+fn identity_secret(name: &str, namespace: &str) -> (Secret, String) {
+    let identity = Identity::generate();
+    let recipient = identity
+        .to_recipient()
+        .expect("an X25519 identity has a recipient")
+        .to_string();
+    let created = Timestamp::now().to_string();
+    let text = identity
+        .to_identity_file(&created)
+        .expect("an X25519 identity has an identity file");
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some([(IDENTITY_LABEL.to_owned(), "true".to_owned())].into()),
+            annotations: Some([(RECIPIENT_ANNOTATION.to_owned(), recipient.clone())].into()),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(
+            [(
+                IDENTITY_KEY.to_owned(),
+                ByteString(text.as_bytes().to_vec()),
+            )]
+            .into(),
+        ),
+        ..Secret::default()
+    };
+    (secret, recipient)
+}
+
+fn wipe(secret: &mut Secret) {
+    if let Some(data) = secret.data.as_mut() {
+        for v in data.values_mut() {
+            v.0.zeroize();
+        }
+    }
+}
+
+/// Creates identity Secret `name`; `Ok(false)` when it exists already (another controller won).
+async fn create_identity(
+    api: &Api<Secret>,
+    name: &str,
+    namespace: &str,
+) -> Result<bool, kube::Error> {
+    let (mut secret, recipient) = identity_secret(name, namespace);
+    let result = api.create(&PostParams::default(), &secret).await;
+    wipe(&mut secret);
+    match result {
+        Ok(mut created) => {
+            wipe(&mut created);
+            tracing::info!(secret = name, %recipient, "generated a new identity");
+            Ok(true)
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn list_keys(api: &Api<Secret>) -> Result<BTreeMap<String, KeyText>, kube::Error> {
+    let list = api
+        .list(&ListParams::default().labels(&identity_selector()))
+        .await?;
+    let mut texts = BTreeMap::new();
+    for mut s in list.items {
+        let name = s.name_any();
+        if let Some(k) = take_key(&mut s) {
+            texts.insert(name, k);
+        }
+    }
+    Ok(texts)
+}
+
+/// Loads the identity Secrets; with none and `generate`, creates exactly one (a deterministic
+/// name and create: 409 means another controller made it, so list again).
+pub async fn load_or_generate(
+    api: &Api<Secret>,
+    namespace: &str,
+    generate: bool,
+    keys: &Keys,
+) -> Result<(), ControllerError> {
+    for _ in 0..5 {
+        let texts = list_keys(api).await?;
+        if !texts.is_empty() {
+            let keyring = build_keyring(&texts);
+            if keyring.identities.is_empty() {
+                return Err(ControllerError::NoIdentity {
+                    namespace: namespace.to_owned(),
+                    detail: format!(
+                        "identity Secrets {} hold no readable {IDENTITY_KEY}",
+                        keyring.unreadable.join(", ")
+                    ),
+                });
+            }
+            keys.set(keyring);
+            return Ok(());
+        }
+        if !generate {
+            return Err(ControllerError::NoIdentity {
+                namespace: namespace.to_owned(),
+                detail: format!(
+                    "no Secret labelled {IDENTITY_LABEL}=true with data key {IDENTITY_KEY} \
+                     (generation is off)"
+                ),
+            });
+        }
+        create_identity(api, INITIAL_IDENTITY_NAME, namespace).await?;
+    }
+    Err(ControllerError::NoIdentity {
+        namespace: namespace.to_owned(),
+        detail: "the generated identity Secret did not show up in a list".into(),
+    })
+}
+
+/// Publishes the recipients, newest first, in ConfigMap `gitops-seal-recipients`.
+pub async fn publish_recipients(
+    api: &Api<ConfigMap>,
+    keyring: &Keyring,
+) -> Result<(), kube::Error> {
+    let mut text =
+        String::from("# gitops-seal controller: seal for these recipients (newest first)\n");
+    for r in &keyring.recipients {
+        text.push_str(r);
+        text.push('\n');
+    }
+    let cm = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": RECIPIENTS_CONFIGMAP},
+        "data": {RECIPIENTS_KEY: text},
+    });
+    api.patch(
+        RECIPIENTS_CONFIGMAP,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&cm),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Watches the identity Secrets: every change rebuilds the keyring and republishes the
+/// recipients. Runs until dropped.
+pub async fn watch_identities(secrets: Api<Secret>, configmaps: Api<ConfigMap>, keys: Arc<Keys>) {
+    let config = watcher::Config::default().labels(&identity_selector());
+    let mut stream = watcher::watcher(secrets, config).default_backoff().boxed();
+    let mut texts: BTreeMap<String, KeyText> = BTreeMap::new();
+    let mut fresh: Option<BTreeMap<String, KeyText>> = None;
+    while let Some(event) = stream.next().await {
+        let changed = match event {
+            Ok(Event::Init) => {
+                fresh = Some(BTreeMap::new());
+                false
+            }
+            Ok(Event::InitApply(mut s)) => {
+                if let (Some(f), Some(k)) = (fresh.as_mut(), take_key(&mut s)) {
+                    f.insert(s.name_any(), k);
+                }
+                false
+            }
+            Ok(Event::InitDone) => {
+                if let Some(f) = fresh.take() {
+                    texts = f;
+                }
+                true
+            }
+            Ok(Event::Apply(mut s)) => {
+                let name = s.name_any();
+                match take_key(&mut s) {
+                    Some(k) => texts.insert(name, k),
+                    None => texts.remove(&name),
+                };
+                true
+            }
+            Ok(Event::Delete(mut s)) => {
+                wipe(&mut s);
+                texts.remove(&s.name_any());
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "identity watch failed; retrying");
+                false
+            }
+        };
+        if changed {
+            let keyring = build_keyring(&texts);
+            tracing::info!(
+                identities = keyring.identities.len(),
+                recipients = ?keyring.recipients,
+                "keyring updated"
+            );
+            if let Err(e) = publish_recipients(&configmaps, &keyring).await {
+                tracing::warn!(error = %e, "publishing the recipients failed");
+            }
+            keys.set(keyring);
+        }
+    }
+}
+
+/// With `--key-rotation`: adds a new identity when the newest is older than `every`. The name
+/// is derived from the rotation period, so replicas rotating at once create one Secret.
+pub async fn rotate_keys(api: Api<Secret>, namespace: String, every: Duration) {
+    let check = every.clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut ticker = tokio::time::interval(check);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let newest = match api
+            .list_metadata(&ListParams::default().labels(&identity_selector()))
+            .await
+        {
+            Ok(list) => list
+                .items
+                .iter()
+                .filter_map(|m| m.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                .max(),
+            Err(e) => {
+                tracing::warn!(error = %e, "key rotation: listing identities failed");
+                continue;
+            }
+        };
+        let now = Timestamp::now();
+        let due = newest.is_none_or(|t| {
+            now.duration_since(t)
+                .try_into()
+                .is_ok_and(|age: Duration| age >= every)
+        });
+        if !due {
+            continue;
+        }
+        let period = now.as_second().max(0) as u128 / every.as_secs().max(1) as u128;
+        let name = format!("{INITIAL_IDENTITY_NAME}-{period}");
+        if let Err(e) = create_identity(&api, &name, &namespace).await {
+            tracing::warn!(error = %e, "key rotation: creating an identity failed");
+        }
+    }
+}

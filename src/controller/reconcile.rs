@@ -1,0 +1,371 @@
+//! The reconcile: a plain async function over a [`Context`], as kube-rs's controller-rs does.
+//! One SealedSecret in, its Secret applied (or left exactly as it was) and its status written.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use zeroize::Zeroize;
+
+use super::keys::Keys;
+use super::render::{
+    self, condition_reason, reason, DenyList, DesiredSecret, Outcome, ADOPT_ANNOTATION,
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_REFERENCE_ANNOTATION, RECREATE_ANNOTATION,
+};
+use super::{ReconcileError, Settings, FIELD_MANAGER};
+use crate::adapters::kube::SealedSecret as SealedSecretResource;
+use crate::core::SealedSecret;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: kube::Client,
+    pub keys: Arc<Keys>,
+    pub deny: DenyList,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    /// Consecutive failures per object, for the backoff.
+    pub failures: Mutex<HashMap<ObjectRef<SealedSecretResource>, u32>>,
+    /// SealedSecrets that failed with KeyMissing: retried as soon as the keyring changes.
+    pub waiting_for_key: Mutex<HashSet<ObjectRef<SealedSecretResource>>>,
+}
+
+/// Why one step stopped: a condition to report, or an API error to retry.
+enum Stop {
+    Failed(&'static str, String),
+    Kube(kube::Error),
+}
+
+impl From<kube::Error> for Stop {
+    fn from(e: kube::Error) -> Self {
+        Stop::Kube(e)
+    }
+}
+
+fn failed(reason: &'static str, message: impl Into<String>) -> Stop {
+    Stop::Failed(reason, message.into())
+}
+
+fn annotation_is(obj: &impl Resource, key: &str, value: &str) -> bool {
+    obj.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .is_some_and(|v| v == value)
+}
+
+/// Reconciles one SealedSecret.
+pub async fn reconcile(
+    obj: Arc<SealedSecretResource>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    if obj.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let oref = ObjectRef::from_obj(&*obj);
+    let keys_version = ctx.keys.version();
+    let outcome = match apply_secret(&obj, &ctx).await {
+        Ok(keys) => Outcome::Unsealed { keys },
+        Err(Stop::Kube(e)) => return Err(ReconcileError::Kube(e)),
+        Err(Stop::Failed(reason, message)) => Outcome::Failed { reason, message },
+    };
+    write_status(&obj, &ctx, &outcome).await?;
+    match outcome {
+        Outcome::Unsealed { keys } => {
+            tracing::info!(sealedsecret = %oref, keys, "unsealed");
+            ctx.failures.lock().expect("failures").remove(&oref);
+            ctx.waiting_for_key.lock().expect("waiting").remove(&oref);
+            Ok(Action::await_change())
+        }
+        Outcome::Failed { reason, message } => {
+            tracing::warn!(sealedsecret = %oref, reason, message = %message, "not unsealed");
+            let keys_changed_meanwhile = {
+                let mut waiting = ctx.waiting_for_key.lock().expect("waiting");
+                if reason == render::reason::KEY_MISSING {
+                    waiting.insert(oref.clone());
+                } else {
+                    waiting.remove(&oref);
+                }
+                reason == render::reason::KEY_MISSING && ctx.keys.version() != keys_version
+            };
+            let event = Event {
+                type_: EventType::Warning,
+                reason: reason.into(),
+                note: Some(render::truncate(&message, 1024).to_owned()),
+                action: "Unseal".into(),
+                secondary: None,
+            };
+            if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+                tracing::warn!(sealedsecret = %oref, error = %e, "publishing an event failed");
+            }
+            if keys_changed_meanwhile {
+                // A key arrived while this reconcile used the old keyring: the retry for
+                // waiting objects may have run before this one was waiting.
+                return Ok(Action::requeue(std::time::Duration::from_millis(1)));
+            }
+            Err(ReconcileError::Failed { reason, message })
+        }
+    }
+}
+
+/// The backoff: `retry_base` doubled per consecutive failure up to `retry_max`; a conflict
+/// (waiting for an adopt annotation, which no watch of ours sees) at most `conflict_retry`.
+pub fn error_policy(
+    obj: Arc<SealedSecretResource>,
+    err: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    let oref = ObjectRef::from_obj(&*obj);
+    let n = {
+        let mut failures = ctx.failures.lock().expect("failures");
+        let n = failures.entry(oref.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let s = &ctx.settings;
+    let mut delay = s
+        .retry_base
+        .saturating_mul(1u32 << (n - 1).min(16))
+        .min(s.retry_max);
+    if err.metric_label() == reason::SECRET_CONFLICT {
+        delay = delay.min(s.conflict_retry);
+    }
+    if let ReconcileError::Kube(e) = err {
+        tracing::warn!(sealedsecret = %oref, error = %e, retry_in = ?delay, "reconcile failed");
+    }
+    Action::requeue(delay)
+}
+
+/// Everything up to and including the apply. Returns the number of keys written.
+async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<usize, Stop> {
+    let name = obj.name_any();
+    let namespace = obj
+        .namespace()
+        .ok_or_else(|| failed(reason::INVALID_SPEC, "a SealedSecret must be namespaced"))?;
+    let sealed = SealedSecret::from_spec(
+        name.clone(),
+        Some(namespace.clone()),
+        obj.labels().clone(),
+        obj.annotations().clone(),
+        obj.spec.sealed.clone(),
+    )
+    .map_err(|e| failed(condition_reason(&e), e.to_string()))?;
+    ctx.deny
+        .check(&sealed)
+        .map_err(|m| failed(reason::INVALID_SPEC, m))?;
+
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let existing = secrets.get_metadata_opt(&name).await?;
+    let managed = existing.as_ref().is_some_and(|s| {
+        s.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
+    });
+    let adopting = match &existing {
+        Some(s) if !managed => {
+            if annotation_is(s, ADOPT_ANNOTATION, "true") {
+                true
+            } else {
+                return Err(failed(
+                    reason::SECRET_CONFLICT,
+                    format!(
+                        "Secret {namespace}/{name} exists and is not managed by gitops-seal; \
+                         annotate it {ADOPT_ANNOTATION}: \"true\" to have it taken over"
+                    ),
+                ));
+            }
+        }
+        _ => false,
+    };
+
+    let keyring = ctx.keys.current();
+    if keyring.identities.is_empty() {
+        return Err(failed(
+            reason::KEY_MISSING,
+            format!("{}: the controller holds no identity", sealed.object_ref()),
+        ));
+    }
+    // Unsealing is CPU work: off the async executor.
+    let ns = namespace.clone();
+    let plain = tokio::task::spawn_blocking(move || sealed.unseal(&keyring.identities, Some(&ns)))
+        .await
+        .map_err(|_| failed(reason::DECRYPT_FAILED, "the unsealing task failed"))?
+        .map_err(|e| failed(condition_reason(&e), e.to_string()))?;
+
+    let owner = if annotation_is(obj, OWNER_REFERENCE_ANNOTATION, "false") {
+        None
+    } else {
+        obj.controller_owner_ref(&())
+    };
+
+    // Another controller's ownerReference (adoption, or a SealedSecret recreated under the
+    // same name) goes first: only one may say controller: true.
+    if let (Some(existing), Some(owner)) = (&existing, &owner) {
+        let refs = existing
+            .metadata
+            .owner_references
+            .clone()
+            .unwrap_or_default();
+        if refs
+            .iter()
+            .any(|r| r.controller == Some(true) && r.uid != owner.uid)
+        {
+            let kept: Vec<_> = refs
+                .into_iter()
+                .filter(|r| r.controller != Some(true) || r.uid == owner.uid)
+                .collect();
+            let patch = json!({"metadata": {
+                "resourceVersion": existing.metadata.resource_version,
+                "ownerReferences": kept,
+            }});
+            secrets
+                .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+    }
+    if adopting {
+        tracing::info!(secret = %format!("{namespace}/{name}"), "adopting the Secret");
+    }
+
+    let keys: Vec<String> = plain.data.keys().cloned().collect();
+    let desired = DesiredSecret::new(&name, &namespace, &plain, owner);
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    let result = match secrets.patch(&name, &apply, &Patch::Apply(&desired)).await {
+        Err(kube::Error::Api(s)) if s.code == 422 && is_immutable_refusal(&s.message) => {
+            if !annotation_is(obj, RECREATE_ANNOTATION, "true") {
+                return Err(failed(
+                    reason::IMMUTABLE_CHANGED,
+                    format!(
+                        "Secret {namespace}/{name} is immutable or has another type, and the \
+                         API server refuses the change ({}); annotate the SealedSecret \
+                         {RECREATE_ANNOTATION}: \"true\" to delete and create it",
+                        s.message
+                    ),
+                ));
+            }
+            let uid = existing.as_ref().and_then(|e| e.metadata.uid.clone());
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid,
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match secrets.delete(&name, &dp).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(secret = %format!("{namespace}/{name}"), "deleted to recreate");
+            secrets.patch(&name, &apply, &Patch::Apply(&desired)).await
+        }
+        Err(kube::Error::Api(s)) if s.code == 422 => {
+            return Err(failed(
+                reason::INVALID_SPEC,
+                format!(
+                    "the API server refuses Secret {namespace}/{name}: {}",
+                    s.message
+                ),
+            ))
+        }
+        other => other,
+    };
+    drop(desired);
+    drop(plain);
+    let mut applied = result?;
+
+    // Keys another field manager added (a hand edit) are not ours to keep: data holds exactly
+    // the SealedSecret's keys.
+    let extra: Vec<String> = applied
+        .data
+        .as_ref()
+        .map(|d| d.keys().filter(|k| !keys.contains(k)).cloned().collect())
+        .unwrap_or_default();
+    let rv = applied.metadata.resource_version.clone();
+    wipe(&mut applied);
+    drop(applied);
+    if !extra.is_empty() {
+        let data: serde_json::Map<String, serde_json::Value> = extra
+            .iter()
+            .map(|k| (k.clone(), serde_json::Value::Null))
+            .collect();
+        let patch = json!({"metadata": {"resourceVersion": rv}, "data": data});
+        let mut patched = secrets
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        wipe(&mut patched);
+        tracing::info!(secret = %format!("{namespace}/{name}"), removed = ?extra, "removed keys added by hand");
+    }
+    Ok(keys.len())
+}
+
+fn wipe(secret: &mut Secret) {
+    if let Some(data) = secret.data.as_mut() {
+        for v in data.values_mut() {
+            v.0.zeroize();
+        }
+    }
+}
+
+/// kube-apiserver's wording for a change to an immutable Secret's data or to any Secret's
+/// type (`field is immutable`, 422 Invalid).
+fn is_immutable_refusal(message: &str) -> bool {
+    message.contains("field is immutable")
+}
+
+/// Writes `status` with server-side apply on the status subresource.
+async fn write_status(
+    obj: &SealedSecretResource,
+    ctx: &Context,
+    outcome: &Outcome,
+) -> Result<(), ReconcileError> {
+    let generation = obj.meta().generation;
+    let previous = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == render::READY));
+    let condition =
+        render::ready_condition(outcome, generation, previous, &Timestamp::now().to_string());
+    let unchanged = obj.status.as_ref().is_some_and(|s| {
+        s.observed_generation == generation
+            && s.conditions.len() == 1
+            && previous == Some(&condition)
+    });
+    if unchanged {
+        return Ok(());
+    }
+    let api: Api<SealedSecretResource> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": "gitops-seal.dev/v1",
+        "kind": "SealedSecret",
+        "status": {"observedGeneration": generation, "conditions": [condition]},
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_immutable_refusal;
+
+    #[test]
+    fn immutable_refusals_are_recognised() {
+        assert!(is_immutable_refusal(
+            "Secret \"db\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+        ));
+        assert!(is_immutable_refusal(
+            "Secret \"db\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"
+        ));
+        assert!(!is_immutable_refusal("metadata.labels: Invalid value"));
+    }
+}

@@ -1,0 +1,475 @@
+//! The pure part of the reconcile: the Secret to apply (from a [`PlainSecret`], its template
+//! and its owner), the template deny list, the condition vocabulary and the Ready condition.
+//! No Kubernetes calls here; unit-tested without a cluster.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use zeroize::Zeroizing;
+
+use crate::adapters::kube::Condition;
+use crate::core::error::ErrorKind;
+use crate::core::{PlainSecret, SealedSecret};
+use crate::Error;
+
+/// The label every Secret the controller writes carries (`controller`). Secrets are mapped back
+/// to their SealedSecret by this label and their name.
+pub const MANAGED_BY_LABEL: &str = "gitops-seal.dev/managed-by";
+pub const MANAGED_BY_VALUE: &str = "controller";
+/// On a Secret the controller does not manage: `"true"` lets it take the Secret over.
+pub const ADOPT_ANNOTATION: &str = "gitops-seal.dev/adopt";
+/// On a SealedSecret: `"true"` deletes and creates an immutable Secret (or one whose type
+/// changed) instead of reporting ImmutableChanged.
+pub const RECREATE_ANNOTATION: &str = "gitops-seal.dev/recreate";
+/// On a SealedSecret: `"false"` leaves the Secret without an ownerReference.
+pub const OWNER_REFERENCE_ANNOTATION: &str = "gitops-seal.dev/owner-reference";
+
+/// The condition type.
+pub const READY: &str = "Ready";
+
+/// Condition reasons (one vocabulary for conditions, events and metric labels).
+pub mod reason {
+    pub const UNSEALED: &str = "Unsealed";
+    pub const KEY_MISSING: &str = "KeyMissing";
+    pub const DECRYPT_FAILED: &str = "DecryptFailed";
+    pub const SCOPE_MISMATCH: &str = "ScopeMismatch";
+    pub const SECRET_CONFLICT: &str = "SecretConflict";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const IMMUTABLE_CHANGED: &str = "ImmutableChanged";
+}
+
+/// Template labels and annotations refused by default (InvalidSpec): the controller's own
+/// keys, and Secret-replication annotations, which would copy the unsealed Secret to places the
+/// binding does not allow. `--template-deny GLOB` adds to these.
+pub const DEFAULT_TEMPLATE_DENY: &[&str] = &[
+    "gitops-seal.dev/*",
+    "reflector.v1.k8s.emberstack.com/*",
+    "replicator.v1.mittwald.de/*",
+    "kubed.appscode.com/sync",
+];
+
+/// The compiled deny list.
+#[derive(Clone, Debug)]
+pub struct DenyList {
+    patterns: Vec<String>,
+    set: GlobSet,
+}
+
+impl DenyList {
+    /// The default list plus `extra` globs (`*` matches `/` too: a key is one string).
+    pub fn new(extra: &[String]) -> Result<Self, globset::Error> {
+        let patterns: Vec<String> = DEFAULT_TEMPLATE_DENY
+            .iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().cloned())
+            .collect();
+        let mut b = GlobSetBuilder::new();
+        for p in &patterns {
+            b.add(Glob::new(p)?);
+        }
+        Ok(DenyList {
+            set: b.build()?,
+            patterns,
+        })
+    }
+
+    /// The first denied label or annotation key of the template, as a message.
+    pub fn check(&self, sealed: &SealedSecret) -> Result<(), String> {
+        for (what, map) in [
+            ("labels", &sealed.template.labels),
+            ("annotations", &sealed.template.annotations),
+        ] {
+            for key in map.keys() {
+                let hits = self.set.matches(key);
+                if let Some(&i) = hits.first() {
+                    return Err(format!(
+                        "{}: spec.template.metadata.{what} carries {key:?}, refused by the \
+                         template deny list ({:?})",
+                        sealed.object_ref(),
+                        self.patterns[i]
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The condition reason for a core error: `NoMatchingIdentity` (none of our identities is a
+/// recipient) is KeyMissing; the core's DecryptFailed and ScopeMismatch pass through; anything
+/// else the core refuses in a SealedSecret is InvalidSpec.
+pub fn condition_reason(e: &Error) -> &'static str {
+    match &e.kind {
+        ErrorKind::NoMatchingIdentity => reason::KEY_MISSING,
+        _ => match e.reason() {
+            "DecryptFailed" => reason::DECRYPT_FAILED,
+            "ScopeMismatch" => reason::SCOPE_MISMATCH,
+            _ => reason::INVALID_SPEC,
+        },
+    }
+}
+
+/// The outcome of one reconcile, as the Ready condition shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Unsealed {
+        keys: usize,
+    },
+    Failed {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// The Ready condition for `outcome`; `lastTransitionTime` stays that of `previous` when the
+/// status (True/False) does not change.
+pub fn ready_condition(
+    outcome: &Outcome,
+    generation: Option<i64>,
+    previous: Option<&Condition>,
+    now: &str,
+) -> Condition {
+    let (status, reason, message) = match outcome {
+        Outcome::Unsealed { keys } => (
+            "True",
+            reason::UNSEALED,
+            format!(
+                "unsealed {keys} key{} into the Secret",
+                if *keys == 1 { "" } else { "s" }
+            ),
+        ),
+        Outcome::Failed { reason, message } => ("False", *reason, message.clone()),
+    };
+    let last_transition_time = match previous {
+        Some(p) if p.status == status && !p.last_transition_time.is_empty() => {
+            p.last_transition_time.clone()
+        }
+        _ => now.to_string(),
+    };
+    Condition {
+        type_: READY.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time,
+        observed_generation: generation,
+    }
+}
+
+/// The Secret to server-side apply: name, namespace, the template's type, immutability, labels
+/// (plus the managed-by label) and annotations, the owner, and `data` (never `stringData`).
+/// It borrows the values; each is base64-encoded into a zeroizing buffer only while it is
+/// serialised into the request.
+pub struct DesiredSecret<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub secret: &'a PlainSecret,
+    pub owner: Option<OwnerReference>,
+}
+
+impl<'a> DesiredSecret<'a> {
+    pub fn new(
+        name: &'a str,
+        namespace: &'a str,
+        secret: &'a PlainSecret,
+        owner: Option<OwnerReference>,
+    ) -> Self {
+        DesiredSecret {
+            name,
+            namespace,
+            secret,
+            owner,
+        }
+    }
+
+    fn labels(&self) -> BTreeMap<&str, &str> {
+        let mut labels: BTreeMap<&str, &str> = self
+            .secret
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        labels.insert(MANAGED_BY_LABEL, MANAGED_BY_VALUE);
+        labels
+    }
+}
+
+impl std::fmt::Debug for DesiredSecret<'_> {
+    /// Names and keys, never a value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesiredSecret")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("keys", &self.secret.data.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Metadata<'a, 'b>(&'b DesiredSecret<'a>);
+
+impl Serialize for Metadata<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("name", d.name)?;
+        m.serialize_entry("namespace", d.namespace)?;
+        m.serialize_entry("labels", &d.labels())?;
+        if !d.secret.annotations.is_empty() {
+            m.serialize_entry("annotations", &d.secret.annotations)?;
+        }
+        if let Some(owner) = &d.owner {
+            m.serialize_entry("ownerReferences", std::slice::from_ref(owner))?;
+        }
+        m.end()
+    }
+}
+
+struct Data<'a>(&'a PlainSecret);
+
+impl Serialize for Data<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.data.len()))?;
+        for (k, v) in &self.0.data {
+            let mut b64 = Zeroizing::new(String::with_capacity(v.len().div_ceil(3) * 4));
+            base64::engine::general_purpose::STANDARD.encode_string(&v[..], &mut b64);
+            m.serialize_entry(k, b64.as_str())?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for DesiredSecret<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("apiVersion", "v1")?;
+        m.serialize_entry("kind", "Secret")?;
+        m.serialize_entry("metadata", &Metadata(self))?;
+        m.serialize_entry("type", &self.secret.secret_type)?;
+        if let Some(immutable) = self.secret.immutable {
+            m.serialize_entry("immutable", &immutable)?;
+        }
+        m.serialize_entry("data", &Data(self.secret))?;
+        m.end()
+    }
+}
+
+/// Truncates `message` to at most `max` bytes at a character boundary (Event notes are at
+/// most 1 kB).
+pub fn truncate(message: &str, max: usize) -> &str {
+    if message.len() <= max {
+        return message;
+    }
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Identity, SealedSecretSpec};
+    use serde_json::json;
+
+    fn plain() -> PlainSecret {
+        let mut s = PlainSecret {
+            name: "db".into(),
+            namespace: Some("prod".into()),
+            secret_type: "kubernetes.io/basic-auth".into(),
+            immutable: Some(true),
+            labels: [("app".to_string(), "pg".to_string())].into(),
+            annotations: [("note".to_string(), "hello".to_string())].into(),
+            ..PlainSecret::default()
+        };
+        s.data
+            .insert("password".into(), Zeroizing::new(b"hunter2".to_vec()));
+        s.data
+            .insert("bin".into(), Zeroizing::new(vec![0u8, 255, 10]));
+        s
+    }
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "gitops-seal.dev/v1".into(),
+            kind: "SealedSecret".into(),
+            name: "db".into(),
+            uid: "u-1".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    #[test]
+    fn desired_secret_has_data_type_labels_annotations_and_owner() {
+        let p = plain();
+        let v = serde_json::to_value(DesiredSecret::new("db", "prod", &p, Some(owner()))).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": "db",
+                    "namespace": "prod",
+                    "labels": {"app": "pg", "gitops-seal.dev/managed-by": "controller"},
+                    "annotations": {"note": "hello"},
+                    "ownerReferences": [{
+                        "apiVersion": "gitops-seal.dev/v1",
+                        "kind": "SealedSecret",
+                        "name": "db",
+                        "uid": "u-1",
+                        "controller": true,
+                        "blockOwnerDeletion": true
+                    }]
+                },
+                "type": "kubernetes.io/basic-auth",
+                "immutable": true,
+                "data": {"bin": "AP8K", "password": "aHVudGVyMg=="}
+            })
+        );
+        assert!(v.get("stringData").is_none());
+    }
+
+    #[test]
+    fn desired_secret_without_owner_or_annotations() {
+        let mut p = plain();
+        p.annotations.clear();
+        p.immutable = None;
+        let v = serde_json::to_value(DesiredSecret::new("db", "prod", &p, None)).unwrap();
+        assert!(v["metadata"].get("ownerReferences").is_none());
+        assert!(v["metadata"].get("annotations").is_none());
+        assert!(v.get("immutable").is_none());
+    }
+
+    fn sealed_with(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> SealedSecret {
+        let id = Identity::generate();
+        let spec: SealedSecretSpec = serde_json::from_value(json!({
+            "scope": "strict",
+            "recipients": [id.to_recipient().unwrap().to_string()],
+            "encryptedData": {},
+            "template": {"type": "Opaque", "metadata": {
+                "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+                "annotations": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            }}
+        }))
+        .unwrap();
+        SealedSecret::from_spec(
+            "db".into(),
+            Some("prod".into()),
+            BTreeMap::new(),
+            BTreeMap::new(),
+            spec,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn deny_list_refuses_own_keys_and_replication_annotations() {
+        let deny = DenyList::new(&["example.com/copy-*".to_string()]).unwrap();
+        assert!(deny
+            .check(&sealed_with(&[("app", "x")], &[("note", "y")]))
+            .is_ok());
+        for (labels, annotations, hit) in [
+            (
+                vec![("gitops-seal.dev/managed-by", "controller")],
+                vec![],
+                "gitops-seal.dev/managed-by",
+            ),
+            (
+                vec![],
+                vec![("reflector.v1.k8s.emberstack.com/reflection-allowed", "true")],
+                "reflector.v1.k8s.emberstack.com",
+            ),
+            (
+                vec![],
+                vec![("replicator.v1.mittwald.de/replicate-to", "*")],
+                "replicator",
+            ),
+            (vec![], vec![("kubed.appscode.com/sync", "")], "kubed"),
+            (
+                vec![],
+                vec![("example.com/copy-everywhere", "1")],
+                "example.com",
+            ),
+        ] {
+            let err = deny.check(&sealed_with(&labels, &annotations)).unwrap_err();
+            assert!(err.contains(hit), "{err}");
+            assert!(err.contains("SealedSecret prod/db"), "{err}");
+        }
+    }
+
+    #[test]
+    fn reasons_map_the_core_vocabulary() {
+        let e = |k: ErrorKind| Error::from(k);
+        assert_eq!(
+            condition_reason(&e(ErrorKind::NoMatchingIdentity)),
+            "KeyMissing"
+        );
+        assert_eq!(condition_reason(&e(ErrorKind::Corrupt)), "DecryptFailed");
+        assert_eq!(
+            condition_reason(&e(ErrorKind::NotAge {
+                detail: "x",
+                source: None
+            })),
+            "DecryptFailed"
+        );
+        assert_eq!(
+            condition_reason(&e(ErrorKind::ScopeMismatch {
+                field: "namespace",
+                sealed: "a".into(),
+                found: "b".into(),
+                scope: "strict"
+            })),
+            "ScopeMismatch"
+        );
+        assert_eq!(
+            condition_reason(&e(ErrorKind::UnknownScope("x".into()))),
+            "InvalidSpec"
+        );
+        assert_eq!(
+            condition_reason(&e(ErrorKind::MissingField("spec.scope"))),
+            "InvalidSpec"
+        );
+    }
+
+    #[test]
+    fn ready_condition_keeps_transition_time_while_status_holds() {
+        let ok = Outcome::Unsealed { keys: 2 };
+        let first = ready_condition(&ok, Some(1), None, "t1");
+        assert_eq!(
+            (
+                first.status.as_str(),
+                first.reason.as_str(),
+                first.last_transition_time.as_str()
+            ),
+            ("True", "Unsealed", "t1")
+        );
+        assert_eq!(first.observed_generation, Some(1));
+        let again = ready_condition(&ok, Some(2), Some(&first), "t2");
+        assert_eq!(again.last_transition_time, "t1");
+        let failed = Outcome::Failed {
+            reason: reason::KEY_MISSING,
+            message: "m".into(),
+        };
+        let f = ready_condition(&failed, Some(2), Some(&again), "t3");
+        assert_eq!(
+            (
+                f.status.as_str(),
+                f.reason.as_str(),
+                f.message.as_str(),
+                f.last_transition_time.as_str()
+            ),
+            ("False", "KeyMissing", "m", "t3")
+        );
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}
