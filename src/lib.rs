@@ -21,7 +21,7 @@
 //!
 //! What a controller or a sync loop does with a SealedSecret it was handed: parse, unseal with
 //! the identities it holds, and turn a failure into a status condition whose reason is
-//! [`Error::reason`] (`DecryptFailed`, `ScopeMismatch`, `InvalidManifest`, `KeyError`, ...).
+//! [`Error::reason`] (`KeyMissing`, `DecryptFailed`, `ScopeMismatch`, `InvalidSpec`, ...).
 //! Nothing touches the file system; values come back in zeroizing buffers.
 //!
 //! ```
@@ -44,7 +44,7 @@
 //! // A key that is not a recipient: a typed error with a stable reason, and no value in it.
 //! let stranger = Identity::generate();
 //! let err = sealed.unseal(&[stranger], None).unwrap_err();
-//! assert_eq!(err.reason(), "DecryptFailed");
+//! assert_eq!(err.reason(), "KeyMissing");
 //! assert_eq!(err.location.object.as_deref(), Some("SealedSecret prod/db"));
 //! # Ok::<(), gitops_seal::Error>(())
 //! ```

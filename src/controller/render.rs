@@ -102,13 +102,15 @@ impl DenyList {
 /// recipient) is KeyMissing; the core's DecryptFailed and ScopeMismatch pass through; anything
 /// else the core refuses in a SealedSecret is InvalidSpec.
 pub fn condition_reason(e: &Error) -> &'static str {
-    match &e.kind {
-        ErrorKind::NoMatchingIdentity => reason::KEY_MISSING,
-        _ => match e.reason() {
-            "DecryptFailed" => reason::DECRYPT_FAILED,
-            "ScopeMismatch" => reason::SCOPE_MISMATCH,
-            _ => reason::INVALID_SPEC,
-        },
+    // One vocabulary: what unsealing can fail with is the library's own reason. Reasons that
+    // only file operations produce (KeyError for a malformed recipient in the spec, say) are
+    // a malformed SealedSecret from the cluster's point of view.
+    match e.reason() {
+        r @ (reason::KEY_MISSING
+        | reason::DECRYPT_FAILED
+        | reason::SCOPE_MISMATCH
+        | reason::INVALID_SPEC) => r,
+        _ => reason::INVALID_SPEC,
     }
 }
 

@@ -164,9 +164,10 @@ impl ErrorKind {
     pub fn reason(&self) -> &'static str {
         match self {
             ErrorKind::ScopeMismatch { .. } => "ScopeMismatch",
+            // None of the identities held is a recipient of the value (or none is held).
+            ErrorKind::NoMatchingIdentity => "KeyMissing",
             ErrorKind::NotAge { .. }
             | ErrorKind::Corrupt
-            | ErrorKind::NoMatchingIdentity
             | ErrorKind::MissingBinding
             | ErrorKind::InvalidCiphertextBase64 => "DecryptFailed",
             ErrorKind::NoRecipients
@@ -177,23 +178,25 @@ impl ErrorKind {
             | ErrorKind::RecipientsDifferFromRule { .. } => "KeyError",
             ErrorKind::Seal(_) => "SealFailed",
             ErrorKind::Io(_) | ErrorKind::IdentityExists | ErrorKind::Git(_) => "IoError",
+            // The file or document itself: not text, not YAML, too large, empty.
             ErrorKind::Empty
             | ErrorKind::NotUtf8 { .. }
             | ErrorKind::TooLarge { .. }
             | ErrorKind::Yaml { .. }
-            | ErrorKind::Invalid(_)
             | ErrorKind::InvalidGlob { .. }
-            | ErrorKind::MissingField(_)
-            | ErrorKind::InvalidBase64
-            | ErrorKind::InvalidKeyName
-            | ErrorKind::UnknownScope(_)
-            | ErrorKind::MissingNamespace { .. }
             | ErrorKind::NoSuchObject(_)
             | ErrorKind::AmbiguousObject(_)
             | ErrorKind::NoSuchKey
             | ErrorKind::RecipientsDifferFromFile
             | ErrorKind::NoLongerSealed { .. }
             | ErrorKind::StillPlaintext => "InvalidManifest",
+            // One object's fields: what a SealedSecret's status shows as InvalidSpec.
+            ErrorKind::Invalid(_)
+            | ErrorKind::MissingField(_)
+            | ErrorKind::InvalidBase64
+            | ErrorKind::InvalidKeyName
+            | ErrorKind::UnknownScope(_)
+            | ErrorKind::MissingNamespace { .. } => "InvalidSpec",
         }
     }
 }
