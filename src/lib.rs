@@ -54,5 +54,6 @@ pub mod adapters;
 pub mod controller;
 pub mod core;
 pub mod ops;
+pub mod sync;
 
 pub use crate::core::error::{Error, ErrorKind, Location};

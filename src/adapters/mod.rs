@@ -6,6 +6,7 @@ pub mod editor;
 pub mod fetch;
 pub mod files;
 pub mod git;
+pub mod gitsource;
 pub mod http;
 pub mod identity;
 pub mod kube;

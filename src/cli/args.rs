@@ -168,6 +168,8 @@ pub enum Command {
     },
     /// Run the in-cluster controller: unseal SealedSecrets into Secrets.
     Controller(super::controller::ControllerArgs),
+    /// Make the cluster match a Git repository: unseal SealedSecrets at sync, apply, prune.
+    Sync(super::sync::SyncArgs),
 }
 
 #[derive(Subcommand, Debug)]

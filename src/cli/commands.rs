@@ -79,6 +79,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             ..
         } => verify(&paths, &recipient, &identity, settings),
         Command::Controller(args) => super::controller::run(args),
+        Command::Sync(args) => super::sync::run(args),
     }
 }
 

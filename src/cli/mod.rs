@@ -9,6 +9,7 @@ mod fetch;
 mod hook;
 mod logging;
 mod settings;
+mod sync;
 
 use std::io::Write;
 

@@ -118,6 +118,14 @@ pub fn parse_list(doc: &RawDocument<'_>) -> Result<serde_json::Value, ErrorKind>
     Ok(list)
 }
 
+/// Parses one document into an untyped value as Kubernetes reads YAML (1.1 scalars: `0640` is
+/// octal 416, `yes` is true), for objects that are applied as they are.
+pub fn parse_as_kubernetes(doc: &RawDocument<'_>) -> Result<serde_json::Value, ErrorKind> {
+    let mut as_kubernetes = serde_saphyr::Options::default();
+    as_kubernetes.legacy_octal_numbers = true;
+    parse_with(doc, as_kubernetes)
+}
+
 /// Overwrites every string of a JSON value (it held plaintext) before it is dropped.
 pub fn wipe(v: &mut serde_json::Value) {
     use zeroize::Zeroize;

@@ -1125,6 +1125,9 @@ pub fn check_decode(
             }
         }
     }
+    if rt.builtin {
+        string_maps(rt, obj, op)?;
+    }
     for field in micro_time_fields(rt) {
         let Some(v) = lookup(obj, field).as_str() else {
             continue;
@@ -1238,6 +1241,66 @@ fn schema_types(schema: &Value) -> Option<&str> {
 }
 
 /// structured-merge-diff's type errors for an apply body (paths with a leading dot).
+/// Built-in `map[string]string` (and Secret `map[string][]byte`) fields hold strings only:
+/// YAML 1.1's `yes` or an unquoted number there does not decode into the typed object. Under
+/// apply that is the 500 typed-patch error; elsewhere the 400 decode error.
+fn string_maps(rt: &ResourceType, obj: &Value, op: Op) -> Result<(), Rejection> {
+    let mut fields: Vec<(&str, &str)> = vec![("metadata", "labels"), ("metadata", "annotations")];
+    match rt.kind.as_str() {
+        "ConfigMap" => fields.push(("", "data")),
+        "Secret" => {
+            fields.push(("", "data"));
+            fields.push(("", "stringData"));
+        }
+        _ => {}
+    }
+    for (parent, field) in fields {
+        let map = if parent.is_empty() {
+            obj.get(field)
+        } else {
+            obj.get(parent).and_then(|p| p.get(field))
+        };
+        let Some(map) = map.and_then(Value::as_object) else {
+            continue;
+        };
+        for (k, v) in map {
+            if v.is_string() || v.is_null() {
+                continue;
+            }
+            let path = if parent.is_empty() {
+                format!(".{field}.{k}")
+            } else {
+                format!(".{parent}.{field}.{k}")
+            };
+            return Err(if op == Op::Apply {
+                internal(&format!(
+                    "failed to create typed patch object ({}): {path}: expected string, got {}",
+                    object_gvknn(rt, obj),
+                    go_json(v)
+                ))
+            } else {
+                let go = match v {
+                    Value::Bool(_) => "bool",
+                    Value::Number(_) => "number",
+                    Value::Array(_) => "array",
+                    _ => "object",
+                };
+                let owner = if parent.is_empty() {
+                    rt.kind.clone()
+                } else {
+                    "ObjectMeta".to_string()
+                };
+                bad_request(&format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {go} into Go struct field {owner}.{field} of type string",
+                    kind = rt.kind,
+                    version = rt.version,
+                ))
+            });
+        }
+    }
+    Ok(())
+}
+
 fn typed_errors(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
     if v.is_null() || schema["x-kubernetes-int-or-string"].as_bool() == Some(true) {
         return;
@@ -1693,6 +1756,36 @@ fn prune_object(
                 out.push(child);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod string_map_tests {
+    use super::*;
+
+    fn configmap() -> ResourceType {
+        crate::registry::builtins()
+            .into_iter()
+            .find(|t| t.kind == "ConfigMap")
+            .unwrap()
+    }
+
+    #[test]
+    fn a_yaml_1_1_boolean_in_configmap_data_does_not_decode() {
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": "demo"}, "data": {"enabled": true}});
+        let apply = check_decode(&configmap(), &obj, Op::Apply, None).unwrap_err();
+        assert_eq!(apply.status, 500);
+        assert!(apply.body["message"]
+            .as_str()
+            .unwrap()
+            .contains(".data.enabled: expected string"));
+        let create = check_decode(&configmap(), &obj, Op::Create, None).unwrap_err();
+        assert_eq!(create.status, 400);
+        assert_eq!(create.body["reason"], "BadRequest");
+        let fine = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "s", "labels": {"a": "b"}}, "data": {"enabled": "true"}});
+        assert!(check_decode(&configmap(), &fine, Op::Apply, None).is_ok());
     }
 }
 

@@ -5,3 +5,4 @@ mod client;
 mod conformance;
 mod controller;
 pub mod harness;
+mod sync;

@@ -1,0 +1,167 @@
+//! The sync loop's Git edge: fetch a remote incrementally into a cache, resolve a ref to a
+//! commit, and read the manifests under a path of that commit, honouring the commit's own
+//! `.gitops-seal.yaml` `ignore:`. Blocking (libgit2): callers run it off the async executor.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
+
+use crate::core::error::{Error, ErrorKind};
+use crate::core::rules::Config;
+use crate::sync::plan::SourceFile;
+
+/// What one fetch resolved: the commit, and the manifests under the synced path.
+#[derive(Debug)]
+pub struct Checkout {
+    pub commit: String,
+    pub files: Vec<SourceFile>,
+}
+
+fn git(e: git2::Error) -> Error {
+    Error::from(ErrorKind::Git(e))
+}
+
+/// The cache folder for one remote: a bare repository named after the URL.
+fn cache_for(cache_dir: &Path, url: &str) -> PathBuf {
+    let safe: String = url
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    cache_dir.join(safe)
+}
+
+/// Fetches `url` into `cache_dir` (incremental after the first time) and resolves `reference`:
+/// a branch, a tag, or a commit id.
+pub fn fetch(url: &str, reference: &str, cache_dir: &Path) -> Result<(Repository, Oid), Error> {
+    let path = cache_for(cache_dir, url);
+    std::fs::create_dir_all(&path)
+        .map_err(|e| Error::from(ErrorKind::Io(e)).in_file(path.display().to_string()))?;
+    let repo = match Repository::open_bare(&path) {
+        Ok(r) => r,
+        Err(_) => Repository::init_bare(&path).map_err(git)?,
+    };
+    {
+        let mut remote = match repo.find_remote("origin") {
+            Ok(r) if r.url().ok() == Some(url) => r,
+            _ => {
+                let _ = repo.remote_delete("origin");
+                repo.remote("origin", url).map_err(git)?
+            }
+        };
+        remote
+            .fetch(
+                &[
+                    "+refs/heads/*:refs/remotes/origin/*",
+                    "+refs/tags/*:refs/tags/*",
+                ],
+                None,
+                None,
+            )
+            .map_err(git)?;
+    }
+    let oid = resolve(&repo, reference)?;
+    Ok((repo, oid))
+}
+
+fn resolve(repo: &Repository, reference: &str) -> Result<Oid, Error> {
+    for name in [
+        format!("refs/remotes/origin/{reference}"),
+        format!("refs/tags/{reference}"),
+    ] {
+        if let Ok(r) = repo.find_reference(&name) {
+            return r.peel_to_commit().map(|c| c.id()).map_err(git);
+        }
+    }
+    if let Ok(oid) = Oid::from_str(reference) {
+        if let Ok(c) = repo.find_commit(oid) {
+            return Ok(c.id());
+        }
+    }
+    Err(Error::from(ErrorKind::Invalid(format!(
+        "no branch, tag or commit {reference:?} in the repository"
+    ))))
+}
+
+/// Reads every `.yaml`, `.yml` and `.json` file under `path` (repository-relative, `""` or `.`
+/// for the root) of `commit`, skipping what the commit's root `.gitops-seal.yaml` ignores.
+pub fn read(repo: &Repository, commit: Oid, path: &str) -> Result<Checkout, Error> {
+    let commit_obj = repo.find_commit(commit).map_err(git)?;
+    let root = commit_obj.tree().map_err(git)?;
+    let config = match root.get_path(Path::new(".gitops-seal.yaml")) {
+        Ok(entry) => {
+            let blob = entry
+                .to_object(repo)
+                .and_then(|o| o.peel_to_blob())
+                .map_err(git)?;
+            let text = std::str::from_utf8(blob.content()).map_err(|_| {
+                Error::from(ErrorKind::NotUtf8 { offset: 0 }).in_file(".gitops-seal.yaml")
+            })?;
+            Some(Config::parse(text).map_err(|e| Error::from(e).in_file(".gitops-seal.yaml"))?)
+        }
+        Err(_) => None,
+    };
+    let prefix = path.trim_matches('/').trim_start_matches("./");
+    let prefix = if prefix == "." { "" } else { prefix };
+    let tree = if prefix.is_empty() {
+        root
+    } else {
+        let entry = root.get_path(Path::new(prefix)).map_err(|_| {
+            Error::from(ErrorKind::Invalid(format!(
+                "path {prefix:?} does not exist in commit {commit}"
+            )))
+        })?;
+        if entry.kind() != Some(ObjectType::Tree) {
+            return Err(Error::from(ErrorKind::Invalid(format!(
+                "path {prefix:?} is not a folder in commit {commit}"
+            ))));
+        }
+        entry
+            .to_object(repo)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(git)?
+    };
+    let mut files = Vec::new();
+    let mut failure = None;
+    let walked = tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() != Some(ObjectType::Blob) {
+            return TreeWalkResult::Ok;
+        }
+        let Ok(name) = entry.name() else {
+            return TreeWalkResult::Ok;
+        };
+        let rel = if prefix.is_empty() {
+            format!("{dir}{name}")
+        } else {
+            format!("{prefix}/{dir}{name}")
+        };
+        let manifest = [".yaml", ".yml", ".json"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+            || name == "Kustomization";
+        if !manifest || rel == ".gitops-seal.yaml" {
+            return TreeWalkResult::Ok;
+        }
+        if config.as_ref().is_some_and(|c| c.is_ignored(&rel)) {
+            return TreeWalkResult::Ok;
+        }
+        match entry.to_object(repo).and_then(|o| o.peel_to_blob()) {
+            Ok(blob) => files.push(SourceFile {
+                path: rel,
+                bytes: blob.content().to_vec(),
+            }),
+            Err(e) => {
+                failure = Some(git(e));
+                return TreeWalkResult::Abort;
+            }
+        }
+        TreeWalkResult::Ok
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    walked.map_err(git)?;
+    Ok(Checkout {
+        commit: commit.to_string(),
+        files,
+    })
+}

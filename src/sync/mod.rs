@@ -1,0 +1,591 @@
+//! The GitOps reconcile loop (`gitops-seal sync`): each pass fetches the repository, plans the
+//! commit (parse everything, unseal every SealedSecret in memory — nothing is sent before the
+//! whole commit is known good), then applies in stages with a server dry run before each
+//! stage, prunes from the inventory of the last successful pass, and records its status in a
+//! ConfigMap. Kubernetes is reached only through `kube`; Git through libgit2, off the executor.
+
+pub mod plan;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::discovery::{ApiResource, Discovery, Scope};
+use kube::{Api, Client};
+use serde_json::json;
+
+use crate::core::error::Error;
+use crate::core::yaml;
+use crate::core::Identity;
+use plan::{ObjectRef, Plan, PlanOptions, Planned, PRUNE_ANNOTATION, SYNC_LABEL};
+
+/// The field manager of every apply a sync makes.
+pub const FIELD_MANAGER: &str = "gitops-seal-sync";
+
+/// What one sync is: where to read, what to allow, where to keep its status.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub name: String,
+    /// A URL libgit2 fetches (`file://`, a local path, ...).
+    pub repo: String,
+    /// Branch, tag or commit.
+    pub reference: String,
+    /// Folder of the repository to sync (`""` for the root).
+    pub path: String,
+    pub interval: Duration,
+    /// Namespace of the status ConfigMap `gitops-seal-sync-NAME`.
+    pub namespace: String,
+    pub cache_dir: PathBuf,
+    /// Accept a commit with no manifests (which prunes everything the last pass applied).
+    pub allow_empty: bool,
+    pub prune: bool,
+    pub prune_namespaces_and_crds: bool,
+    /// Where the commit may write; `None` for anywhere.
+    pub allowed_namespaces: Option<Vec<String>>,
+    pub allow_cluster_scoped: bool,
+    pub plan: PlanOptions,
+    /// Time to wait for a CRD of the commit to become Established.
+    pub crd_timeout: Duration,
+}
+
+impl Settings {
+    pub fn new(
+        name: impl Into<String>,
+        repo: impl Into<String>,
+        namespace: impl Into<String>,
+    ) -> Self {
+        Settings {
+            name: name.into(),
+            repo: repo.into(),
+            reference: "main".into(),
+            path: String::new(),
+            interval: Duration::from_secs(60),
+            namespace: namespace.into(),
+            cache_dir: std::env::temp_dir().join("gitops-seal-sync"),
+            allow_empty: false,
+            prune: true,
+            prune_namespaces_and_crds: false,
+            allowed_namespaces: None,
+            allow_cluster_scoped: true,
+            plan: PlanOptions::default(),
+            crd_timeout: Duration::from_secs(60),
+        }
+    }
+
+    pub fn status_configmap(&self) -> String {
+        format!("gitops-seal-sync-{}", self.name)
+    }
+}
+
+/// Why a pass failed. Every message names the object, and the file and document it came from;
+/// none carries a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("fetching {repo}")]
+    Fetch {
+        repo: String,
+        #[source]
+        source: Error,
+    },
+    #[error("planning commit {commit}")]
+    Plan {
+        commit: String,
+        #[source]
+        source: Error,
+    },
+    #[error("{file} (document {document}): {object}: {message}")]
+    Refused {
+        file: String,
+        document: usize,
+        object: String,
+        message: String,
+    },
+    #[error("{file} (document {document}): {object}: the API server refused the dry run")]
+    DryRun {
+        file: String,
+        document: usize,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{file} (document {document}): {object}: apply failed")]
+    Apply {
+        file: String,
+        document: usize,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "the synced path holds no manifests: refusing to prune everything the last pass applied"
+    )]
+    Empty,
+    #[error("the Kubernetes API")]
+    Kube(#[from] kube::Error),
+    #[error("a blocking task failed")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl SyncError {
+    /// A short label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            SyncError::Fetch { .. } => "fetch",
+            SyncError::Plan { .. } => "plan",
+            SyncError::Refused { .. } => "refused",
+            SyncError::DryRun { .. } => "dry_run",
+            SyncError::Apply { .. } => "apply",
+            SyncError::Empty => "empty",
+            SyncError::Kube(_) => "kube",
+            SyncError::Join(_) => "internal",
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    pub commit: String,
+    pub applied: usize,
+    pub pruned: usize,
+    /// Prunes that failed (retried next pass).
+    pub failed: usize,
+}
+
+/// The previous pass's record, read from the status ConfigMap.
+#[derive(Debug, Default)]
+struct Status {
+    inventory: BTreeSet<ObjectRef>,
+    /// `lastAppliedCommit` and `lastAppliedTime`, kept through failed passes (an apply that
+    /// left them out would remove them).
+    last_applied: Option<(String, String)>,
+}
+
+/// Fetches and plans the commit: everything before the first request to the cluster.
+pub async fn fetch_and_plan(
+    settings: &Settings,
+    identities: Arc<[Identity]>,
+) -> Result<(String, Plan), SyncError> {
+    let (repo, reference, path, cache) = (
+        settings.repo.clone(),
+        settings.reference.clone(),
+        settings.path.clone(),
+        settings.cache_dir.clone(),
+    );
+    let checkout = tokio::task::spawn_blocking(move || {
+        let (r, oid) = crate::adapters::gitsource::fetch(&repo, &reference, &cache)?;
+        crate::adapters::gitsource::read(&r, oid, &path)
+    })
+    .await?
+    .map_err(|source| SyncError::Fetch {
+        repo: settings.repo.clone(),
+        source,
+    })?;
+    let options = settings.plan.clone();
+    let commit = checkout.commit.clone();
+    let plan =
+        tokio::task::spawn_blocking(move || plan::plan(&checkout.files, &identities, &options))
+            .await?
+            .map_err(|source| SyncError::Plan {
+                commit: commit.clone(),
+                source,
+            })?;
+    if plan.objects.is_empty() && !settings.allow_empty {
+        return Err(SyncError::Empty);
+    }
+    Ok((commit, plan))
+}
+
+fn refused(o: &Planned, message: impl Into<String>) -> SyncError {
+    SyncError::Refused {
+        file: o.file.clone(),
+        document: o.document,
+        object: o.target.to_string(),
+        message: message.into(),
+    }
+}
+
+fn gvk(r: &ObjectRef) -> GroupVersionKind {
+    let (group, version) = match r.api_version.split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), r.api_version.clone()),
+    };
+    GroupVersionKind {
+        group,
+        version,
+        kind: r.kind.clone(),
+    }
+}
+
+async fn discover(client: &Client) -> Result<Discovery, kube::Error> {
+    match Discovery::new(client.clone()).run_aggregated().await {
+        Ok(d) => Ok(d),
+        Err(_) => Discovery::new(client.clone()).run().await,
+    }
+}
+
+fn api_for(
+    client: &Client,
+    ar: &ApiResource,
+    scope: &Scope,
+    ns: Option<&str>,
+) -> Api<DynamicObject> {
+    match (scope, ns) {
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, ar),
+        _ => Api::all_with(client.clone(), ar),
+    }
+}
+
+/// Resolves where each object of a stage goes and checks it may go there.
+fn place(
+    discovery: &Discovery,
+    settings: &Settings,
+    o: &Planned,
+) -> Result<(ApiResource, Scope), SyncError> {
+    let (ar, caps) = discovery.resolve_gvk(&gvk(&o.target)).ok_or_else(|| {
+        refused(
+            o,
+            format!(
+                "the API server does not serve {} {} (a CRD this commit does not define?)",
+                o.target.api_version, o.target.kind
+            ),
+        )
+    })?;
+    match (&caps.scope, &o.target.namespace) {
+        (Scope::Namespaced, None) => {
+            return Err(refused(
+                o,
+                "metadata.namespace is missing (it is namespaced)",
+            ))
+        }
+        (Scope::Cluster, Some(_)) => {
+            return Err(refused(
+                o,
+                "metadata.namespace is set on a cluster-scoped kind",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(allowed) = &settings.allowed_namespaces {
+        match &o.target.namespace {
+            Some(ns) if !allowed.iter().any(|a| a == ns) => {
+                return Err(refused(
+                    o,
+                    format!(
+                        "namespace {ns} is not one this sync may write to ({})",
+                        allowed.join(", ")
+                    ),
+                ))
+            }
+            None if !settings.allow_cluster_scoped => {
+                return Err(refused(
+                    o,
+                    "cluster-scoped objects are not allowed for this sync",
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok((ar, caps.scope))
+}
+
+/// Dry-runs, then applies, one stage. Every object is checked (placement, the label of another
+/// sync) and dry-run before the first real apply; `applied` collects what was applied.
+async fn apply_stage(
+    client: &Client,
+    discovery: &Discovery,
+    settings: &Settings,
+    objects: &[&Planned],
+    applied: &mut BTreeSet<ObjectRef>,
+) -> Result<(), SyncError> {
+    let mut placed = Vec::new();
+    for o in objects {
+        let (ar, scope) = place(discovery, settings, o)?;
+        let api = api_for(client, &ar, &scope, o.target.namespace.as_deref());
+        if let Some(live) = api.get_opt(&o.target.name).await? {
+            if let Some(other) = live
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SYNC_LABEL))
+            {
+                if *other != settings.name {
+                    return Err(refused(
+                        o,
+                        format!(
+                            "it belongs to sync {other:?}; sync {:?} will not take it over",
+                            settings.name
+                        ),
+                    ));
+                }
+            }
+        }
+        placed.push((*o, api));
+    }
+    for dry_run in [true, false] {
+        for (o, api) in &placed {
+            let mut params = PatchParams::apply(FIELD_MANAGER).force();
+            params.dry_run = dry_run;
+            let mut body = o.to_apply(&settings.name);
+            let result = api
+                .patch(&o.target.name, &params, &Patch::Apply(&body))
+                .await;
+            yaml::wipe(&mut body);
+            match result {
+                Ok(mut obj) => {
+                    if let Some(d) = obj.data.as_object_mut() {
+                        d.values_mut().for_each(yaml::wipe);
+                    }
+                    if !dry_run {
+                        applied.insert(o.target.clone());
+                    }
+                }
+                Err(source) if dry_run => {
+                    return Err(SyncError::DryRun {
+                        file: o.file.clone(),
+                        document: o.document,
+                        object: o.target.to_string(),
+                        source,
+                    })
+                }
+                Err(source) => {
+                    return Err(SyncError::Apply {
+                        file: o.file.clone(),
+                        document: o.document,
+                        object: o.target.to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn read_status(client: &Client, settings: &Settings) -> Result<Status, kube::Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
+    let mut data = api
+        .get_opt(&settings.status_configmap())
+        .await?
+        .and_then(|c| c.data)
+        .unwrap_or_default();
+    let inventory = data
+        .remove("inventory")
+        .map(|text| text.lines().filter_map(ObjectRef::from_line).collect())
+        .unwrap_or_default();
+    let last_applied = data
+        .remove("lastAppliedCommit")
+        .zip(data.remove("lastAppliedTime"));
+    Ok(Status {
+        inventory,
+        last_applied,
+    })
+}
+
+async fn write_status(
+    client: &Client,
+    settings: &Settings,
+    report: &PassReport,
+    inventory: &BTreeSet<ObjectRef>,
+    error: Option<String>,
+    last_applied: Option<&(String, String)>,
+) -> Result<(), kube::Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let inventory: String = inventory.iter().map(|r| r.to_line() + "\n").collect();
+    let mut data = json!({
+        "lastAttemptedCommit": report.commit,
+        "lastAttemptTime": now,
+        "lastError": error.unwrap_or_default(),
+        "applied": report.applied.to_string(),
+        "pruned": report.pruned.to_string(),
+        "failed": report.failed.to_string(),
+        "inventory": inventory,
+    });
+    let (commit, time) = match (&data["lastError"], last_applied) {
+        (e, _) if e == "" => (report.commit.clone(), now.clone()),
+        (_, Some((c, t))) => (c.clone(), t.clone()),
+        (_, None) => (String::new(), String::new()),
+    };
+    if !commit.is_empty() {
+        data["lastAppliedCommit"] = json!(commit);
+        data["lastAppliedTime"] = json!(time);
+    }
+    let cm = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": settings.status_configmap(), "namespace": settings.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "gitops-seal"}},
+        "data": data,
+    });
+    api.patch(
+        &settings.status_configmap(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&cm),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One pass: fetch, plan, apply in stages, prune, record. On failure the status records the
+/// error; objects applied before it still join the inventory (they can be pruned later).
+pub async fn pass(
+    client: &Client,
+    settings: &Settings,
+    identities: Arc<[Identity]>,
+) -> Result<PassReport, SyncError> {
+    let status = read_status(client, settings).await?;
+    let mut report = PassReport::default();
+    let mut applied = BTreeSet::new();
+    let result = run_pass(
+        client,
+        settings,
+        identities,
+        &status,
+        &mut report,
+        &mut applied,
+    )
+    .await;
+    let (inventory, error) = match &result {
+        Ok(kept) => (kept.clone(), None),
+        Err(e) => {
+            let mut inv = status.inventory.clone();
+            inv.extend(applied.iter().cloned());
+            (inv, Some(error_chain(e)))
+        }
+    };
+    write_status(
+        client,
+        settings,
+        &report,
+        &inventory,
+        error,
+        status.last_applied.as_ref(),
+    )
+    .await?;
+    result.map(|_| report)
+}
+
+/// An error and its causes on one line, for the status ConfigMap and logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+async fn run_pass(
+    client: &Client,
+    settings: &Settings,
+    identities: Arc<[Identity]>,
+    status: &Status,
+    report: &mut PassReport,
+    applied: &mut BTreeSet<ObjectRef>,
+) -> Result<BTreeSet<ObjectRef>, SyncError> {
+    let (commit, plan) = fetch_and_plan(settings, identities).await?;
+    report.commit = commit;
+    let mut discovery = discover(client).await?;
+
+    // Stage 1: Namespaces and CRDs; wait until the CRDs are Established.
+    let first: Vec<&Planned> = plan.stage(0).collect();
+    apply_stage(client, &discovery, settings, &first, applied).await?;
+    let crds: Vec<&Planned> = first
+        .iter()
+        .copied()
+        .filter(|o| o.target.kind == "CustomResourceDefinition")
+        .collect();
+    if !crds.is_empty() {
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for o in &crds {
+            let established = kube::runtime::wait::await_condition(
+                api.clone(),
+                &o.target.name,
+                kube::runtime::conditions::is_crd_established(),
+            );
+            if tokio::time::timeout(settings.crd_timeout, established)
+                .await
+                .is_err()
+            {
+                return Err(refused(o, "the CRD did not become Established in time"));
+            }
+        }
+        discovery = discover(client).await?;
+    }
+
+    // Stage 2: everything else.
+    let second: Vec<&Planned> = plan.stage(1).collect();
+    apply_stage(client, &discovery, settings, &second, applied).await?;
+    report.applied = applied.len();
+
+    // Prune what the last successful pass applied and this commit no longer declares.
+    let mut kept: BTreeSet<ObjectRef> = plan.refs();
+    if settings.prune {
+        for r in plan::to_prune(&status.inventory, &plan, settings.prune_namespaces_and_crds) {
+            match prune_one(client, &discovery, settings, &r).await {
+                Ok(true) => report.pruned += 1,
+                Ok(false) => {}
+                Err(_) => {
+                    report.failed += 1;
+                    kept.insert(r);
+                }
+            }
+        }
+    } else {
+        kept.extend(status.inventory.iter().cloned());
+    }
+    if !settings.prune_namespaces_and_crds {
+        // Namespaces and CRDs no longer declared stay on record until pruned on request.
+        kept.extend(
+            status
+                .inventory
+                .iter()
+                .filter(|r| r.is_namespace_or_crd() && settings.prune)
+                .cloned(),
+        );
+    }
+    Ok(kept)
+}
+
+/// Deletes one object of the old inventory if it still carries this sync's label and does not
+/// opt out; `Ok(false)` when there was nothing to delete.
+async fn prune_one(
+    client: &Client,
+    discovery: &Discovery,
+    settings: &Settings,
+    r: &ObjectRef,
+) -> Result<bool, kube::Error> {
+    let Some((ar, caps)) = discovery.resolve_gvk(&gvk(r)) else {
+        return Ok(false);
+    };
+    let api = api_for(client, &ar, &caps.scope, r.namespace.as_deref());
+    let Some(live) = api.get_opt(&r.name).await? else {
+        return Ok(false);
+    };
+    let ours = live
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SYNC_LABEL))
+        .is_some_and(|v| *v == settings.name);
+    let keep = live
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PRUNE_ANNOTATION))
+        .is_some_and(|v| v == "false");
+    if !ours || keep {
+        return Ok(false);
+    }
+    api.delete(&r.name, &DeleteParams::default()).await?;
+    Ok(true)
+}

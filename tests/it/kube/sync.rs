@@ -1,0 +1,448 @@
+//! The GitOps reconcile loop against the test API server (or a real cluster, see the harness),
+//! with real Git repositories made by the `git` CLI in a temporary folder.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::Api;
+use serde_json::json;
+
+use gitops_seal::core::Identity;
+use gitops_seal::ops::{self, SealSettings};
+use gitops_seal::sync::{self, plan::SYNC_LABEL, Settings, SyncError};
+
+use super::harness::{random_suffix, within, KubeEnv, PATIENCE};
+
+/// A Git repository in a temporary folder, committed to with the real `git` CLI.
+struct Repo {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Self {
+        let r = Repo {
+            dir: tempfile::tempdir().unwrap(),
+            cache: tempfile::tempdir().unwrap(),
+        };
+        r.git(&["init", "-q", "-b", "main"]);
+        r
+    }
+
+    fn git(&self, args: &[&str]) {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let p = self.dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn remove(&self, path: &str) {
+        std::fs::remove_file(self.dir.path().join(path)).unwrap();
+    }
+
+    fn commit(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+    }
+
+    fn settings(&self, name: &str, namespace: &str) -> Settings {
+        let mut s = Settings::new(name, self.dir.path().to_str().unwrap(), namespace);
+        s.cache_dir = self.cache.path().to_path_buf();
+        s
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A sealed Secret manifest for `identity`'s recipient.
+fn sealed(identity: &Identity, ns: &str, name: &str, key: &str, value: &str) -> String {
+    let settings = SealSettings {
+        recipients: vec![identity.to_recipient().unwrap()],
+        ..SealSettings::default()
+    };
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\nstringData: {{{key}: {value}}}\n"
+    );
+    ops::encrypt(manifest.as_bytes(), &settings, None)
+        .unwrap()
+        .unwrap()
+}
+
+fn configmap(ns: &str, name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\ndata: {{mode: \"{value}\"}}\n")
+}
+
+async fn pass(
+    env: &KubeEnv,
+    settings: &Settings,
+    id: &Arc<[Identity]>,
+) -> Result<sync::PassReport, SyncError> {
+    within(
+        "a sync pass",
+        PATIENCE,
+        sync::pass(&env.client, settings, id.clone()),
+    )
+    .await
+}
+
+fn secret_value(s: &Secret, key: &str) -> Vec<u8> {
+    s.data.as_ref().unwrap()[key].0.clone()
+}
+
+async fn status(env: &KubeEnv, settings: &Settings) -> std::collections::BTreeMap<String, String> {
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &settings.namespace);
+    api.get(&settings.status_configmap())
+        .await
+        .unwrap()
+        .data
+        .unwrap()
+}
+
+/// A first sync applies everything with the sync label; a changed file is applied; a removed
+/// file is pruned; a hand edit and a hand delete are corrected on the next pass of the same
+/// commit; the status ConfigMap says which commit is live.
+#[tokio::test]
+async fn sync_applies_updates_prunes_and_corrects_drift() {
+    let env = KubeEnv::new().await;
+    let ns = env.namespace.clone();
+    let id: Arc<[Identity]> = vec![Identity::generate()].into();
+    let repo = Repo::new();
+    repo.write("apps/settings.yaml", &configmap(&ns, "settings", "one"));
+    repo.write("apps/extra.yaml", &configmap(&ns, "extra", "x"));
+    repo.write(
+        "apps/db.yaml",
+        &sealed(&id[0], &ns, "db", "password", "hunter2"),
+    );
+    repo.write("README.md", "not a manifest\n");
+    repo.commit("first");
+    let settings = repo.settings("apps", &ns);
+
+    let r = pass(&env, &settings, &id).await.unwrap();
+    assert_eq!(r.applied, 3);
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    let cm = cms.get("settings").await.unwrap();
+    assert_eq!(cm.data.unwrap()["mode"], "one");
+    assert_eq!(cm.metadata.labels.unwrap()[SYNC_LABEL], "apps");
+    let db = secrets.get("db").await.unwrap();
+    assert_eq!(secret_value(&db, "password"), b"hunter2");
+    assert_eq!(db.metadata.labels.unwrap()[SYNC_LABEL], "apps");
+    let st = status(&env, &settings).await;
+    assert_eq!(st["lastAppliedCommit"], r.commit);
+    assert_eq!(st["lastError"], "");
+    assert!(st["inventory"].contains(&format!("v1 Secret {ns} db")));
+
+    // A changed file and a removed one.
+    repo.write("apps/settings.yaml", &configmap(&ns, "settings", "two"));
+    repo.remove("apps/extra.yaml");
+    repo.commit("second");
+    let r2 = pass(&env, &settings, &id).await.unwrap();
+    assert_eq!((r2.applied, r2.pruned), (2, 1));
+    assert_eq!(
+        cms.get("settings").await.unwrap().data.unwrap()["mode"],
+        "two"
+    );
+    assert!(
+        cms.get_opt("extra").await.unwrap().is_none(),
+        "extra pruned"
+    );
+
+    // Drift: edited and deleted by hand, corrected with no new commit.
+    cms.patch(
+        "settings",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"mode": "hand"}})),
+    )
+    .await
+    .unwrap();
+    secrets
+        .delete("db", &DeleteParams::default())
+        .await
+        .unwrap();
+    pass(&env, &settings, &id).await.unwrap();
+    assert_eq!(
+        cms.get("settings").await.unwrap().data.unwrap()["mode"],
+        "two"
+    );
+    assert_eq!(
+        secret_value(&secrets.get("db").await.unwrap(), "password"),
+        b"hunter2"
+    );
+    env.cleanup().await;
+}
+
+/// A tampered value, a malformed document and a commit whose dry run the server refuses each
+/// apply nothing: the live objects keep the last good commit and the status names the failure.
+#[tokio::test]
+async fn bad_commits_apply_nothing() {
+    let env = KubeEnv::new().await;
+    let ns = env.namespace.clone();
+    let id: Arc<[Identity]> = vec![Identity::generate()].into();
+    let repo = Repo::new();
+    repo.write("a.yaml", &configmap(&ns, "a", "good"));
+    repo.write("db.yaml", &sealed(&id[0], &ns, "db", "password", "hunter2"));
+    repo.commit("good");
+    let settings = repo.settings("bad", &ns);
+    let good = pass(&env, &settings, &id).await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+
+    // 1. A tampered value: the plan fails before anything is sent.
+    repo.write("a.yaml", &configmap(&ns, "a", "changed"));
+    let db = sealed(&id[0], &ns, "db", "password", "hunter2");
+    let tampered = {
+        let other = sealed(&id[0], &ns, "other", "password", "hunter2");
+        let pick = |t: &str| {
+            t.lines()
+                .find(|l| l.trim_start().starts_with("password:"))
+                .unwrap()
+                .to_string()
+        };
+        db.replace(&pick(&db), &pick(&other))
+    };
+    repo.write("db.yaml", &tampered);
+    repo.commit("tampered");
+    let err = pass(&env, &settings, &id).await.unwrap_err();
+    let text = sync::error_chain(&err);
+    assert!(matches!(err, SyncError::Plan { .. }), "{text}");
+    assert!(text.contains("db.yaml"), "{text}");
+    assert!(
+        text.contains("ScopeMismatch") || text.contains("password"),
+        "{text}"
+    );
+    assert_eq!(cms.get("a").await.unwrap().data.unwrap()["mode"], "good");
+    let st = status(&env, &settings).await;
+    assert_eq!(st["lastAppliedCommit"], good.commit);
+    assert!(st["lastError"].contains("db.yaml"), "{}", st["lastError"]);
+
+    // 2. A malformed document.
+    repo.write("db.yaml", &db);
+    repo.write(
+        "broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n",
+    );
+    repo.commit("malformed");
+    let err = pass(&env, &settings, &id).await.unwrap_err();
+    let text = sync::error_chain(&err);
+    assert!(text.contains("broken.yaml"), "{text}");
+    assert_eq!(cms.get("a").await.unwrap().data.unwrap()["mode"], "good");
+
+    // 3. The server refuses the dry run (YAML 1.1 reads `yes` as a boolean, which a
+    //    ConfigMap's data cannot hold): nothing of the stage is applied.
+    repo.remove("broken.yaml");
+    repo.write(
+        "z.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: z, namespace: {ns}}}\ndata: {{enabled: yes}}\n"),
+    );
+    repo.commit("refused by the server");
+    let err = pass(&env, &settings, &id).await.unwrap_err();
+    let text = sync::error_chain(&err);
+    assert!(matches!(err, SyncError::DryRun { .. }), "{text}");
+    assert!(
+        text.contains("z.yaml") && text.contains("ConfigMap"),
+        "{text}"
+    );
+    assert_eq!(
+        cms.get("a").await.unwrap().data.unwrap()["mode"],
+        "good",
+        "a.yaml was not applied"
+    );
+    assert!(cms.get_opt("z").await.unwrap().is_none());
+    // No plaintext in the status.
+    let st = status(&env, &settings).await;
+    assert!(st.values().all(|v| !v.contains("hunter2")));
+    env.cleanup().await;
+}
+
+/// A Namespace and its objects, and a CRD and an instance of it, in one commit: stage one
+/// (Namespaces and CRDs) goes first and the CRD is Established before its instance is applied.
+#[tokio::test]
+async fn namespace_and_crd_with_their_objects_in_one_commit() {
+    let env = KubeEnv::new().await;
+    let id: Arc<[Identity]> = vec![Identity::generate()].into();
+    let suffix = random_suffix();
+    let new_ns = format!("sync-ns-{suffix}");
+    let group = format!("g{suffix}.example.dev");
+    let repo = Repo::new();
+    repo.write(
+        "crd.yaml",
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: gadgets.{group}}}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: gadgets, singular: gadget, kind: Gadget}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec: {{type: object, properties: {{size: {{type: integer}}}}}}\n"
+        ),
+    );
+    repo.write(
+        "objects.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {new_ns}}}\n---\n{}---\napiVersion: {group}/v1\nkind: Gadget\nmetadata: {{name: g1, namespace: {new_ns}}}\nspec: {{size: 3}}\n",
+            configmap(&new_ns, "inside", "v")
+        ),
+    );
+    repo.commit("all at once");
+    let settings = repo.settings("stages", &env.namespace);
+    let r = pass(&env, &settings, &id).await.unwrap();
+    assert_eq!(r.applied, 4);
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &new_ns);
+    assert!(cms.get_opt("inside").await.unwrap().is_some());
+    let ar = kube::discovery::ApiResource {
+        group: group.clone(),
+        version: "v1".into(),
+        api_version: format!("{group}/v1"),
+        kind: "Gadget".into(),
+        plural: "gadgets".into(),
+    };
+    let gadgets: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &new_ns, &ar);
+    assert_eq!(gadgets.get("g1").await.unwrap().data["spec"]["size"], 3);
+    env.cleanup().await;
+}
+
+/// Refusals: an empty path (it would prune everything), a write outside the allowed
+/// namespaces, an object another sync owns, and an unreachable remote, which deletes nothing.
+#[tokio::test]
+async fn refusals_and_an_unreachable_remote() {
+    let env = KubeEnv::new().await;
+    let ns = env.namespace.clone();
+    let id: Arc<[Identity]> = vec![Identity::generate()].into();
+    let repo = Repo::new();
+    repo.write("apps/a.yaml", &configmap(&ns, "a", "1"));
+    repo.commit("one");
+    let mut settings = repo.settings("guard", &ns);
+    pass(&env, &settings, &id).await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+
+    // An empty path.
+    settings.path = "nothing-here".into();
+    let err = pass(&env, &settings, &id).await.unwrap_err();
+    assert!(sync::error_chain(&err).contains("nothing-here"), "{err}");
+    repo.write("empty/README.md", "no manifests\n");
+    repo.commit("an empty folder");
+    settings.path = "empty".into();
+    let err = pass(&env, &settings, &id).await.unwrap_err();
+    assert!(matches!(err, SyncError::Empty), "{err}");
+    assert!(cms.get_opt("a").await.unwrap().is_some(), "nothing pruned");
+
+    // Outside the allowed namespaces.
+    settings.path = "apps".into();
+    settings.allowed_namespaces = Some(vec!["somewhere-else".into()]);
+    let err = pass(&env, &settings, &id).await.unwrap_err();
+    let text = sync::error_chain(&err);
+    assert!(text.contains("not one this sync may write to"), "{text}");
+    settings.allowed_namespaces = None;
+
+    // Another sync's object.
+    let other = repo.settings("other", &ns);
+    let err = pass(&env, &other, &id).await.unwrap_err();
+    let text = sync::error_chain(&err);
+    assert!(text.contains("belongs to sync \"guard\""), "{text}");
+
+    // An unreachable remote deletes nothing.
+    let mut gone = settings.clone();
+    gone.repo = repo.path().join("no-such-repo").display().to_string();
+    let err = pass(&env, &gone, &id).await.unwrap_err();
+    assert!(matches!(err, SyncError::Fetch { .. }), "{err}");
+    assert!(cms.get_opt("a").await.unwrap().is_some());
+    env.cleanup().await;
+}
+
+/// The binary: `--dry-run` prints the plan from Git alone with no value; `--once` exits 0 on a
+/// good pass and 1 on a failed one.
+// Multi-threaded: the binary's requests are served by the in-process test API server while
+// this test blocks waiting for the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_dry_run_and_once() {
+    let env = KubeEnv::new().await;
+    let Some(server) = env.server() else {
+        eprintln!("SKIPPED cli_dry_run_and_once: needs the test API server's kubeconfig");
+        return;
+    };
+    let ns = env.namespace.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let identity = Identity::generate();
+    let id_path = dir.path().join("id.txt");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .open(&id_path)
+            .unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            identity
+                .to_identity_file("2026-01-01T00:00:00Z")
+                .unwrap()
+                .as_bytes(),
+        )
+        .unwrap();
+    }
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let repo = Repo::new();
+    repo.write(
+        "db.yaml",
+        &sealed(&identity, &ns, "db", "password", "hunter2"),
+    );
+    repo.commit("one");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gitops-seal"))
+            .args([
+                "sync",
+                "--repo",
+                repo.path().to_str().unwrap(),
+                "--name",
+                "cli",
+                "-i",
+            ])
+            .arg(&id_path)
+            .arg("--cache-dir")
+            .arg(repo.cache.path())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--namespace", &ns])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(&["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&format!("Secret {ns}/db")), "{stdout}");
+    assert!(
+        stdout.contains("1 value(s) unsealed (redacted)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
+
+    let (code, _, stderr) = run(&["--once"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("hunter2"));
+
+    repo.write("broken.yaml", "kind: [\n");
+    repo.commit("broken");
+    let (code, _, stderr) = run(&["--once"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("broken.yaml"), "{stderr}");
+    env.cleanup().await;
+}
