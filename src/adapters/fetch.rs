@@ -73,7 +73,10 @@ fn kubeconfig_paths(explicit: Option<&Path>) -> Result<Vec<PathBuf>, FetchError>
     match default {
         Some(path) if path.is_file() => Ok(vec![path]),
         Some(path) => Err(FetchError::NoKubeconfig {
-            detail: format!("$KUBECONFIG is not set and {} does not exist", path.display()),
+            detail: format!(
+                "$KUBECONFIG is not set and {} does not exist",
+                path.display()
+            ),
         }),
         None => Err(FetchError::NoKubeconfig {
             detail: "$KUBECONFIG and $HOME are not set".into(),
@@ -108,7 +111,10 @@ pub async fn kubeconfig_client(
 
 /// The text of `recipients.txt` in ConfigMap `gitops-seal-recipients` of `namespace`, as the
 /// controller wrote it (a comment line, then one recipient a line, newest first).
-pub async fn fetch_recipients(client: &kube::Client, namespace: &str) -> Result<String, FetchError> {
+pub async fn fetch_recipients(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<String, FetchError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let cm = match api.get(RECIPIENTS_CONFIGMAP).await {
         Ok(cm) => cm,
@@ -130,7 +136,10 @@ pub async fn fetch_recipients(client: &kube::Client, namespace: &str) -> Result<
     let text = cm
         .data
         .and_then(|mut d| d.remove(RECIPIENTS_KEY))
-        .filter(|t| t.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#')));
+        .filter(|t| {
+            t.lines()
+                .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        });
     text.ok_or_else(|| FetchError::NoRecipients {
         namespace: namespace.into(),
         name: RECIPIENTS_CONFIGMAP.into(),
@@ -145,10 +154,7 @@ mod tests {
     #[test]
     fn a_missing_explicit_kubeconfig_is_named() {
         let err = kubeconfig_paths(Some(Path::new("/nonexistent/kubeconfig"))).unwrap_err();
-        assert!(
-            err.to_string().contains("/nonexistent/kubeconfig"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("/nonexistent/kubeconfig"), "{err}");
         assert!(matches!(err, FetchError::NoKubeconfig { .. }));
     }
 

@@ -4,8 +4,10 @@
 //! * `GET /readyz`: 200 once the keys are loaded and the watches have synced, else 503 naming
 //!   what is missing. Not tied to holding the leader Lease: a standby replica is ready too,
 //!   or a rolling update would wait for a Lease the old pods hold.
-//! * `GET /metrics`: the [`Metrics`] in the OpenMetrics text format (prometheus-client's
-//!   encoder), which Prometheus scrapes and `promtool check metrics` accepts.
+//! * `GET /metrics`: the [`Metrics`], encoded by prometheus-client. A scraper that accepts
+//!   `application/openmetrics-text` (Prometheus does) gets OpenMetrics as the crate writes it;
+//!   anything else (curl, `promtool check metrics`, older scrapers) gets the classic Prometheus
+//!   text format 0.0.4, derived from the same output ([`to_prometheus_text`]).
 //! * `GET /v1/recipients`: the controller's public recipients, newest first, in age's
 //!   recipients-file format (ready to save under `keys/`).
 //!
@@ -19,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -39,7 +41,10 @@ pub const METRICS: &str = "/metrics";
 pub const RECIPIENTS: &str = "/v1/recipients";
 
 /// What the OpenMetrics text encoder writes.
-const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format.
+pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Readiness, shared between the controller (which sets it) and `/readyz` (which reads it).
 /// Cheap to clone; every clone is the same state.
@@ -285,6 +290,42 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         out
     }
+
+    /// The classic Prometheus text format 0.0.4 ([`to_prometheus_text`] of [`Self::encode`]).
+    pub fn encode_prometheus_text(&self) -> String {
+        to_prometheus_text(&self.encode())
+    }
+}
+
+/// The Prometheus text format 0.0.4 of an OpenMetrics exposition with counters, gauges and
+/// histograms (what [`Metrics`] registers). The samples are the same; the formats differ in
+/// metadata only: OpenMetrics names a counter family without its `_total` suffix and has
+/// `# UNIT` and `# EOF` lines, which 0.0.4 does not know.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// What the endpoints read.
@@ -362,13 +403,21 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     )
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-        state.metrics.encode(),
-    )
-        .into_response()
+async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        (OPENMETRICS_CONTENT_TYPE, state.metrics.encode())
+    } else {
+        (
+            PROMETHEUS_TEXT_CONTENT_TYPE,
+            state.metrics.encode_prometheus_text(),
+        )
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn recipients(State(state): State<HttpState>) -> Response {
@@ -427,6 +476,37 @@ mod tests {
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
             );
+        }
+    }
+
+    #[test]
+    fn the_classic_text_format_names_counters_with_total() {
+        let m = Metrics::new();
+        m.unseal_failed("DecryptFailed");
+        m.observe_reconcile(Duration::from_millis(1));
+        let text = m.encode_prometheus_text();
+        for line in [
+            "# TYPE gitops_seal_unseal_total counter",
+            "# TYPE gitops_seal_unseal_errors_total counter",
+            "gitops_seal_unseal_errors_total{reason=\"DecryptFailed\"} 1",
+            "# TYPE gitops_seal_keys gauge",
+            "# TYPE gitops_seal_reconcile_duration_seconds histogram",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(text
+            .lines()
+            .any(|l| l.starts_with("# HELP gitops_seal_unseal_total ")));
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        // HELP texts escape differently in the two formats; ours need no escaping.
+        for help in m.encode().lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(!help.contains('"') && !help.contains('\\'), "{help}");
         }
     }
 

@@ -123,7 +123,10 @@ pub struct Leadership {
 impl Leadership {
     /// Joins the election (creating the Lease when there is none) and keeps taking part in the
     /// background until stopped. Fails only when the Lease cannot be read or created at all.
-    pub async fn start(client: kube::Client, settings: LeaderSettings) -> Result<Self, LeaderError> {
+    pub async fn start(
+        client: kube::Client,
+        settings: LeaderSettings,
+    ) -> Result<Self, LeaderError> {
         settings.check()?;
         let manager = LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
             .with_namespace(&settings.namespace)
@@ -173,6 +176,23 @@ impl Drop for Leadership {
     }
 }
 
+/// Ticks when `leader` is `true` at first, then after every change that leaves it `true` (a
+/// loss and regain between two polls is one change): for `Controller::reconcile_all_on`, so a
+/// replica that takes over reconciles everything it held back while standing by.
+pub fn acquisitions(leader: watch::Receiver<bool>) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold((leader, true), |(mut rx, first)| async move {
+        if first && *rx.borrow_and_update() {
+            return Some(((), (rx, false)));
+        }
+        loop {
+            rx.changed().await.ok()?;
+            if *rx.borrow_and_update() {
+                return Some(((), (rx, false)));
+            }
+        }
+    })
+}
+
 /// Until when the Lease, as seen, lets `identity` write: its renewal plus the duration, less
 /// the margin. `None` when someone else holds it or it carries no renewal.
 fn valid_until(lease: &Lease, identity: &str, margin: Duration) -> Option<SystemTime> {
@@ -195,7 +215,8 @@ async fn hold(
     mut stop: oneshot::Receiver<()>,
 ) {
     let (mut manager_rx, manager_task) = manager.watch().await;
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", settings.lease_name));
+    let config =
+        watcher::Config::default().fields(&format!("metadata.name={}", settings.lease_name));
     let mut lease_events = watcher::watcher(leases, config).default_backoff().boxed();
     let mut until: Option<SystemTime> = None;
     let mut manager_alive = true;
@@ -277,7 +298,10 @@ mod tests {
             Some(t + Duration::from_secs(13))
         );
         assert_eq!(valid_until(&l, "pod-b", Duration::from_secs(2)), None);
-        assert_eq!(valid_until(&Lease::default(), "pod-a", Duration::ZERO), None);
+        assert_eq!(
+            valid_until(&Lease::default(), "pod-a", Duration::ZERO),
+            None
+        );
     }
 
     #[test]
@@ -296,6 +320,19 @@ mod tests {
         let mut s = ok;
         s.identity.clear();
         assert!(s.check().is_err());
+    }
+
+    #[tokio::test]
+    async fn acquisitions_tick_on_each_rise_to_leader() {
+        let (tx, rx) = watch::channel(true);
+        let mut ticks = Box::pin(acquisitions(rx));
+        assert_eq!(ticks.next().await, Some(()), "already leading");
+        tx.send_replace(false);
+        tx.send_replace(true);
+        assert_eq!(ticks.next().await, Some(()), "leading again");
+        tx.send_replace(false);
+        drop(tx);
+        assert_eq!(ticks.next().await, None, "ends with the flag");
     }
 
     #[test]

@@ -38,6 +38,15 @@ pub struct ControllerArgs {
     /// Print the CustomResourceDefinition (deploy/crd.yaml) and exit.
     #[arg(long)]
     print_crd: bool,
+    /// Serve /healthz, /readyz, /metrics and /v1/recipients on this address.
+    #[arg(long, value_name = "ADDR", default_value = gitops_seal::adapters::http::DEFAULT_LISTEN)]
+    listen: std::net::SocketAddr,
+    /// Take part in leader election (a coordination.k8s.io/v1 Lease): only the leader writes,
+    /// so several replicas can run.
+    #[arg(long)]
+    leader_election: bool,
+    #[command(flatten)]
+    log: super::logging::LogArgs,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -50,13 +59,7 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
         return Ok(0);
     }
     kube_adapter::install_crypto_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    super::logging::init_logging(args.log.log_format)?;
     let namespace = args
         .namespace
         .clone()
@@ -71,6 +74,8 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
     settings.key_rotation = args.key_rotation;
     settings.template_deny = args.template_deny;
     settings.instance = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
+    settings.listen = Some(args.listen);
+    settings.leader_election = args.leader_election;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

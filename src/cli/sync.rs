@@ -67,6 +67,8 @@ pub struct SyncArgs {
     /// Kubeconfig context (default: the current context).
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
+    #[command(flatten)]
+    log: super::logging::LogArgs,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -102,19 +104,15 @@ pub fn run(args: SyncArgs) -> Result<i32> {
         return runtime.block_on(async move {
             let (commit, plan) = sync::fetch_and_plan(&settings, identities).await?;
             println!("commit {commit}");
-            print!("{}", plan::describe(&plan, &|_| None));
+            print!(
+                "{}",
+                plan::describe(&plan, &|r| plan::builtin_scope(&r.api_version, &r.kind))
+            );
             Ok(0)
         });
     }
     kube_adapter::install_crypto_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init()
-        .ok();
+    super::logging::init_logging(args.log.log_format)?;
     runtime.block_on(async move {
         let client = kube_adapter::client(args.kubeconfig.as_deref(), args.context.as_deref())
             .await

@@ -50,6 +50,11 @@ pub struct Settings {
     pub conflict_retry: Duration,
     /// The reporting instance in Events (the pod name in cluster).
     pub instance: Option<String>,
+    /// Where to serve /healthz, /readyz, /metrics and /v1/recipients (`None`: no HTTP).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Take part in leader election through a coordination.k8s.io/v1 Lease; only the leader
+    /// writes.
+    pub leader_election: bool,
 }
 
 impl Settings {
@@ -64,6 +69,8 @@ impl Settings {
             retry_max: Duration::from_secs(300),
             conflict_retry: Duration::from_secs(5),
             instance: None,
+            listen: None,
+            leader_election: false,
         }
     }
 }
@@ -77,6 +84,10 @@ pub enum ControllerError {
     Deny(#[from] globset::Error),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    #[error("cannot listen on {0}")]
+    Listen(std::net::SocketAddr, #[source] std::io::Error),
+    #[error("leader election")]
+    Leader(#[from] crate::adapters::leader::LeaderError),
 }
 
 /// Why one reconcile did not end Ready. Each carries a metric label.
@@ -146,6 +157,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ControllerError> {
     let deny = DenyList::new(&settings.template_deny)?;
+    let health = crate::adapters::http::Health::new();
+    let metrics = crate::adapters::http::Metrics::new();
     let identity_secrets: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
     let keys = keys::Keys::new();
@@ -162,10 +175,42 @@ pub async fn run(
         Ok::<_, ControllerError>(())
     };
     tokio::pin!(shutdown);
+    // Health and metrics answer from the start: /readyz says what is still missing.
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = settings.listen {
+        let listener = crate::adapters::http::bind(addr)
+            .await
+            .map_err(|e| ControllerError::Listen(addr, e))?;
+        let keys_for_http = keys.clone();
+        let state = crate::adapters::http::HttpState::new(
+            health.clone(),
+            metrics.clone(),
+            Arc::new(move || keys_for_http.current().recipients.clone()),
+        );
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = http_stopped.await;
+            };
+            if let Err(e) = crate::adapters::http::serve(listener, state, stopped).await {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        });
+    }
     tokio::select! {
         r = startup => r?,
         _ = &mut shutdown => return Ok(()),
     }
+    health.set_keys_loaded(true);
+    metrics.set_keys(keys.current().identities.len());
+    let leadership = if settings.leader_election {
+        let holder = crate::adapters::leader::holder_identity(settings.instance.as_deref());
+        let lease =
+            crate::adapters::leader::LeaderSettings::new(settings.namespace.clone(), holder);
+        Some(crate::adapters::leader::Leadership::start(client.clone(), lease).await?)
+    } else {
+        None
+    };
+    let leader = leadership.as_ref().map(|l| l.subscribe());
     tracing::info!(
         namespace = %settings.namespace,
         recipients = ?keys.current().recipients,
@@ -184,6 +229,8 @@ pub async fn run(
         settings: settings.clone(),
         failures: Mutex::new(HashMap::new()),
         waiting_for_key: Mutex::new(HashSet::new()),
+        metrics: metrics.clone(),
+        leader: leader.clone(),
     });
 
     let mut work: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
@@ -209,19 +256,58 @@ pub async fn run(
             .map(Some)
             .collect()
     };
+    if let Some(rx) = leader.clone() {
+        let metrics = metrics.clone();
+        work.push(Box::pin(async move {
+            let mut rx = rx;
+            loop {
+                metrics.set_leader(*rx.borrow_and_update());
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    {
+        let keys = keys.clone();
+        let metrics = metrics.clone();
+        work.push(Box::pin(async move {
+            let mut rx = keys.subscribe();
+            while rx.changed().await.is_ok() {
+                metrics.set_keys(keys.current().identities.len());
+            }
+        }));
+    }
+    let synced = Arc::new(std::sync::atomic::AtomicUsize::new(scopes.len()));
     for scope in scopes {
-        work.push(Box::pin(controller(client.clone(), scope, ctx.clone())));
+        work.push(Box::pin(controller(
+            client.clone(),
+            scope,
+            ctx.clone(),
+            health.clone(),
+            synced.clone(),
+        )));
     }
     tokio::select! {
         _ = futures::future::join_all(work) => {}
         _ = shutdown => {}
     }
+    if let Some(l) = leadership {
+        l.stop().await;
+    }
+    let _ = http_stop.send(());
     tracing::info!("controller stopped");
     Ok(())
 }
 
 /// One `kube::runtime::Controller` over the SealedSecrets of `namespace` (or all).
-async fn controller(client: kube::Client, namespace: Option<String>, ctx: Arc<Context>) {
+async fn controller(
+    client: kube::Client,
+    namespace: Option<String>,
+    ctx: Arc<Context>,
+    health: crate::adapters::http::Health,
+    unsynced: Arc<std::sync::atomic::AtomicUsize>,
+) {
     let (sealed_api, secrets_api): (Api<SealedSecretResource>, Api<PartialObjectMeta<Secret>>) =
         match &namespace {
             Some(ns) => (
@@ -233,27 +319,49 @@ async fn controller(client: kube::Client, namespace: Option<String>, ctx: Arc<Co
     let (reader, writer) = reflector::store();
     // Spec changes (generation), annotation changes (recreate, owner-reference) and new
     // objects trigger; our own status writes do not.
-    let sealed = reflector::reflector(
-        writer,
-        watcher(sealed_api, watcher::Config::default()).default_backoff(),
-    )
-    .applied_objects()
-    .predicate_filter(
-        predicates::generation.combine(predicates::annotations),
-        Default::default(),
-    )
-    .filter_map(|r| futures::future::ready(logged(r, "SealedSecrets")));
+    // Ready once every scope's SealedSecret watch has listed (its first InitDone).
+    let mut listed = false;
+    let sealed_watch = watcher(sealed_api, watcher::Config::default())
+        .default_backoff()
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) && !listed {
+                listed = true;
+                if unsynced.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                    health.set_watches_synced(true);
+                }
+            }
+        });
+    let sealed = reflector::reflector(writer, sealed_watch)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::annotations),
+            Default::default(),
+        )
+        .filter_map(|r| futures::future::ready(logged(r, "SealedSecrets")));
     // Managed Secrets, metadata only (`Api<PartialObjectMeta<_>>` lists and watches with
     // `as=PartialObjectMetadata`), by label; mapped back by name (so one without an
     // ownerReference is restored too). A relist of this watch (after a 410, say) cannot tell
     // what was deleted while it was away, so it reconciles every SealedSecret.
     let (relisted_tx, relisted_rx) = futures::channel::mpsc::unbounded::<()>();
+    let metrics = ctx.metrics.clone();
+    let mut managed_names: HashSet<(String, String)> = HashSet::new();
     let managed = watcher(
         secrets_api,
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
     )
     .default_backoff()
     .filter_map(move |event| {
+        match &event {
+            Ok(watcher::Event::Init) => managed_names.clear(),
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                managed_names.insert((o.namespace().unwrap_or_default(), o.name_any()));
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                managed_names.remove(&(o.namespace().unwrap_or_default(), o.name_any()));
+            }
+            _ => {}
+        }
+        metrics.set_managed_secrets(managed_names.len());
         let out = match event {
             Ok(
                 watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o),
@@ -289,6 +397,10 @@ async fn controller(client: kube::Client, namespace: Option<String>, ctx: Arc<Co
         })
         .reconcile_on(retries)
         .reconcile_all_on(relisted_rx)
+        .reconcile_all_on(match ctx.leader.clone() {
+            Some(rx) => crate::adapters::leader::acquisitions(rx).boxed(),
+            None => futures::stream::pending().boxed(),
+        })
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {

@@ -34,6 +34,10 @@ pub struct Context {
     pub failures: Mutex<HashMap<ObjectRef<SealedSecretResource>, u32>>,
     /// SealedSecrets that failed with KeyMissing: retried as soon as the keyring changes.
     pub waiting_for_key: Mutex<HashSet<ObjectRef<SealedSecretResource>>>,
+    /// What `/metrics` reports.
+    pub metrics: crate::adapters::http::Metrics,
+    /// With leader election: whether this replica leads (only the leader writes).
+    pub leader: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Why one step stopped: a condition to report, or an API error to retry.
@@ -68,6 +72,26 @@ pub async fn reconcile(
     if obj.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    if ctx.leader.as_ref().is_some_and(|l| !*l.borrow()) {
+        // Not the leader: write nothing. Becoming leader reconciles everything again.
+        return Ok(Action::await_change());
+    }
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(obj, &ctx).await;
+    ctx.metrics.observe_reconcile(started.elapsed());
+    match &result {
+        Ok(_) => {}
+        Err(ReconcileError::Failed { reason, .. }) => ctx.metrics.unseal_failed(reason),
+        Err(e) => ctx.metrics.unseal_failed(e.metric_label()),
+    }
+    result
+}
+
+async fn reconcile_inner(
+    obj: Arc<SealedSecretResource>,
+    ctx: &Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let ctx = ctx.clone();
     let oref = ObjectRef::from_obj(&*obj);
     let keys_version = ctx.keys.version();
     let outcome = match apply_secret(&obj, &ctx).await {
@@ -79,6 +103,7 @@ pub async fn reconcile(
     match outcome {
         Outcome::Unsealed { keys } => {
             tracing::info!(sealedsecret = %oref, keys, "unsealed");
+            ctx.metrics.unsealed();
             ctx.failures.lock().expect("failures").remove(&oref);
             ctx.waiting_for_key.lock().expect("waiting").remove(&oref);
             Ok(Action::await_change())

@@ -11,7 +11,6 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use zeroize::Zeroizing;
 
 use crate::adapters::kube::Condition;
-use crate::core::error::ErrorKind;
 use crate::core::{PlainSecret, SealedSecret};
 use crate::Error;
 
@@ -274,6 +273,7 @@ pub fn truncate(message: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::error::ErrorKind;
     use crate::core::{Identity, SealedSecretSpec};
     use serde_json::json;
 

@@ -89,13 +89,13 @@ pub enum SyncError {
     Fetch {
         repo: String,
         #[source]
-        source: Error,
+        source: Box<Error>,
     },
     #[error("planning commit {commit}")]
     Plan {
         commit: String,
         #[source]
-        source: Error,
+        source: Box<Error>,
     },
     #[error("{file} (document {document}): {object}: {message}")]
     Refused {
@@ -183,7 +183,7 @@ pub async fn fetch_and_plan(
     .await?
     .map_err(|source| SyncError::Fetch {
         repo: settings.repo.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let options = settings.plan.clone();
     let commit = checkout.commit.clone();
@@ -192,7 +192,7 @@ pub async fn fetch_and_plan(
             .await?
             .map_err(|source| SyncError::Plan {
                 commit: commit.clone(),
-                source,
+                source: Box::new(source),
             })?;
     if plan.objects.is_empty() && !settings.allow_empty {
         return Err(SyncError::Empty);

@@ -354,6 +354,61 @@ pub fn to_prune(
         .collect()
 }
 
+/// Where a well-known built-in kind lives (`Some(true)`: namespaced), for a plan printed with
+/// no cluster to ask; `None` for anything else (custom resources above all).
+pub fn builtin_scope(api_version: &str, kind: &str) -> Option<bool> {
+    const CLUSTER: &[(&str, &str)] = &[
+        ("v1", "Namespace"),
+        ("v1", "Node"),
+        ("v1", "PersistentVolume"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+        ("storage.k8s.io/v1", "StorageClass"),
+        ("scheduling.k8s.io/v1", "PriorityClass"),
+        ("networking.k8s.io/v1", "IngressClass"),
+        (
+            "admissionregistration.k8s.io/v1",
+            "ValidatingWebhookConfiguration",
+        ),
+        (
+            "admissionregistration.k8s.io/v1",
+            "MutatingWebhookConfiguration",
+        ),
+    ];
+    const NAMESPACED: &[(&str, &str)] = &[
+        ("v1", "ConfigMap"),
+        ("v1", "Secret"),
+        ("v1", "Service"),
+        ("v1", "ServiceAccount"),
+        ("v1", "Pod"),
+        ("v1", "PersistentVolumeClaim"),
+        ("v1", "LimitRange"),
+        ("v1", "ResourceQuota"),
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "DaemonSet"),
+        ("apps/v1", "ReplicaSet"),
+        ("batch/v1", "Job"),
+        ("batch/v1", "CronJob"),
+        ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        ("networking.k8s.io/v1", "Ingress"),
+        ("networking.k8s.io/v1", "NetworkPolicy"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler"),
+        ("coordination.k8s.io/v1", "Lease"),
+    ];
+    let key = (api_version, kind);
+    if CLUSTER.contains(&key) {
+        Some(false)
+    } else if NAMESPACED.contains(&key) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 /// The plan printed for `--dry-run`: one line per object, values never shown.
 pub fn describe(plan: &Plan, placed: &dyn Fn(&ObjectRef) -> Option<bool>) -> String {
     let mut out = String::new();
@@ -361,7 +416,7 @@ pub fn describe(plan: &Plan, placed: &dyn Fn(&ObjectRef) -> Option<bool>) -> Str
         let scope = match placed(&o.target) {
             Some(true) => "namespaced",
             Some(false) => "cluster",
-            None => "unknown kind",
+            None => "kind unknown here",
         };
         let values = match o.unsealed_values {
             Some(n) => format!(", {n} value(s) unsealed (redacted)"),
@@ -377,4 +432,138 @@ pub fn describe(plan: &Plan, placed: &dyn Fn(&ObjectRef) -> Option<bool>) -> Str
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            bytes: text.as_bytes().to_vec(),
+        }
+    }
+
+    fn sealed_for(id: &Identity, ns: &str, name: &str) -> String {
+        let settings = crate::ops::SealSettings {
+            recipients: vec![id.to_recipient().unwrap()],
+            ..Default::default()
+        };
+        let m = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\nstringData: {{k: hunter2}}\n"
+        );
+        crate::ops::encrypt(m.as_bytes(), &settings, None)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_commit_plans_in_stages_with_unsealed_secrets_and_labels() {
+        let id = Identity::generate();
+        let files = vec![
+            file("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\ndata: {mode: '0640'}\n"),
+            file("db.yaml", &sealed_for(&id, "shop", "db")),
+        ];
+        let plan = plan(&files, std::slice::from_ref(&id), &PlanOptions::default()).unwrap();
+        let stages: Vec<(usize, String)> = plan
+            .objects
+            .iter()
+            .map(|o| (o.stage(), o.target.to_string()))
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                (0, "Namespace shop".to_string()),
+                (1, "ConfigMap shop/c".to_string()),
+                (1, "Secret shop/db".to_string())
+            ]
+        );
+        // The comment-only document is not counted: the ConfigMap is document 2.
+        assert_eq!(plan.objects[1].document, 2);
+        let secret = plan.objects[2].to_apply("apps");
+        assert_eq!(secret["metadata"]["labels"][SYNC_LABEL], "apps");
+        assert_eq!(secret["data"]["k"], "aHVudGVyMg==");
+        assert!(secret.get("stringData").is_none());
+        assert!(!format!("{:?}", plan.objects[2]).contains("hunter2"));
+    }
+
+    #[test]
+    fn what_a_commit_cannot_hold() {
+        let id = Identity::generate();
+        let cases = [
+            ("k/kustomization.yaml", "resources: [a.yaml]\n", "kustomization.yaml"),
+            ("p.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: p, namespace: x}\nstringData: {a: b}\n", "plaintext Secret"),
+            ("n.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {namespace: x}\n", "metadata.name"),
+            ("g.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: a-, name: a}\n", "generateName"),
+            ("l.yaml", "apiVersion: v1\nkind: List\nitems: []\n", "kind: List"),
+        ];
+        for (path, text, needle) in cases {
+            let err = plan(
+                &[file(path, text)],
+                std::slice::from_ref(&id),
+                &PlanOptions::default(),
+            )
+            .unwrap_err();
+            let msg = format!("{err} {:?}", err.location);
+            assert!(msg.contains(needle), "{path}: {msg}");
+            assert_eq!(err.location.file.as_deref(), Some(path));
+        }
+        // The same object twice.
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n";
+        let err = plan(
+            &[file("a.yaml", cm), file("b.yaml", cm)],
+            &[],
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("also declared in a.yaml"), "{err}");
+        // A plaintext Secret is accepted only on request.
+        let options = PlanOptions {
+            allow_plaintext_secrets: true,
+        };
+        let p =
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: p, namespace: x}\nstringData: {a: b}\n";
+        assert!(plan(&[file("p.yaml", p)], &[], &options).is_ok());
+        // A sealed value nobody here can open.
+        let stranger = Identity::generate();
+        let err = plan(
+            &[file("s.yaml", &sealed_for(&stranger, "x", "s"))],
+            std::slice::from_ref(&id),
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), "KeyMissing");
+        assert_eq!(err.location.document, Some(1));
+    }
+
+    #[test]
+    fn pruning_takes_what_the_commit_dropped_but_namespaces_and_crds_only_on_request() {
+        let r = |line: &str| ObjectRef::from_line(line).unwrap();
+        let previous: BTreeSet<ObjectRef> = [
+            r("v1 ConfigMap x kept"),
+            r("v1 ConfigMap x dropped"),
+            r("v1 Namespace - old"),
+            r("apiextensions.k8s.io/v1 CustomResourceDefinition - a.b.c"),
+        ]
+        .into_iter()
+        .collect();
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: x}\n";
+        let plan = plan(&[file("a.yaml", cm)], &[], &PlanOptions::default()).unwrap();
+        let names = |v: Vec<ObjectRef>| v.into_iter().map(|r| r.to_line()).collect::<Vec<_>>();
+        assert_eq!(
+            names(to_prune(&previous, &plan, false)),
+            ["v1 ConfigMap x dropped"]
+        );
+        assert_eq!(to_prune(&previous, &plan, true).len(), 3);
+        assert_eq!(r("v1 Namespace - old").to_line(), "v1 Namespace - old");
+        assert!(ObjectRef::from_line("too few").is_none());
+    }
+
+    #[test]
+    fn well_known_kinds_are_placed_without_a_cluster() {
+        assert_eq!(builtin_scope("v1", "Secret"), Some(true));
+        assert_eq!(builtin_scope("v1", "Namespace"), Some(false));
+        assert_eq!(builtin_scope("example.dev/v1", "Widget"), None);
+    }
 }

@@ -4,6 +4,7 @@
 #![cfg(unix)]
 
 mod bad_input;
+mod deploy;
 mod edit_set;
 mod harness;
 mod hook;

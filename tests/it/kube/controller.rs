@@ -1270,3 +1270,143 @@ async fn no_plaintext_anywhere_but_the_secret() {
     assert_nowhere(&stored, &changed);
     env.cleanup().await;
 }
+
+/// A free loopback port for a controller's `--listen` (bound, read, released).
+fn free_port() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// `GET path` on the controller's HTTP server: status code and body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+fn success_count(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("gitops_seal_unseal_total{result=\"success\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Two replicas with `--leader-election` and `--listen`: both turn ready (readiness is not
+/// tied to the Lease), only the leader writes (its metrics count the unseal, the other's do
+/// not), both publish the recipients, and when the leader stops the other takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_one_leader_with_health_and_metrics() {
+    let env = KubeEnv::new().await;
+    install_crd(&env.client).await;
+    let replica = |name: &str| {
+        let mut s = settings(&env);
+        s.instance = Some(name.into());
+        s.leader_election = true;
+        s.listen = Some(free_port());
+        s
+    };
+    let (sa, sb) = (replica("replica-a"), replica("replica-b"));
+    let (addr_a, addr_b) = (sa.listen.unwrap(), sb.listen.unwrap());
+    let a = start(&env.client, sa);
+    let b = start(&env.client, sb);
+    for addr in [addr_a, addr_b] {
+        wait_for("/readyz to answer 200", PATIENCE, || async move {
+            matches!(http_get(addr, "/readyz").await, Some((200, _)))
+        })
+        .await;
+        let (code, _) = http_get(addr, "/healthz").await.expect("/healthz");
+        assert_eq!(code, 200);
+    }
+    let recipients = controller_recipients(&env).await;
+    let (code, body) = http_get(addr_a, "/v1/recipients")
+        .await
+        .expect("/v1/recipients");
+    assert_eq!(code, 200);
+    assert_eq!(parse_recipients_file(&body).unwrap(), recipients);
+
+    // Which replica leads, from the Lease.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    let holder = wait_for_some("a leader", PATIENCE, || async {
+        leases
+            .get_opt(gitops_seal::adapters::leader::LEASE_NAME)
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+    })
+    .await;
+    let (leader_addr, follower_addr, leader, follower) = if holder == "replica-a" {
+        (addr_a, addr_b, a, b)
+    } else {
+        assert_eq!(holder, "replica-b");
+        (addr_b, addr_a, b, a)
+    };
+
+    let (sealed_api, secrets) = apis(&env);
+    let template = Template {
+        secret_type: "Opaque",
+        immutable: None,
+        labels: &[],
+        annotations: &[],
+    };
+    let first = unique_value("first");
+    let obj = sealed(
+        "led",
+        &env.namespace,
+        &recipients,
+        &[("v", first.as_bytes())],
+        &template,
+        Scope::Strict,
+    );
+    create_sealed(&sealed_api, &obj).await;
+    await_ready(&sealed_api, "led", "True", "Unsealed").await;
+    let (_, leader_metrics) = http_get(leader_addr, "/metrics").await.expect("/metrics");
+    assert!(success_count(&leader_metrics) >= 1, "{leader_metrics}");
+    assert!(
+        leader_metrics.contains("gitops_seal_keys 1"),
+        "{leader_metrics}"
+    );
+    let (_, follower_metrics) = http_get(follower_addr, "/metrics").await.expect("/metrics");
+    assert_eq!(
+        success_count(&follower_metrics),
+        0,
+        "the follower wrote: {follower_metrics}"
+    );
+
+    // The leader stops; the follower takes over and unseals a change.
+    leader.stop().await;
+    let second = unique_value("second");
+    let changed = sealed(
+        "led",
+        &env.namespace,
+        &recipients,
+        &[("v", second.as_bytes())],
+        &template,
+        Scope::Strict,
+    );
+    replace_spec(&sealed_api, "led", &changed).await;
+    await_secret_data(
+        &secrets,
+        "led",
+        &want(&[("v", second.as_bytes())]),
+        "the new leader to unseal the change",
+    )
+    .await;
+    let (_, metrics) = http_get(follower_addr, "/metrics").await.expect("/metrics");
+    assert!(success_count(&metrics) >= 1, "{metrics}");
+    follower.stop().await;
+    env.cleanup().await;
+}

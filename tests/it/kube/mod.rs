@@ -5,4 +5,5 @@ mod client;
 mod conformance;
 mod controller;
 pub mod harness;
+mod production;
 mod sync;

@@ -381,6 +381,7 @@ async fn cli_dry_run_and_once() {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
+            .truncate(true)
             .mode(0o600)
             .open(&id_path)
             .unwrap();
