@@ -1373,8 +1373,12 @@ async fn two_replicas_one_leader_with_health_and_metrics() {
     );
     create_sealed(&sealed_api, &obj).await;
     await_ready(&sealed_api, "led", "True", "Unsealed").await;
-    let (_, leader_metrics) = http_get(leader_addr, "/metrics").await.expect("/metrics");
-    assert!(success_count(&leader_metrics) >= 1, "{leader_metrics}");
+    // The counter moves right after the status write the test just saw.
+    let leader_metrics = wait_for_some("the leader to count the unseal", PATIENCE, || async {
+        let (_, m) = http_get(leader_addr, "/metrics").await?;
+        (success_count(&m) >= 1).then_some(m)
+    })
+    .await;
     assert!(
         leader_metrics.contains("gitops_seal_keys 1"),
         "{leader_metrics}"
@@ -1405,8 +1409,11 @@ async fn two_replicas_one_leader_with_health_and_metrics() {
         "the new leader to unseal the change",
     )
     .await;
-    let (_, metrics) = http_get(follower_addr, "/metrics").await.expect("/metrics");
-    assert!(success_count(&metrics) >= 1, "{metrics}");
+    wait_for("the new leader to count its unseal", PATIENCE, || async {
+        let m = http_get(follower_addr, "/metrics").await;
+        m.is_some_and(|(_, m)| success_count(&m) >= 1)
+    })
+    .await;
     follower.stop().await;
     env.cleanup().await;
 }
