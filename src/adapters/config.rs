@@ -116,6 +116,9 @@ pub fn rule_recipients(loaded: &LoadedConfig, rule: &Rule) -> Result<Vec<Recipie
     let in_config = |e: ErrorKind| Error::from(e).in_file(loaded.path.display().to_string());
     let mut out = Vec::new();
     for entry in &rule.recipients {
+        if keys::is_private_key(entry) {
+            return Err(in_config(ErrorKind::IdentityAsRecipient));
+        }
         if entry.starts_with("age1") || entry.starts_with("ssh-") {
             out.push(entry.parse().map_err(in_config)?);
         } else if entry.contains(['*', '?', '[', '{']) {

@@ -10,6 +10,28 @@ use gitops_seal::core::Scope;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Bounds on the work one manifest file may cause (every command that reads manifests).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct LimitArgs {
+    /// Refuse manifest files larger than this many bytes.
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = gitops_seal::core::kubeyaml::DEFAULT_MAX_FILE_BYTES)]
+    pub max_file_size: usize,
+    /// Refuse manifest files with more documents than this.
+    #[arg(long, global = true, value_name = "N", default_value_t = gitops_seal::core::kubeyaml::DEFAULT_MAX_DOCUMENTS)]
+    pub max_documents: usize,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> gitops_seal::core::kubeyaml::Limits {
+        gitops_seal::core::kubeyaml::Limits {
+            max_file_bytes: self.max_file_size,
+            max_documents: self.max_documents,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use gitops_seal::adapters::{files, identity};
 use gitops_seal::core::keys::{Identity, Recipient};
+use gitops_seal::core::kubeyaml::Limits;
 use gitops_seal::ops::{self, VerifyOptions};
 use gitops_seal::Error;
 
@@ -15,14 +16,15 @@ use super::settings::Settings;
 pub fn run(cli: Cli) -> Result<i32> {
     let mut settings = Settings::from_command(&cli.command)?;
     let settings = &mut settings;
+    let limits = &cli.limits.limits();
     match cli.command {
         Command::Keygen { output } => keygen(output.as_deref()),
         Command::Recipient { fetch, .. } if fetch.fetch => super::fetch::run(&fetch),
         Command::Recipient { .. } => recipient(settings),
         Command::Encrypt {
             files, in_place, ..
-        } => encrypt(&files, settings, in_place),
-        Command::Decrypt { files, .. } => decrypt(&files, settings),
+        } => encrypt(&files, settings, in_place, limits),
+        Command::Decrypt { files, .. } => decrypt(&files, settings, limits),
         Command::Edit { file, .. } => super::edit::edit(&file, settings),
         Command::Set {
             file,
@@ -35,7 +37,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Unset {
             file, name, key, ..
         } => unset(&file, &name, &key, settings),
-        Command::Rekey { files, .. } => rekey(&files, settings),
+        Command::Rekey { files, .. } => rekey(&files, settings, limits),
         Command::MergeDriver {
             base,
             ours,
@@ -77,7 +79,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             recipient,
             identity,
             ..
-        } => verify(&paths, &recipient, &identity, settings),
+        } => verify(&paths, &recipient, &identity, settings, limits),
         Command::Controller(args) => super::controller::run(args),
         Command::Sync(args) => super::sync::run(args),
     }
@@ -95,8 +97,53 @@ fn read(p: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     Ok(files::read_input(p).map_err(|e| Error::io(p, e))?)
 }
 
-fn encrypt(inputs: &[PathBuf], settings: &mut Settings, in_place: bool) -> Result<i32> {
+/// Reads a manifest, refusing a file over the size limit before reading it.
+fn read_manifest(p: &Path, limits: &Limits) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let too_large = |e: gitops_seal::ErrorKind| -> anyhow::Error {
+        anyhow::anyhow!(
+            "{} (raise the limit with --max-file-size)",
+            Error::from(e).in_file(display(p))
+        )
+    };
+    if p != Path::new("-") {
+        if let Ok(meta) = std::fs::metadata(p) {
+            let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+            limits.check_size(size).map_err(too_large)?;
+        }
+    }
+    let input = read(p)?;
+    limits.check_size(input.len()).map_err(too_large)?;
+    Ok(input)
+}
+
+/// The files named and under the folders named, less those a folder walk reaches that the
+/// nearest `.gitops-seal.yaml` lists under `ignore:` (a file named on the command line is
+/// always read).
+fn walked_files(inputs: &[PathBuf], settings: &mut Settings) -> Result<Vec<PathBuf>> {
     let paths = files::expand_paths(inputs)?;
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        if !inputs.contains(&p) && settings.file(&p)?.rule.ignored {
+            continue;
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn print_notes(p: &Path, notes: &[String]) {
+    for note in notes {
+        eprintln!("note: {}: {note}", display(p));
+    }
+}
+
+fn encrypt(
+    inputs: &[PathBuf],
+    settings: &mut Settings,
+    in_place: bool,
+    limits: &Limits,
+) -> Result<i32> {
+    let paths = walked_files(inputs, settings)?;
     if in_place && paths.iter().any(|p| p == Path::new("-")) {
         bail!("--in-place needs files, not standard input");
     }
@@ -109,9 +156,11 @@ fn encrypt(inputs: &[PathBuf], settings: &mut Settings, in_place: bool) -> Resul
     let results: Vec<Result<Option<String>>> = jobs
         .par_iter()
         .map(|(p, settings)| {
-            let input = read(p)?;
-            let out = ops::encrypt(&input, settings, None).map_err(|e| e.in_file(display(p)))?;
-            Ok(match (&staged, out) {
+            let input = read_manifest(p, limits)?;
+            let report = ops::encrypt_report(&input, settings, None, limits)
+                .map_err(|e| e.in_file(display(p)))?;
+            print_notes(p, &report.notes);
+            Ok(match (&staged, report.text) {
                 (Some(staged), Some(out)) => {
                     staged.stage(p.to_path_buf(), zeroize::Zeroizing::new(out.into_bytes()));
                     None
@@ -164,8 +213,8 @@ fn separator(previous: &str, next: &str) -> &'static [u8] {
     }
 }
 
-fn decrypt(inputs: &[PathBuf], settings: &mut Settings) -> Result<i32> {
-    let paths = files::expand_paths(inputs)?;
+fn decrypt(inputs: &[PathBuf], settings: &mut Settings, limits: &Limits) -> Result<i32> {
+    let paths = walked_files(inputs, settings)?;
     let identities = settings.identities()?;
     let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
@@ -174,9 +223,12 @@ fn decrypt(inputs: &[PathBuf], settings: &mut Settings) -> Result<i32> {
     let outputs: Vec<zeroize::Zeroizing<String>> = jobs
         .par_iter()
         .map(|(p, namespace)| {
-            let input = read(p)?;
-            ops::decrypt(&input, &identities, namespace.as_deref())
-                .map_err(|e| e.in_file(display(p)).into())
+            let input = read_manifest(p, limits)?;
+            let (text, notes) =
+                ops::decrypt_report(&input, &identities, namespace.as_deref(), limits)
+                    .map_err(|e| e.in_file(display(p)))?;
+            print_notes(p, &notes);
+            Ok(text)
         })
         .collect::<Result<_>>()?;
     print_files(outputs.iter().map(|o| o.as_str()))?;
@@ -219,8 +271,8 @@ fn unset(file: &Path, name: &str, key: &str, settings: &Settings) -> Result<i32>
     Ok(0)
 }
 
-fn rekey(inputs: &[PathBuf], settings: &mut Settings) -> Result<i32> {
-    let paths = files::expand_paths(inputs)?;
+fn rekey(inputs: &[PathBuf], settings: &mut Settings, limits: &Limits) -> Result<i32> {
+    let paths = walked_files(inputs, settings)?;
     let identities = settings.identities()?;
     let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
@@ -235,10 +287,12 @@ fn rekey(inputs: &[PathBuf], settings: &mut Settings) -> Result<i32> {
                     .in_file(display(p))
                     .into());
             };
-            let input = read(p)?;
-            let out = ops::rekey(&input, &identities, list, file.namespace.as_deref())
-                .map_err(|e| e.in_file(display(p)))?;
-            if let Some(out) = out {
+            let input = read_manifest(p, limits)?;
+            let report =
+                ops::rekey_report(&input, &identities, list, file.namespace.as_deref(), limits)
+                    .map_err(|e| e.in_file(display(p)))?;
+            print_notes(p, &report.notes);
+            if let Some(out) = report.text {
                 staged.stage(p.to_path_buf(), zeroize::Zeroizing::new(out.into_bytes()));
             }
             Ok(())
@@ -257,6 +311,7 @@ fn verify(
     recipients: &[String],
     identity_files: &[PathBuf],
     settings: &mut Settings,
+    limits: &Limits,
 ) -> Result<i32> {
     let paths = files::expand_paths(inputs)?;
     let recipients: Vec<Recipient> = recipients
@@ -275,15 +330,18 @@ fn verify(
         if file.rule.ignored {
             continue;
         }
-        let input = read(p)?;
+        let input = read_manifest(p, limits)?;
         let opts = VerifyOptions {
             recipients: &recipients,
             identities: &identities,
             namespace: file.namespace.as_deref(),
             rule: file.rule.recipients.as_deref(),
+            limits: *limits,
         };
         checked += 1;
-        for mut f in ops::verify(&input, &opts) {
+        let (found, notes) = ops::verify_report(&input, &opts);
+        print_notes(p, &notes);
+        for mut f in found {
             f.location.file = Some(display(p));
             let remedy = match f.remedy {
                 Some(ops::Remedy::Seal) => ": seal it with `gitops-seal encrypt --in-place FILE`",

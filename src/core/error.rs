@@ -68,6 +68,17 @@ pub enum ErrorKind {
     NotUtf8 { offset: usize },
     #[error("document is {size} bytes, over the limit of {limit} bytes (Kubernetes objects are at most 1.5 MiB)")]
     TooLarge { size: usize, limit: usize },
+    #[error("file is {size} bytes, over the limit of {limit} bytes")]
+    FileTooLarge { size: usize, limit: usize },
+    #[error("more than {limit} documents in one file")]
+    TooManyDocuments { limit: usize },
+    /// kubectl would read a plaintext Secret here (or this cannot be judged and may be one).
+    #[error("{0}")]
+    PlaintextForKubectl(String),
+    /// A private key (age identity or PEM block) where a recipient belongs. The key is never
+    /// part of the message.
+    #[error("this is an identity, not a recipient (its private key is not shown)")]
+    IdentityAsRecipient,
     #[error("invalid YAML at line {line}: {message}")]
     Yaml { line: usize, message: String },
     #[error("{0}")]
@@ -174,6 +185,7 @@ impl ErrorKind {
             | ErrorKind::InvalidRecipient { .. }
             | ErrorKind::InvalidIdentity(_)
             | ErrorKind::ManifestAsIdentity
+            | ErrorKind::IdentityAsRecipient
             | ErrorKind::NoIdentity { .. }
             | ErrorKind::RecipientsDifferFromRule { .. } => "KeyError",
             ErrorKind::Seal(_) => "SealFailed",
@@ -182,6 +194,9 @@ impl ErrorKind {
             ErrorKind::Empty
             | ErrorKind::NotUtf8 { .. }
             | ErrorKind::TooLarge { .. }
+            | ErrorKind::FileTooLarge { .. }
+            | ErrorKind::TooManyDocuments { .. }
+            | ErrorKind::PlaintextForKubectl(_)
             | ErrorKind::Yaml { .. }
             | ErrorKind::InvalidGlob { .. }
             | ErrorKind::NoSuchObject(_)

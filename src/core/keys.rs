@@ -69,6 +69,9 @@ impl FromStr for Recipient {
 
     fn from_str(s: &str) -> Result<Self, ErrorKind> {
         let s = s.trim();
+        if is_private_key(s) {
+            return Err(ErrorKind::IdentityAsRecipient);
+        }
         let invalid = |reason: &str| ErrorKind::InvalidRecipient {
             recipient: s.to_string(),
             reason: reason.to_string(),
@@ -100,6 +103,16 @@ impl FromStr for Recipient {
     }
 }
 
+/// True when `text` holds a private key: an age identity (`AGE-SECRET-KEY-1...`, any case,
+/// or a plugin's `AGE-PLUGIN-...`) or a PEM private key block. Such text is never echoed.
+pub fn is_private_key(text: &str) -> bool {
+    let upper = text.trim_start().to_ascii_uppercase();
+    upper.starts_with("AGE-SECRET-KEY-")
+        || upper.starts_with("AGE-PLUGIN-")
+        || upper.contains("AGE-SECRET-KEY-1")
+        || upper.contains("PRIVATE KEY")
+}
+
 /// Parses recipients in age's recipients-file format: one per line, `#` comments, blank lines.
 /// Errors name the 1-based line.
 pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, Error> {
@@ -108,6 +121,11 @@ pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, Error> {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
+        }
+        // A PEM body line would be echoed as an "invalid recipient": refuse the block at its
+        // header instead.
+        if line.starts_with("-----BEGIN") && line.contains("PRIVATE KEY") {
+            return Err(Error::from(ErrorKind::IdentityAsRecipient).at_line(i + 1));
         }
         out.push(
             line.parse()

@@ -27,11 +27,14 @@ struct Head {
     kind: Option<String>,
 }
 
+/// The kind of a document from its `apiVersion` and `kind`, with the group/version parsed as
+/// Kubernetes parses it (`/v1` is core `v1`, see [`super::kubeyaml::parse_group_version`]).
 pub fn kind_of(api_version: Option<&str>, kind: Option<&str>) -> DocKind {
+    use super::kubeyaml::is_core_v1;
     match (api_version, kind) {
-        (Some("v1"), Some("Secret")) => DocKind::Secret,
+        (Some(api), Some("Secret")) if is_core_v1(api) => DocKind::Secret,
         (Some(sealed::API_VERSION), Some(sealed::KIND)) => DocKind::SealedSecret,
-        (Some("v1"), Some("List" | "SecretList")) => DocKind::List,
+        (Some(api), Some("List" | "SecretList")) if is_core_v1(api) => DocKind::List,
         _ => DocKind::Other,
     }
 }

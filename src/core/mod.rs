@@ -2,7 +2,9 @@
 
 pub mod binding;
 pub mod error;
+pub mod judge;
 pub mod keys;
+pub mod kubeyaml;
 pub mod manifest;
 pub mod merge;
 pub mod rules;

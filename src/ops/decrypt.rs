@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::core::error::{Error, ErrorKind, ResultExt};
 use crate::core::keys::{Identity, Recipient};
+use crate::core::kubeyaml::Limits;
 use crate::core::manifest::{self, DocKind};
 use crate::core::sealed::SealedSecret;
 use crate::core::secret::{self, PlainSecret, SCOPE_ANNOTATION};
@@ -21,22 +22,43 @@ pub fn decrypt(
     identities: &[Identity],
     namespace: Option<&str>,
 ) -> Result<Zeroizing<String>, Error> {
-    let (_, docs) = super::documents(input)?;
+    decrypt_report(input, identities, namespace, &Limits::default()).map(|(text, _)| text)
+}
+
+/// [`decrypt`] within `limits`, with one note per document passed through unread (not valid
+/// YAML, no `kind: Secret`; one that declares it is an error).
+pub fn decrypt_report(
+    input: &[u8],
+    identities: &[Identity],
+    namespace: Option<&str>,
+    limits: &Limits,
+) -> Result<(Zeroizing<String>, Vec<String>), Error> {
+    let (_, docs) = super::documents_within(input, limits)?;
     let numbered: Vec<_> = super::numbered(&docs).collect();
-    let opened: Vec<Option<Zeroizing<String>>> = numbered
+    let results: Vec<(Option<Zeroizing<String>>, Option<String>)> = numbered
         .par_iter()
-        .map(|(n, doc)| decrypt_document(doc, identities, namespace).in_document(*n))
+        .map(|(n, doc)| match manifest::classify(doc) {
+            Ok(kind) => decrypt_document(kind, doc, identities, namespace)
+                .in_document(*n)
+                .map(|t| (t, None)),
+            Err(e) => super::unreadable(*n, e, doc).map(|note| (None, Some(note))),
+        })
         .collect::<Result<_, _>>()?;
+    let (opened, notes): (Vec<_>, Vec<_>) = results.into_iter().unzip();
     // Sized exactly: no reallocation leaves an unwiped copy of a value behind.
-    Ok(Zeroizing::new(super::reassemble(&docs, opened)))
+    Ok((
+        Zeroizing::new(super::reassemble(&docs, opened)),
+        notes.into_iter().flatten().collect(),
+    ))
 }
 
 fn decrypt_document(
+    kind: DocKind,
     doc: &RawDocument<'_>,
     identities: &[Identity],
     namespace: Option<&str>,
 ) -> Result<Option<Zeroizing<String>>, Error> {
-    match manifest::classify(doc)? {
+    match kind {
         DocKind::SealedSecret => {
             let plain = open(&SealedSecret::parse(doc)?, identities, namespace)?;
             Ok(Some(secret::render_secret(&plain, yaml::is_json(doc.text))))
@@ -108,8 +130,20 @@ pub fn rekey(
     recipients: &[Recipient],
     namespace: Option<&str>,
 ) -> Result<Option<String>, Error> {
-    let (_, docs) = super::documents(input)?;
+    rekey_report(input, identities, recipients, namespace, &Limits::default()).map(|r| r.text)
+}
+
+/// [`rekey`] within `limits`, with one note per document passed through unread.
+pub fn rekey_report(
+    input: &[u8],
+    identities: &[Identity],
+    recipients: &[Recipient],
+    namespace: Option<&str>,
+    limits: &Limits,
+) -> Result<super::Rewritten, Error> {
+    let (_, docs) = super::documents_within(input, limits)?;
     let numbered: Vec<_> = super::numbered(&docs).collect();
+    let notes = std::sync::Mutex::new(Vec::new());
     let rewritten: Vec<Option<String>> = numbered
         .par_iter()
         .map(|(n, doc)| {
@@ -128,7 +162,15 @@ pub fn rekey(
             };
             let run = || -> Result<Option<String>, Error> {
                 let json = yaml::is_json(doc.text);
-                match manifest::classify(doc)? {
+                let kind = match manifest::classify(doc) {
+                    Ok(kind) => kind,
+                    Err(e) => {
+                        let note = super::unreadable(*n, e, doc)?;
+                        notes.lock().expect("not poisoned").push((*n, note));
+                        return Ok(None);
+                    }
+                };
+                match kind {
                     DocKind::SealedSecret => {
                         Ok(Some(reseal(&SealedSecret::parse(doc)?)?.render(json)))
                     }
@@ -151,8 +193,14 @@ pub fn rekey(
             run().in_document(*n)
         })
         .collect::<Result<_, _>>()?;
+    let mut notes = notes.into_inner().expect("not poisoned");
+    notes.sort();
+    let notes = notes.into_iter().map(|(_, note)| note).collect();
     if rewritten.iter().all(Option::is_none) {
-        return Ok(None);
+        return Ok(super::Rewritten { text: None, notes });
     }
-    Ok(Some(super::reassemble(&docs, rewritten)))
+    Ok(super::Rewritten {
+        text: Some(super::reassemble(&docs, rewritten)),
+        notes,
+    })
 }

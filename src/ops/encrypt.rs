@@ -5,6 +5,7 @@ use zeroize::Zeroize;
 use crate::core::binding::Scope;
 use crate::core::error::{Error, ErrorKind, ResultExt};
 use crate::core::keys::Recipient;
+use crate::core::kubeyaml::Limits;
 use crate::core::manifest::{self, DocKind};
 use crate::core::rules::RuleMatch;
 use crate::core::sealed::{self, SealedSecret};
@@ -82,25 +83,70 @@ pub fn encrypt(
     settings: &SealSettings,
     previous: Option<&Previous>,
 ) -> Result<Option<String>, Error> {
-    let (_, docs) = super::documents(input)?;
-    let numbered: Vec<_> = super::numbered(&docs).collect();
-    let rewritten: Vec<Option<String>> = numbered
-        .par_iter()
-        .map(|(n, doc)| encrypt_document(doc, settings, previous).in_document(*n))
-        .collect::<Result<_, _>>()?;
-    if rewritten.iter().all(Option::is_none) {
-        return Ok(None);
-    }
-    Ok(Some(super::reassemble(&docs, rewritten)))
+    encrypt_report(input, settings, previous, &Limits::default()).map(|r| r.text)
 }
 
+/// What a rewriting command made of one file: the new text (`None`: nothing changed) and one
+/// note per document it passed through without reading (not valid YAML, no `kind: Secret`).
+#[derive(Debug, Default)]
+pub struct Rewritten {
+    pub text: Option<String>,
+    pub notes: Vec<String>,
+}
+
+/// [`encrypt`] within `limits`, with notes. Documents that do not parse pass through with a
+/// note unless their text declares `kind: Secret` (an error). Last, the judge
+/// ([`crate::core::judge`]) reads the result as kubectl would: a plaintext Secret left in it
+/// (a YAML 1.1 line break in a comment, an escaped `items`, ...) is an error, so nothing that
+/// `encrypt` passes can reach the cluster unsealed.
+pub fn encrypt_report(
+    input: &[u8],
+    settings: &SealSettings,
+    previous: Option<&Previous>,
+    limits: &Limits,
+) -> Result<Rewritten, Error> {
+    let (_, docs) = super::documents_within(input, limits)?;
+    let numbered: Vec<_> = super::numbered(&docs).collect();
+    let results: Vec<(Option<String>, Option<String>)> = numbered
+        .par_iter()
+        .map(|(n, doc)| encrypt_document(*n, doc, settings, previous).in_document(*n))
+        .collect::<Result<_, _>>()?;
+    let (rewritten, notes): (Vec<Option<String>>, Vec<Option<String>>) =
+        results.into_iter().unzip();
+    let notes = notes.into_iter().flatten().collect();
+    if rewritten.iter().all(Option::is_none) {
+        super::check_output(input, limits)?;
+        return Ok(Rewritten { text: None, notes });
+    }
+    let text = super::reassemble(&docs, rewritten);
+    super::check_output(text.as_bytes(), limits)?;
+    Ok(Rewritten {
+        text: Some(text),
+        notes,
+    })
+}
+
+/// The new text of one document, or a note when it was passed through unread.
 fn encrypt_document(
+    n: usize,
+    doc: &RawDocument<'_>,
+    settings: &SealSettings,
+    previous: Option<&Previous>,
+) -> Result<(Option<String>, Option<String>), Error> {
+    match manifest::classify(doc) {
+        Ok(kind) => encrypt_known(kind, doc, settings, previous).map(|t| (t, None)),
+        Err(e) => super::unreadable(n, e, doc).map(|note| (None, Some(note))),
+    }
+}
+
+fn encrypt_known(
+    kind: DocKind,
     doc: &RawDocument<'_>,
     settings: &SealSettings,
     previous: Option<&Previous>,
 ) -> Result<Option<String>, Error> {
     let json = yaml::is_json(doc.text);
-    match manifest::classify(doc)? {
+    match kind {
         DocKind::Secret => {
             let summary = secret::summarize(doc)?;
             if !summary.has_values {

@@ -10,22 +10,40 @@ mod scan;
 mod textconv;
 mod verify;
 
-pub use decrypt::{decrypt, rekey};
+pub use decrypt::{decrypt, decrypt_report, rekey, rekey_report};
 pub use edit::{
     check_resealed, check_rule_recipients, previous_sealings, same_set as same_recipients,
     sealed_names, set_value, unset_value, SetValue,
 };
-pub use encrypt::{encrypt, Overrides, Previous, SealSettings};
+pub use encrypt::{encrypt, encrypt_report, Overrides, Previous, Rewritten, SealSettings};
 pub use merge::{merge_files, FileMerge, TextMerge};
-pub use scan::{scan_content, PlaintextFinding, ScanReport};
+pub use scan::{scan_content, scan_content_with, PlaintextFinding, ScanReport};
 pub use textconv::textconv;
-pub use verify::{verify, Finding, Remedy, VerifyOptions};
+pub use verify::{verify, verify_report, Finding, Remedy, VerifyOptions};
 
 use crate::core::error::{Error, ErrorKind};
+use crate::core::kubeyaml::Limits;
 use crate::core::yaml::{self, RawDocument};
 
-/// Checks the input is non-empty UTF-8 and splits it into documents.
+/// Checks the input is non-empty UTF-8 and splits it into documents, within the default
+/// [`Limits`].
 pub fn documents(input: &[u8]) -> Result<(&str, Vec<RawDocument<'_>>), Error> {
+    documents_within(input, &Limits::default())
+}
+
+/// [`documents`] within `limits`: a file over the size limit, or with more documents than
+/// allowed, is refused before anything is split or parsed (time and memory stay bounded).
+pub fn documents_within<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Result<(&'a str, Vec<RawDocument<'a>>), Error> {
+    limits.check_size(input.len())?;
+    // Every document but the first starts at a `---` line: counted without allocating.
+    let markers = input
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(b"---"))
+        .count();
+    limits.check_documents(markers)?;
     if input.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ErrorKind::Empty.into());
     }
@@ -67,10 +85,10 @@ pub(crate) fn reassemble<S: AsRef<str>>(docs: &[RawDocument<'_>], new: Vec<Optio
                 } else {
                     0
                 };
-                manifest::leading_trivia(doc.text).len()
+                yaml11_safe(manifest::leading_trivia(doc.text)).len()
                     + new.len()
                     + extra
-                    + manifest::trailing_trivia(doc.text).len()
+                    + yaml11_safe(manifest::trailing_trivia(doc.text)).len()
             }
             None => doc.text.len(),
         })
@@ -80,7 +98,7 @@ pub(crate) fn reassemble<S: AsRef<str>>(docs: &[RawDocument<'_>], new: Vec<Optio
         match new {
             Some(new) => {
                 let new = new.as_ref();
-                out.push_str(manifest::leading_trivia(doc.text));
+                out.push_str(&yaml11_safe(manifest::leading_trivia(doc.text)));
                 if crlf(doc, new) {
                     for piece in new.split_inclusive('\n') {
                         match piece.strip_suffix('\n') {
@@ -94,7 +112,7 @@ pub(crate) fn reassemble<S: AsRef<str>>(docs: &[RawDocument<'_>], new: Vec<Optio
                 } else {
                     out.push_str(new);
                 }
-                out.push_str(manifest::trailing_trivia(doc.text));
+                out.push_str(&yaml11_safe(manifest::trailing_trivia(doc.text)));
             }
             None => out.push_str(doc.text),
         }
@@ -103,7 +121,62 @@ pub(crate) fn reassemble<S: AsRef<str>>(docs: &[RawDocument<'_>], new: Vec<Optio
     out
 }
 
+/// Comments copied next to a rewritten document, made to read the same to kubectl: a NEL,
+/// U+2028 or U+2029 would end the comment for a YAML 1.1 reader and turn the rest of the line
+/// into content (`# reviewed<U+2028>metadata: {namespace: kube-system}`), so each is written
+/// as its escape, as text.
+pub(crate) fn yaml11_safe(trivia: &str) -> std::borrow::Cow<'_, str> {
+    if !trivia.contains(crate::core::kubeyaml::is_yaml11_break) {
+        return trivia.into();
+    }
+    let mut out = String::with_capacity(trivia.len() + 8);
+    for c in trivia.chars() {
+        if crate::core::kubeyaml::is_yaml11_break(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 pub(crate) use crate::core::yaml::wipe;
+
+/// A document our reader cannot parse: passed through with a one-line note, unless its text
+/// declares `kind: Secret` (then it is an error and nothing is written).
+pub(crate) fn unreadable(n: usize, e: ErrorKind, doc: &RawDocument<'_>) -> Result<String, Error> {
+    let text = crate::core::kubeyaml::yaml11_line_breaks(doc.text);
+    if crate::core::judge::declares_secret(&text) {
+        return Err(Error::from(e).in_document(n));
+    }
+    Ok(format!("document {n} passed through unchanged ({e})"))
+}
+
+/// The judge's last word on what a command writes: kubectl must read no plaintext Secret in
+/// it that the command meant to seal (encrypt, rekey). Fails closed on what it cannot judge.
+pub(crate) fn check_output(text: &[u8], limits: &Limits) -> Result<(), Error> {
+    // Sealing makes a file larger, never longer in documents.
+    let limits = Limits {
+        max_file_bytes: usize::MAX,
+        ..*limits
+    };
+    let report = crate::core::judge::judge(text, &limits);
+    match report.findings.into_iter().next() {
+        None => Ok(()),
+        Some(f) => {
+            let message = match &f.detail {
+                Some(detail) => format!("kubectl may read a plaintext Secret here: {detail}"),
+                None => "kubectl reads this as a plaintext Secret (through YAML 1.1 line breaks, escapes, merge keys or lists), which this command cannot seal; nothing was written".to_string(),
+            };
+            let mut e =
+                Error::from(ErrorKind::PlaintextForKubectl(message)).in_document(f.document.max(1));
+            if !f.unparsable {
+                e = e.in_object(f.object);
+            }
+            Err(e)
+        }
+    }
+}
 
 /// A `kind: List` document parsed whole, with its SealedSecret items: what `encrypt` made of
 /// the Secrets in it. Each item is parsed on its own, so one bad item is an error for that
@@ -183,6 +256,18 @@ mod tests {
         assert_eq!(
             out,
             "\u{feff}# head\r\nkind: SealedSecret\r\nspec: {}\r\n---\nkind: ConfigMap\n"
+        );
+        assert_eq!(out.capacity(), out.len());
+    }
+
+    #[test]
+    fn copied_comments_read_the_same_to_a_yaml_1_1_reader() {
+        let text = "apiVersion: v1\nkind: Secret\n# reviewed\u{2028}metadata: {namespace: kube-system}\n---\n# x\u{85}y\nkind: ConfigMap\n";
+        let docs = yaml::split_documents(text);
+        let out = reassemble(&docs, vec![Some("kind: Secret\n"), None]);
+        assert_eq!(
+            out,
+            "kind: Secret\n# reviewed\\u2028metadata: {namespace: kube-system}\n---\n# x\u{85}y\nkind: ConfigMap\n"
         );
         assert_eq!(out.capacity(), out.len());
     }

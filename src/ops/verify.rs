@@ -16,6 +16,8 @@ pub struct VerifyOptions<'a> {
     pub namespace: Option<&'a str>,
     /// The recipients the matching `.gitops-seal.yaml` rule names, if any.
     pub rule: Option<&'a [Recipient]>,
+    /// Bounds on the file: over them, it is one finding.
+    pub limits: crate::core::kubeyaml::Limits,
 }
 
 /// One problem `verify` found; never holds a value.
@@ -56,9 +58,16 @@ impl From<Error> for Finding {
 /// Checks one file. Returns the findings (empty when all is well); an unreadable file is a
 /// finding too, so one bad file does not hide the others.
 pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Vec<Finding> {
-    let docs = match super::documents(input) {
+    verify_report(input, opts).0
+}
+
+/// [`verify`], with one note per document passed unread: one that does not parse and does not
+/// declare `kind: Secret` (a Helm template) is no finding.
+pub fn verify_report(input: &[u8], opts: &VerifyOptions<'_>) -> (Vec<Finding>, Vec<String>) {
+    let mut notes = Vec::new();
+    let docs = match super::documents_within(input, &opts.limits) {
         Ok((_, docs)) => docs,
-        Err(e) => return vec![e.into()],
+        Err(e) => return (vec![e.into()], notes),
     };
     // A document that does not parse is reported below with the parser's error; one that
     // parses but is no readable Secret (a template's `name: {{ ... }}`) is a plaintext finding.
@@ -66,23 +75,36 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Vec<Finding> {
         .filter(|(_, doc)| manifest::classify(doc).is_err())
         .map(|(n, _)| n)
         .collect();
-    let mut findings: Vec<Finding> = super::scan_content(input)
+    let mut findings: Vec<Finding> = super::scan_content_with(input, &opts.limits)
         .findings
         .into_iter()
         .filter(|f| !(f.unparsable && unparsable.contains(&f.document)))
-        .map(|f| Finding {
-            location: Location {
-                document: Some(f.document),
-                object: Some(f.object),
-                ..Location::default()
+        .map(|f| match f.detail {
+            Some(detail) => Finding {
+                location: Location {
+                    document: Some(f.document),
+                    ..Location::default()
+                },
+                message: detail,
+                remedy: None,
             },
-            message: "plaintext Secret".into(),
-            remedy: Some(Remedy::Seal),
+            None => Finding {
+                location: Location {
+                    document: Some(f.document),
+                    object: Some(f.object),
+                    ..Location::default()
+                },
+                message: "plaintext Secret".into(),
+                remedy: Some(Remedy::Seal),
+            },
         })
         .collect();
     for (n, doc) in super::numbered(&docs) {
         match manifest::classify(doc) {
-            Err(e) => findings.push(Error::from(e).in_document(n).into()),
+            Err(e) => match super::unreadable(n, e, doc) {
+                Ok(note) => notes.push(note),
+                Err(e) => findings.push(e.into()),
+            },
             Ok(DocKind::SealedSecret) => match SealedSecret::parse(doc) {
                 Err(e) => findings.push(e.in_document(n).into()),
                 Ok(sealed) => check_sealed(&sealed, opts, &mut |object, key, message, remedy| {
@@ -129,7 +151,7 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Vec<Finding> {
         }
     }
     findings.sort_by_key(|f| f.location.document);
-    findings
+    (findings, notes)
 }
 
 /// Where [`check_sealed`] sends a problem: `(object, key, message, remedy)`.

@@ -65,10 +65,21 @@ fn a_100_mib_document_is_refused_before_parsing() {
     big.push_str("stringData:\n  k: \"");
     big.push_str(&"x".repeat(100 * 1024 * 1024));
     big.push_str("\"\n");
+    // Over the file limit (64 MiB by default): refused before it is read.
     let e = encrypt_error(&s, "big.yaml", big.as_bytes());
     assert_eq!(
         e,
-        format!("error: big.yaml: document 1: document is {} bytes, over the limit of 8388608 bytes (Kubernetes objects are at most 1.5 MiB)", big.len())
+        format!("error: big.yaml: file is {} bytes, over the limit of 67108864 bytes (raise the limit with --max-file-size)", big.len())
+    );
+    // Under it but over the document limit: refused before parsing.
+    let mut ten = String::from(SECRET);
+    ten.push_str("stringData:\n  k: \"");
+    ten.push_str(&"x".repeat(10 * 1024 * 1024));
+    ten.push_str("\"\n");
+    let e = encrypt_error(&s, "ten.yaml", ten.as_bytes());
+    assert_eq!(
+        e,
+        format!("error: ten.yaml: document 1: document is {} bytes, over the limit of 8388608 bytes (Kubernetes objects are at most 1.5 MiB)", ten.len())
     );
 }
 

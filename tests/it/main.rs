@@ -8,6 +8,7 @@ mod deploy;
 mod edit_set;
 mod harness;
 mod hook;
+mod hostile;
 mod interop;
 mod kube;
 mod merge_driver;
