@@ -105,6 +105,14 @@ pub async fn client(
     kubeconfig: Option<&std::path::Path>,
     context: Option<&str>,
 ) -> Result<kube::Client, kube::Error> {
+    kube::Client::try_from(config(kubeconfig, context).await?)
+}
+
+/// The client configuration [`client`] uses, for callers that change it first (impersonation).
+pub async fn config(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<kube::Config, kube::Error> {
     let options = kube::config::KubeConfigOptions {
         context: context.map(str::to_owned),
         ..Default::default()
@@ -124,7 +132,14 @@ pub async fn client(
             .await
             .map_err(kube::Error::InferConfig)?,
     };
-    kube::Client::try_from(config)
+    Ok(config)
+}
+
+/// Act as ServiceAccount `namespace/name` (what Flux's `serviceAccountName` does): every request
+/// carries `Impersonate-User: system:serviceaccount:NAMESPACE:NAME`, so the API server applies
+/// that account's RBAC.
+pub fn impersonate_service_account(config: &mut kube::Config, namespace: &str, name: &str) {
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
 }
 
 /// Installs rustls's ring provider for the process (the only provider in the tree). Call once

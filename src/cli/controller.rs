@@ -45,6 +45,36 @@ pub struct ControllerArgs {
     /// so several replicas can run.
     #[arg(long)]
     leader_election: bool,
+    /// Also run the GitOps reconcile loop on this repository (as `gitops-seal sync`, with the
+    /// controller's keys; only the leader syncs).
+    #[arg(long, value_name = "URL")]
+    sync_repo: Option<String>,
+    /// Branch, tag or commit to sync.
+    #[arg(
+        long,
+        value_name = "REF",
+        default_value = "main",
+        requires = "sync_repo"
+    )]
+    sync_ref: String,
+    /// Folder of the repository to sync (default: the root).
+    #[arg(long, value_name = "DIR", default_value = "", requires = "sync_repo")]
+    sync_path: String,
+    /// Name of the sync (the gitops-seal.dev/sync label; status in ConfigMap
+    /// gitops-seal-sync-NAME in --namespace).
+    #[arg(long, value_name = "NAME", requires = "sync_repo")]
+    sync_name: Option<String>,
+    /// Time between sync passes.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration, requires = "sync_repo")]
+    sync_interval: Duration,
+    /// Where fetched repositories are cached (a writable volume in cluster).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/tmp/gitops-seal-sync",
+        requires = "sync_repo"
+    )]
+    sync_cache_dir: PathBuf,
     #[command(flatten)]
     log: super::logging::LogArgs,
 }
@@ -75,6 +105,19 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
     settings.template_deny = args.template_deny;
     settings.instance = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
     settings.listen = Some(args.listen);
+    if let Some(repo) = &args.sync_repo {
+        let name = args
+            .sync_name
+            .clone()
+            .context("--sync-repo needs --sync-name (the sync's label value)")?;
+        let mut sync =
+            gitops_seal::sync::Settings::new(name, repo.clone(), settings.namespace.clone());
+        sync.reference = args.sync_ref.clone();
+        sync.path = args.sync_path.clone();
+        sync.interval = args.sync_interval;
+        sync.cache_dir = args.sync_cache_dir.clone();
+        settings.sync = Some(sync);
+    }
     settings.leader_election = args.leader_election;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

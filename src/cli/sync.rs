@@ -61,6 +61,10 @@ pub struct SyncArgs {
     /// Accept plaintext Secrets with values in the synced tree.
     #[arg(long)]
     allow_plaintext_secrets: bool,
+    /// Apply as this ServiceAccount (NAMESPACE/NAME, by impersonation), so its RBAC bounds what
+    /// the repository can change.
+    #[arg(long, value_name = "NS/NAME")]
+    service_account: Option<String>,
     /// Kubeconfig file (default: in-cluster, else $KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
@@ -113,40 +117,47 @@ pub fn run(args: SyncArgs) -> Result<i32> {
     }
     kube_adapter::install_crypto_provider();
     super::logging::init_logging(args.log.log_format)?;
+    let service_account = match &args.service_account {
+        Some(sa) => match sa.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Some((ns.to_string(), name.to_string()))
+            }
+            _ => anyhow::bail!("--service-account takes NAMESPACE/NAME, not {sa:?}"),
+        },
+        None => None,
+    };
     runtime.block_on(async move {
-        let client = kube_adapter::client(args.kubeconfig.as_deref(), args.context.as_deref())
+        let mut config = kube_adapter::config(args.kubeconfig.as_deref(), args.context.as_deref())
             .await
-            .context("connecting to the Kubernetes API")?;
+            .context("reading the Kubernetes client configuration")?;
+        if let Some((ns, name)) = &service_account {
+            kube_adapter::impersonate_service_account(&mut config, ns, name);
+        }
+        let client = kube::Client::try_from(config).context("connecting to the Kubernetes API")?;
         let namespace = args
             .namespace
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_string());
         let settings = settings(&args, namespace);
-        let mut backoff = Duration::from_secs(5);
-        loop {
-            match sync::pass(&client, &settings, identities.clone()).await {
+        if args.once {
+            return match sync::pass(&client, &settings, identities.clone()).await {
                 Ok(r) => {
                     tracing::info!(
                         sync = %settings.name, commit = %r.commit, applied = r.applied,
                         pruned = r.pruned, failed_prunes = r.failed, "sync pass"
                     );
-                    if args.once {
-                        return Ok(0);
-                    }
-                    backoff = Duration::from_secs(5);
-                    tokio::time::sleep(settings.interval).await;
+                    Ok(0)
                 }
                 Err(e) => {
-                    let message = sync::error_chain(&e);
-                    if args.once {
-                        eprintln!("error: {message}");
-                        return Ok(1);
-                    }
-                    tracing::warn!(sync = %settings.name, reason = e.metric_label(), error = %message, "sync pass failed");
-                    tokio::time::sleep(backoff.min(settings.interval)).await;
-                    backoff = (backoff * 2).min(settings.interval);
+                    eprintln!("error: {}", sync::error_chain(&e));
+                    Ok(1)
                 }
-            }
+            };
         }
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        sync::run(client, settings, move || identities.clone(), None, shutdown).await;
+        Ok(0)
     })
 }

@@ -45,6 +45,12 @@ pub struct Keyring {
     pub unreadable: Vec<String>,
 }
 
+impl AsRef<[Identity]> for Keyring {
+    fn as_ref(&self) -> &[Identity] {
+        &self.identities
+    }
+}
+
 /// One identity Secret's key text, in a zeroizing buffer.
 struct KeyText {
     created: Option<Timestamp>,

@@ -55,6 +55,9 @@ pub struct Settings {
     /// Take part in leader election through a coordination.k8s.io/v1 Lease; only the leader
     /// writes.
     pub leader_election: bool,
+    /// The GitOps reconcile loop, run inside the controller with its identities (only the
+    /// leader syncs).
+    pub sync: Option<crate::sync::Settings>,
 }
 
 impl Settings {
@@ -71,6 +74,7 @@ impl Settings {
             instance: None,
             listen: None,
             leader_election: false,
+            sync: None,
         }
     }
 }
@@ -277,6 +281,16 @@ pub async fn run(
                 metrics.set_keys(keys.current().identities.len());
             }
         }));
+    }
+    if let Some(sync_settings) = settings.sync.clone() {
+        let keys = keys.clone();
+        work.push(Box::pin(crate::sync::run(
+            client.clone(),
+            sync_settings,
+            move || keys.current(),
+            leader.clone(),
+            std::future::pending(),
+        )));
     }
     let synced = Arc::new(std::sync::atomic::AtomicUsize::new(scopes.len()));
     for scope in scopes {

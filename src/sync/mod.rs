@@ -23,6 +23,11 @@ use crate::core::yaml;
 use crate::core::Identity;
 use plan::{ObjectRef, Plan, PlanOptions, Planned, PRUNE_ANNOTATION, SYNC_LABEL};
 
+/// An annotation on the status ConfigMap that suspends the loop (`"true"`).
+pub const SUSPEND_ANNOTATION: &str = "gitops-seal.dev/suspend";
+/// An annotation on the status ConfigMap that asks for a pass now: any new value (a time).
+pub const RECONCILE_AT_ANNOTATION: &str = "gitops-seal.dev/reconcile-at";
+
 /// The field manager of every apply a sync makes.
 pub const FIELD_MANAGER: &str = "gitops-seal-sync";
 
@@ -166,10 +171,13 @@ struct Status {
 }
 
 /// Fetches and plans the commit: everything before the first request to the cluster.
-pub async fn fetch_and_plan(
+pub async fn fetch_and_plan<I>(
     settings: &Settings,
-    identities: Arc<[Identity]>,
-) -> Result<(String, Plan), SyncError> {
+    identities: Arc<I>,
+) -> Result<(String, Plan), SyncError>
+where
+    I: ?Sized + AsRef<[Identity]> + Send + Sync + 'static,
+{
     let (repo, reference, path, cache) = (
         settings.repo.clone(),
         settings.reference.clone(),
@@ -187,13 +195,14 @@ pub async fn fetch_and_plan(
     })?;
     let options = settings.plan.clone();
     let commit = checkout.commit.clone();
-    let plan =
-        tokio::task::spawn_blocking(move || plan::plan(&checkout.files, &identities, &options))
-            .await?
-            .map_err(|source| SyncError::Plan {
-                commit: commit.clone(),
-                source: Box::new(source),
-            })?;
+    let plan = tokio::task::spawn_blocking(move || {
+        plan::plan(&checkout.files, (*identities).as_ref(), &options)
+    })
+    .await?
+    .map_err(|source| SyncError::Plan {
+        commit: commit.clone(),
+        source: Box::new(source),
+    })?;
     if plan.objects.is_empty() && !settings.allow_empty {
         return Err(SyncError::Empty);
     }
@@ -435,11 +444,14 @@ async fn write_status(
 
 /// One pass: fetch, plan, apply in stages, prune, record. On failure the status records the
 /// error; objects applied before it still join the inventory (they can be pruned later).
-pub async fn pass(
+pub async fn pass<I>(
     client: &Client,
     settings: &Settings,
-    identities: Arc<[Identity]>,
-) -> Result<PassReport, SyncError> {
+    identities: Arc<I>,
+) -> Result<PassReport, SyncError>
+where
+    I: ?Sized + AsRef<[Identity]> + Send + Sync + 'static,
+{
     let status = read_status(client, settings).await?;
     let mut report = PassReport::default();
     let mut applied = BTreeSet::new();
@@ -484,14 +496,17 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-async fn run_pass(
+async fn run_pass<I>(
     client: &Client,
     settings: &Settings,
-    identities: Arc<[Identity]>,
+    identities: Arc<I>,
     status: &Status,
     report: &mut PassReport,
     applied: &mut BTreeSet<ObjectRef>,
-) -> Result<BTreeSet<ObjectRef>, SyncError> {
+) -> Result<BTreeSet<ObjectRef>, SyncError>
+where
+    I: ?Sized + AsRef<[Identity]> + Send + Sync + 'static,
+{
     let (commit, plan) = fetch_and_plan(settings, identities).await?;
     report.commit = commit;
     let mut discovery = discover(client).await?;
@@ -588,4 +603,79 @@ async fn prune_one(
     }
     api.delete(&r.name, &DeleteParams::default()).await?;
     Ok(true)
+}
+
+/// The loop: a pass at once, then every `interval`; a failed pass backs off (5 s doubling, up
+/// to the interval) and keeps the last good state. With `leader`, only while it says this
+/// replica leads. The status ConfigMap's annotations suspend the loop
+/// ([`SUSPEND_ANNOTATION`]) or ask for a pass now ([`RECONCILE_AT_ANNOTATION`]), as Flux
+/// users expect. Ends when `shutdown` does.
+pub async fn run<I, F>(
+    client: Client,
+    settings: Settings,
+    identities: F,
+    mut leader: Option<tokio::sync::watch::Receiver<bool>>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) where
+    I: ?Sized + AsRef<[Identity]> + Send + Sync + 'static,
+    F: Fn() -> Arc<I> + Send + Sync,
+{
+    tokio::pin!(shutdown);
+    let tick = settings.interval.min(Duration::from_secs(5));
+    let mut due = tokio::time::Instant::now();
+    let mut backoff = Duration::from_secs(5);
+    let mut handled_request: Option<String> = None;
+    loop {
+        if let Some(rx) = leader.as_mut() {
+            while !*rx.borrow_and_update() {
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return },
+                    _ = &mut shutdown => return,
+                }
+                due = tokio::time::Instant::now();
+            }
+        }
+        let (suspended, requested) = annotations(&client, &settings).await;
+        let asked = requested.is_some() && requested != handled_request;
+        if !suspended && (asked || tokio::time::Instant::now() >= due) {
+            handled_request = requested;
+            let started = std::time::Instant::now();
+            match pass(&client, &settings, identities()).await {
+                Ok(r) => {
+                    tracing::info!(
+                        sync = %settings.name, commit = %r.commit, applied = r.applied,
+                        pruned = r.pruned, failed_prunes = r.failed,
+                        seconds = started.elapsed().as_secs_f64(), "sync pass"
+                    );
+                    backoff = Duration::from_secs(5);
+                    due = tokio::time::Instant::now() + settings.interval;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        sync = %settings.name, reason = e.metric_label(),
+                        error = %error_chain(&e), "sync pass failed"
+                    );
+                    due = tokio::time::Instant::now() + backoff.min(settings.interval);
+                    backoff = (backoff * 2).min(settings.interval);
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = &mut shutdown => return,
+        }
+    }
+}
+
+/// `(suspended, reconcile-at)` from the status ConfigMap (absent: not suspended).
+async fn annotations(client: &Client, settings: &Settings) -> (bool, Option<String>) {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
+    let Ok(Some(cm)) = api.get_opt(&settings.status_configmap()).await else {
+        return (false, None);
+    };
+    let a = cm.metadata.annotations.unwrap_or_default();
+    (
+        a.get(SUSPEND_ANNOTATION).is_some_and(|v| v == "true"),
+        a.get(RECONCILE_AT_ANNOTATION).cloned(),
+    )
 }

@@ -193,6 +193,16 @@ fn default_manager(headers: &HeaderMap) -> String {
 
 pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
+    if let Some(user) = req
+        .headers()
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok())
+    {
+        let mut seen = shared.impersonations.lock().expect("impersonations");
+        if seen.len() < 10_000 {
+            seen.push((format!("{} {path}", req.method()), user.to_string()));
+        }
+    }
     if let Some((failure, delay)) = shared.faults.take(req.method(), &path) {
         if let Some(d) = delay {
             tokio::time::sleep(d).await;

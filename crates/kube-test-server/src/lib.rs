@@ -131,6 +131,10 @@ pub(crate) struct Shared {
     pub(crate) faults: Faults,
     /// Bumped to close every open watch.
     pub(crate) watch_drops: tokio_watch::Sender<u64>,
+    /// `Impersonate-User` headers seen, with the request they came on (`METHOD path`). There
+    /// is no authorisation here: tests assert what a client asked to be, the real server
+    /// enforces it.
+    pub(crate) impersonations: Mutex<Vec<(String, String)>>,
     addr: SocketAddr,
 }
 
@@ -162,6 +166,7 @@ impl TestApiServer {
             state: Mutex::new(State::new(history)),
             faults: Faults::default(),
             watch_drops: drops,
+            impersonations: Mutex::new(Vec::new()),
             addr,
         });
         let app = axum::Router::new()
@@ -265,6 +270,15 @@ impl TestApiServer {
     /// kept (etcd outlives the API server).
     pub fn restart(&self) {
         self.drop_watches();
+    }
+
+    /// Every `Impersonate-User` header received so far, as (`METHOD path`, user).
+    pub fn impersonations(&self) -> Vec<(String, String)> {
+        self.shared
+            .impersonations
+            .lock()
+            .expect("impersonations")
+            .clone()
     }
 
     /// The current resourceVersion.

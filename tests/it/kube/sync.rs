@@ -447,3 +447,116 @@ async fn cli_dry_run_and_once() {
     assert!(stderr.contains("broken.yaml"), "{stderr}");
     env.cleanup().await;
 }
+
+/// `--service-account NS/NAME`: every request of the pass carries the impersonation header (the
+/// test API server has no RBAC; enforcing it is the real server's job).
+#[tokio::test]
+async fn applies_as_the_service_account_by_impersonation() {
+    let env = KubeEnv::new().await;
+    let Some(server) = env.server() else {
+        eprintln!("SKIPPED applies_as_the_service_account_by_impersonation: needs the test API server's request log (and RBAC for the account on a real cluster)");
+        return;
+    };
+    let ns = env.namespace.clone();
+    let repo = Repo::new();
+    repo.write("a.yaml", &configmap(&ns, "a", "1"));
+    repo.commit("one");
+    let mut config = env.config().clone();
+    gitops_seal::adapters::kube::impersonate_service_account(&mut config, &ns, "deployer");
+    let client = kube::Client::try_from(config).unwrap();
+    let id: Arc<[Identity]> = Vec::new().into();
+    within(
+        "a sync pass",
+        PATIENCE,
+        sync::pass(&client, &repo.settings("as-sa", &ns), id),
+    )
+    .await
+    .unwrap();
+    let user = format!("system:serviceaccount:{ns}:deployer");
+    let seen = server.impersonations();
+    assert!(
+        seen.iter().any(|(req, u)| req.starts_with("PATCH ")
+            && req.ends_with("/configmaps/a")
+            && *u == user),
+        "{seen:?}"
+    );
+    assert!(seen.iter().all(|(_, u)| *u == user), "{seen:?}");
+    env.cleanup().await;
+}
+
+/// The loop inside the controller (`--sync-repo`): it unseals with the controller's own keys,
+/// and with leader election only the leader syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_runs_the_loop_with_its_own_keys() {
+    use gitops_seal::controller::{self, Settings as ControllerSettings};
+    let env = KubeEnv::new().await;
+    let ns = env.namespace.clone();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(env.client.clone());
+    within(
+        "the SealedSecret CRD",
+        PATIENCE,
+        crds.patch(
+            gitops_seal::adapters::kube::CRD_NAME,
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(gitops_seal::adapters::kube::crd()),
+        ),
+    )
+    .await
+    .unwrap();
+    let repo = Repo::new();
+    repo.write("a.yaml", &configmap(&ns, "a", "1"));
+    repo.commit("without secrets yet");
+    let mut settings = ControllerSettings::new(ns.clone());
+    settings.watch_namespaces = vec![ns.clone()];
+    settings.leader_election = true;
+    let mut sync_settings = repo.settings("in-controller", &ns);
+    sync_settings.interval = std::time::Duration::from_secs(1);
+    settings.sync = Some(sync_settings);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let client = env.client.clone();
+    let task = tokio::spawn(async move {
+        controller::run(client, settings, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+
+    // The controller's recipient, from its ConfigMap; a SealedSecret for it lands in Git.
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    let recipients =
+        super::harness::wait_for_some("the recipients ConfigMap", PATIENCE, || async {
+            let cm = cms.get_opt("gitops-seal-recipients").await.ok()??;
+            let text = cm.data?.remove("recipients.txt")?;
+            gitops_seal::core::keys::parse_recipients_file(&text).ok()
+        })
+        .await;
+    let settings = SealSettings {
+        recipients,
+        ..SealSettings::default()
+    };
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: {ns}}}\nstringData: {{password: hunter2}}\n"
+    );
+    repo.write(
+        "db.yaml",
+        &ops::encrypt(manifest.as_bytes(), &settings, None)
+            .unwrap()
+            .unwrap(),
+    );
+    repo.commit("a sealed Secret");
+
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    let db = super::harness::wait_for_some("the synced Secret", PATIENCE, || async {
+        secrets.get_opt("db").await.ok()?
+    })
+    .await;
+    assert_eq!(secret_value(&db, "password"), b"hunter2");
+    assert_eq!(db.metadata.labels.unwrap()[SYNC_LABEL], "in-controller");
+    let _ = stop_tx.send(());
+    within("the controller to stop", PATIENCE, task)
+        .await
+        .unwrap()
+        .unwrap();
+    env.cleanup().await;
+}
