@@ -212,6 +212,25 @@ pub fn plan(
                 1,
             ));
         }
+        // The hook's judge, reading as kubectl reads (YAML 1.1 line breaks, escaped keys, JSON
+        // streams): a plaintext Secret with values anywhere in the file fails the pass, and so
+        // does a document it cannot decide about.
+        if !options.allow_plaintext_secrets {
+            let report =
+                crate::core::judge::judge(&file.bytes, &crate::core::kubeyaml::Limits::default());
+            if let Some(f) = report.findings.first() {
+                let message = if f.unparsable {
+                    format!("cannot be read as kubectl reads it: {f}")
+                } else {
+                    "a plaintext Secret with values in the synced tree (the repository already leaks it): seal it".to_string()
+                };
+                return Err(located(
+                    Error::from(ErrorKind::Invalid(message)).in_object(f.object.clone()),
+                    &file.path,
+                    f.document.max(1),
+                ));
+            }
+        }
         let text = std::str::from_utf8(&file.bytes)
             .map_err(|_| located(ErrorKind::NotUtf8 { offset: 0 }, &file.path, 1))?;
         let docs = yaml::split_documents(text);
@@ -535,6 +554,15 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.reason(), "KeyMissing");
         assert_eq!(err.location.document, Some(1));
+    }
+
+    #[test]
+    fn a_plaintext_secret_only_kubectl_sees_fails_the_plan() {
+        // A U+2028 in a comment is a line break to kubectl: this declares a Secret.
+        let hostile = "apiVersion: v1\n# note\u{2028}kind: Secret\nmetadata: {name: s, namespace: x}\nstringData: {a: b}\n";
+        let err = plan(&[file("h.yaml", hostile)], &[], &PlanOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("plaintext Secret"), "{err}");
+        assert_eq!(err.location.file.as_deref(), Some("h.yaml"));
     }
 
     #[test]
