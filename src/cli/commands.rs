@@ -428,10 +428,17 @@ fn merge_driver(
     let mut text_merge = |b: &str, o: &str, t: &str| git::merge_text(b, o, t, marker_size);
     let conflicted = match ops::merge_files(&b, &o, &t, marker_size, &mut text_merge)? {
         ops::FileMerge::WholeFileText => git::merge_file_in_place(ours, base, theirs, marker_size)?,
-        ops::FileMerge::Merged { text, conflicts } => {
+        ops::FileMerge::Merged {
+            text,
+            conflicts,
+            reseal,
+        } => {
             files::write_atomic(ours, text.as_bytes()).map_err(|e| Error::io(ours, e))?;
             for c in &conflicts {
                 eprintln!("gitops-seal merge-driver: {shown}: conflict: {c}");
+            }
+            if reseal {
+                eprintln!("gitops-seal merge-driver: {shown}: hint: take one side, then run `gitops-seal rekey` and `gitops-seal set` again");
             }
             !conflicts.is_empty()
         }

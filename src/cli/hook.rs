@@ -129,7 +129,7 @@ pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
     let mut blocked: Vec<(String, Vec<ops::PlaintextFinding>)> = Vec::new();
     let mut stderr = std::io::stderr().lock();
     git::for_each_staged(&repo, &mut |path, content| {
-        let report = ops::scan_content(content);
+        let report = ops::scan_file(path, content);
         // Notes (a document skipped as not YAML) only where YAML is expected: source code
         // and prose that mention `kind` are no news.
         if files::is_manifest_name(Path::new(path)) {
@@ -237,7 +237,7 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
             .unwrap_or_default();
         let skip = |p: &str| config.is_ignored(p);
         let commits = git::walk_history(&repo, &skip, &mut |commit, p, content| {
-            for f in ops::scan_content(content).findings {
+            for f in ops::scan_file(p, content).findings {
                 found.push((Some(commit.to_string()), p.to_string(), f));
             }
             Ok(())
@@ -252,7 +252,7 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
                 continue;
             };
             let shown = config::relative_slash_path(&cwd, &p);
-            let report = ops::scan_content(&bytes);
+            let report = ops::scan_file(&shown, &bytes);
             if files::is_manifest_name(&p) {
                 for s in report.skipped {
                     notes.push(format!("note: {shown}: {s}"));

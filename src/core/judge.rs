@@ -102,6 +102,22 @@ pub fn is_plaintext_secret(object: &Map<String, Value>) -> bool {
 /// Judges manifest content of any extension: every plaintext Secret kubectl would create
 /// from it, and every document it cannot decide about. Binary content passes.
 pub fn judge(input: &[u8], limits: &Limits) -> ScanReport {
+    judge_with(input, limits, true)
+}
+
+/// [`judge`] for a file named `path`. `kubectl apply -f DIR` reads only `.yaml`, `.yml` and
+/// `.json` files: in any other file (source code, prose) a document that does not parse is
+/// not a manifest, so it cannot fail closed; a document that parses into a plaintext Secret is
+/// still found.
+pub fn judge_file(path: &str, input: &[u8], limits: &Limits) -> ScanReport {
+    let lower = path.to_ascii_lowercase();
+    let manifest = [".yaml", ".yml", ".json"]
+        .iter()
+        .any(|ext| lower.ends_with(ext));
+    judge_with(input, limits, manifest)
+}
+
+fn judge_with(input: &[u8], limits: &Limits, manifest_file: bool) -> ScanReport {
     let mut report = ScanReport::default();
     if let Err(e) = limits.check_size(input.len()) {
         report.findings.push(cannot_judge(0, &e.to_string()));
@@ -144,6 +160,7 @@ pub fn judge(input: &[u8], limits: &Limits) -> ScanReport {
                     yaml::wipe(&mut value);
                 }
             }
+            Err(_) if !manifest_file => {}
             Err(e) => {
                 if declares_secret(&normalised) {
                     report.findings.push(PlaintextFinding {
@@ -216,10 +233,84 @@ fn is_trivia(text: &str) -> bool {
 /// Escapes (`\x..`, `\u....`) or `!!binary` tags: ways to spell `kind`, `Secret` or `items`
 /// that no textual test sees.
 fn spelled_around(text: &str) -> bool {
-    text.contains("!!binary")
-        || ["\\x", "\\u", "\\U", "\\N"]
-            .iter()
-            .any(|e| text.contains(e))
+    text.contains("!!binary") || escaped_manifest_word(text)
+}
+
+/// True when a double-quoted scalar spells, with escapes, one of the words a Secret is made of
+/// (`"\x6bind"`, `"Se\u0063ret"`): text a YAML reader decodes into a manifest, which no
+/// ordinary source file (a `\u{0}` in Rust, a `\n` in a log format) does.
+fn escaped_manifest_word(text: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "kind",
+        "Secret",
+        "apiVersion",
+        "v1",
+        "data",
+        "stringData",
+        "items",
+        "metadata",
+        "List",
+    ];
+    let mut rest = text;
+    while let Some(start) = rest.find('"') {
+        let after = &rest[start + 1..];
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                '\n' => break,
+                _ => escaped = false,
+            }
+        }
+        let Some(end) = end else {
+            rest = after;
+            continue;
+        };
+        let quoted = &after[..end];
+        if quoted.contains('\\') {
+            if let Some(decoded) = unescape(quoted) {
+                if WORDS.contains(&decoded.trim()) {
+                    return true;
+                }
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    false
+}
+
+/// YAML double-quoted escapes (a subset enough to spell words); `None` when malformed.
+fn unescape(s: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let hex = |n: usize, chars: &mut std::str::Chars<'_>| -> Option<char> {
+            let h: String = chars.by_ref().take(n).collect();
+            char::from_u32(u32::from_str_radix(&h, 16).ok()?)
+        };
+        match chars.next()? {
+            'x' => out.push(hex(2, &mut chars)?),
+            'u' => out.push(hex(4, &mut chars)?),
+            'U' => out.push(hex(8, &mut chars)?),
+            'N' => out.push('\u{85}'),
+            '_' => out.push('\u{a0}'),
+            'L' => out.push('\u{2028}'),
+            'P' => out.push('\u{2029}'),
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
 
 /// True when a document's text says `kind: Secret` (YAML or JSON, either side quoted or not,
@@ -269,6 +360,47 @@ fn decode(input: &[u8]) -> String {
         // Git's own test for binary: a NUL in the first 8,000 bytes.
         _ if input.iter().take(8000).any(|&b| b == 0) => String::new(),
         _ => String::from_utf8_lossy(input).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::*;
+
+    #[test]
+    fn source_code_with_escapes_is_not_a_manifest() {
+        let rust = "fn main() {\n    let z = \"\\u{0}\";\n    let j = json!({\"kind\": \"x\"});\n    println!(\"a\\nb\");\n}\n";
+        let r = judge(rust.as_bytes(), &Limits::default());
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+    }
+
+    #[test]
+    fn unparsable_source_files_do_not_fail_closed_but_manifests_do() {
+        // Not valid YAML, and it says kind: Secret.
+        let text = "kind: Secret\nmetadata: {name: [\n";
+        assert!(judge_file("src/a.rs", text.as_bytes(), &Limits::default())
+            .findings
+            .is_empty());
+        assert!(
+            !judge_file("deploy/a.yaml", text.as_bytes(), &Limits::default())
+                .findings
+                .is_empty()
+        );
+        // A parseable plaintext Secret is found whatever the file is called.
+        let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {a: b}\n";
+        assert_eq!(
+            judge_file("notes.txt", secret.as_bytes(), &Limits::default())
+                .findings
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_key_spelled_with_escapes_is_still_judged_closed() {
+        assert!(escaped_manifest_word("\"\\x6bind\": Secret"));
+        assert!(escaped_manifest_word("kind: \"Se\\u0063ret\""));
+        assert!(!escaped_manifest_word("\"a\\nb\" \"\\u{0}\""));
     }
 }
 

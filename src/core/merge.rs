@@ -19,6 +19,9 @@ pub struct Conflict {
     pub reason: String,
     /// Both sides hold a different value under `key`: a conflict of that line alone.
     pub value_clash: bool,
+    /// The value must be sealed again for the merged recipients (a rekey on one branch met a
+    /// new value on the other): the front end says how.
+    pub reseal: bool,
 }
 
 /// The merged object and what could not be merged. When `conflicts` is non-empty the merged
@@ -68,6 +71,7 @@ fn merge_map(
                     key: None,
                     reason: format!("{field} {k:?} changed differently on both sides"),
                     value_clash: false,
+                    reseal: false,
                 });
                 if let Some(v) = ours.get(k) {
                     out.insert(k.clone(), v.clone());
@@ -92,6 +96,7 @@ fn field<T: PartialEq + Clone>(
                 key: None,
                 reason: format!("{name} changed differently on both sides"),
                 value_clash: false,
+                reseal: false,
             });
             ours.clone()
         }
@@ -217,6 +222,7 @@ pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) ->
                         (_, None) => "changed on our side, removed on theirs".into(),
                     },
                     value_clash: o.is_some() && t.is_some(),
+                    reseal: false,
                 });
                 if let Some(v) = o {
                     merged.encrypted_data.insert(k.clone(), v.clone());
@@ -259,8 +265,9 @@ pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) ->
     for k in disagreeing {
         conflicts.push(Conflict {
             key: Some(k),
-            reason: "this value was sealed for a different recipient list, scope or binding than the merged SealedSecret (a rekey on one branch, a new value on the other); take one side, then run `gitops-seal rekey` and `gitops-seal set` again".into(),
+            reason: "this value was sealed for a different recipient list, scope or binding than the merged SealedSecret (a rekey on one branch, a new value on the other); take one side, then rekey and set the value again".into(),
             value_clash: false,
+            reseal: true,
         });
     }
     Merged {
@@ -326,6 +333,7 @@ mod tests {
                 key: Some("a".into()),
                 reason: "changed differently on both sides".into(),
                 value_clash: true,
+                reseal: false,
             }]
         );
         assert_eq!(data(&m.sealed), [("a", "ours")]);

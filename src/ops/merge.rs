@@ -21,6 +21,9 @@ pub enum FileMerge {
     Merged {
         text: String,
         conflicts: Vec<String>,
+        /// Some value must be sealed again for the merged recipients (see
+        /// [`Conflict::reseal`](crate::core::merge::Conflict::reseal)).
+        reseal: bool,
     },
     /// Not something to merge by documents: merge the whole file as text.
     WholeFileText,
@@ -140,6 +143,7 @@ pub fn merge_files(
     let (bi, oi, ti) = (index(&b), index(&o), index(&t));
     let mut out = String::new();
     let mut conflicts = Vec::new();
+    let mut reseal = false;
     let emit = |out: &mut String, text: &str| {
         if !out.is_empty() {
             manifest::ensure_trailing_newline(out);
@@ -170,8 +174,16 @@ pub fn merge_files(
                 }
             }
             (bd, Some(td)) => {
-                let merged =
-                    merge_document(id, bd, doc, td, marker_size, text_merge, &mut conflicts)?;
+                let merged = merge_document(
+                    id,
+                    bd,
+                    doc,
+                    td,
+                    marker_size,
+                    text_merge,
+                    &mut conflicts,
+                    &mut reseal,
+                )?;
                 emit(&mut out, &merged);
             }
             (None, None) => emit(&mut out, doc.raw.text),
@@ -199,6 +211,7 @@ pub fn merge_files(
     }
     manifest::ensure_trailing_newline(&mut out);
     Ok(FileMerge::Merged {
+        reseal,
         text: out,
         conflicts,
     })
@@ -227,6 +240,7 @@ fn merge_trivia(
     Ok(text)
 }
 
+#[allow(clippy::too_many_arguments)] // the document, its sides, and where to report
 fn merge_document(
     id: &Identity,
     base: Option<&Doc<'_>>,
@@ -235,6 +249,7 @@ fn merge_document(
     marker_size: usize,
     text_merge: &mut TextMerge<'_>,
     conflicts: &mut Vec<String>,
+    reseal: &mut bool,
 ) -> Result<String, Error> {
     let base_text = base.map_or("", |d| d.raw.text);
     if ours.raw.text == theirs.raw.text || theirs.raw.text == base_text {
@@ -286,6 +301,7 @@ fn merge_document(
         return Ok(out);
     }
     for c in &merged.conflicts {
+        *reseal |= c.reseal;
         conflicts.push(match &c.key {
             Some(k) => format!("{}: key {k:?}: {}", describe(id), c.reason),
             None => format!("{}: {}", describe(id), c.reason),
@@ -391,14 +407,17 @@ mod tests {
         let base = format!("{CONFIG}---\n{}", sealed(&[("a", "A"), ("b", "B")]));
         let ours = format!("{CONFIG}---\n{}", sealed(&[("a", "A2"), ("b", "B")]));
         let theirs = format!("{CONFIG}---\n{}", sealed(&[("a", "A"), ("b", "B2")]));
-        let FileMerge::Merged { text, conflicts } = merge_files(
+        let FileMerge::Merged {
+            text, conflicts, ..
+        } = merge_files(
             base.as_bytes(),
             ours.as_bytes(),
             theirs.as_bytes(),
             7,
             &mut no_text_merge,
         )
-        .unwrap() else {
+        .unwrap()
+        else {
             panic!("not merged by documents")
         };
         assert_eq!(conflicts, Vec::<String>::new());
@@ -413,14 +432,17 @@ mod tests {
         let base = sealed(&[("a", "A"), ("b", "B")]);
         let ours = sealed(&[("a", "ours"), ("b", "B")]);
         let theirs = sealed(&[("a", "theirs"), ("b", "B")]);
-        let FileMerge::Merged { text, conflicts } = merge_files(
+        let FileMerge::Merged {
+            text, conflicts, ..
+        } = merge_files(
             base.as_bytes(),
             ours.as_bytes(),
             theirs.as_bytes(),
             3,
             &mut no_text_merge,
         )
-        .unwrap() else {
+        .unwrap()
+        else {
             panic!("not merged by documents")
         };
         assert_eq!(
@@ -442,14 +464,17 @@ mod tests {
         let base = format!("{CONFIG}---\n{secret}");
         let ours = format!("{CONFIG}---\n{}", sealed(&[("a", "A2")]));
         let theirs = CONFIG.to_string();
-        let FileMerge::Merged { text, conflicts } = merge_files(
+        let FileMerge::Merged {
+            text, conflicts, ..
+        } = merge_files(
             base.as_bytes(),
             ours.as_bytes(),
             theirs.as_bytes(),
             7,
             &mut no_text_merge,
         )
-        .unwrap() else {
+        .unwrap()
+        else {
             panic!("not merged by documents")
         };
         assert_eq!(
@@ -470,14 +495,17 @@ mod tests {
             assert!(b.contains("\"1\"") && o.contains("\"2\"") && t.contains("\"3\""));
             Ok(("MERGED\n".to_string(), true))
         };
-        let FileMerge::Merged { text, conflicts } = merge_files(
+        let FileMerge::Merged {
+            text, conflicts, ..
+        } = merge_files(
             base.as_bytes(),
             ours.as_bytes(),
             theirs.as_bytes(),
             7,
             &mut conflicted,
         )
-        .unwrap() else {
+        .unwrap()
+        else {
             panic!("not merged by documents")
         };
         assert_eq!(calls, 1);

@@ -17,7 +17,7 @@ pub use edit::{
 };
 pub use encrypt::{encrypt, encrypt_report, Overrides, Previous, Rewritten, SealSettings};
 pub use merge::{merge_files, FileMerge, TextMerge};
-pub use scan::{scan_content, scan_content_with, PlaintextFinding, ScanReport};
+pub use scan::{scan_content, scan_content_with, scan_file, PlaintextFinding, ScanReport};
 pub use textconv::textconv;
 pub use verify::{verify, verify_report, Finding, Remedy, VerifyOptions};
 

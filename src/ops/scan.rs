@@ -15,3 +15,8 @@ pub fn scan_content(input: &[u8]) -> ScanReport {
 pub fn scan_content_with(input: &[u8], limits: &Limits) -> ScanReport {
     crate::core::judge::judge(input, limits)
 }
+
+/// [`scan_content`] for a file named `path` (see [`crate::core::judge::judge_file`]).
+pub fn scan_file(path: &str, input: &[u8]) -> ScanReport {
+    crate::core::judge::judge_file(path, input, &Limits::default())
+}

@@ -157,7 +157,13 @@ fn a_rekey_against_a_new_value_is_refused_with_the_rekey_hint() {
         "{}",
         m.stderr
     );
-    assert!(m.stderr.contains("gitops-seal rekey"));
+    assert!(
+        m.stderr.contains(
+            "hint: take one side, then run `gitops-seal rekey` and `gitops-seal set` again"
+        ),
+        "{}",
+        m.stderr
+    );
     // No clean SealedSecret claims recipients the new value was not sealed for.
     let text = s.read("s.yaml");
     assert!(text.contains("<<<<<<< ours"));
