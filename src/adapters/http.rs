@@ -147,6 +147,11 @@ struct ReasonLabel {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: &'static str,
+}
+
 /// The `result` label of `gitops_seal_unseal_total`.
 pub const RESULT_SUCCESS: &str = "success";
 pub const RESULT_FAILURE: &str = "failure";
@@ -161,6 +166,9 @@ pub const RESULT_FAILURE: &str = "failure";
 /// | `gitops_seal_reconcile_duration_seconds` | histogram | time per reconcile |
 /// | `gitops_seal_managed_secrets` | gauge | Secrets carrying the managed-by label |
 /// | `gitops_seal_leader` | gauge | 1 while this replica holds the leader Lease (or runs without leader election) |
+/// | `gitops_seal_sync_last_success_timestamp_seconds` | gauge | when the sync loop last applied a commit fully |
+/// | `gitops_seal_sync_duration_seconds` | histogram | time per sync pass, from fetch to the last apply or prune |
+/// | `gitops_seal_sync_objects{action}` | gauge | objects the last pass `applied`, `pruned`, or `failed` to prune |
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -170,6 +178,9 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     managed_secrets: Gauge,
     leader: Gauge,
+    sync_last_success: Gauge,
+    sync_duration: Histogram,
+    sync_objects: Family<ActionLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -223,6 +234,29 @@ impl Metrics {
             "1 while this replica may write (holds the leader Lease, or runs without leader election)",
             leader.clone(),
         );
+        let sync_last_success = Gauge::default();
+        // 10 ms to ~5 min: a pass is a fetch, a plan and a few hundred round trips.
+        let sync_duration = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.01, 2.0, 15),
+        );
+        let sync_objects = Family::<ActionLabel, Gauge>::default();
+        registry.register_with_unit(
+            "sync_last_success_timestamp",
+            "When the sync loop last applied a commit fully (Unix time)",
+            Unit::Seconds,
+            sync_last_success.clone(),
+        );
+        registry.register_with_unit(
+            "sync_duration",
+            "Time taken by one sync pass",
+            Unit::Seconds,
+            sync_duration.clone(),
+        );
+        registry.register(
+            "sync_objects",
+            "Objects the last sync pass applied, pruned, or failed to prune",
+            sync_objects.clone(),
+        );
         // Both results exist from the start, so a rate over them is defined before the first
         // failure.
         for result in [RESULT_SUCCESS, RESULT_FAILURE] {
@@ -236,6 +270,27 @@ impl Metrics {
             reconcile_duration,
             managed_secrets,
             leader,
+            sync_last_success,
+            sync_duration,
+            sync_objects,
+        }
+    }
+
+    /// One sync pass ended: how long it took, and on success what it did.
+    pub fn sync_pass(&self, took: Duration, done: Option<(usize, usize, usize)>) {
+        self.sync_duration.observe(took.as_secs_f64());
+        if let Some((applied, pruned, failed)) = done {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            self.sync_last_success
+                .set(i64::try_from(now).unwrap_or(i64::MAX));
+            for (action, n) in [("applied", applied), ("pruned", pruned), ("failed", failed)] {
+                self.sync_objects
+                    .get_or_create(&ActionLabel { action })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
         }
     }
 

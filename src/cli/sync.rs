@@ -157,7 +157,15 @@ pub fn run(args: SyncArgs) -> Result<i32> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        sync::run(client, settings, move || identities.clone(), None, shutdown).await;
+        sync::run(
+            client,
+            settings,
+            move || identities.clone(),
+            None,
+            None,
+            shutdown,
+        )
+        .await;
         Ok(0)
     })
 }

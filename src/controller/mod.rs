@@ -289,6 +289,7 @@ pub async fn run(
             sync_settings,
             move || keys.current(),
             leader.clone(),
+            Some(metrics.clone()),
             std::future::pending(),
         )));
     }

@@ -615,6 +615,7 @@ pub async fn run<I, F>(
     settings: Settings,
     identities: F,
     mut leader: Option<tokio::sync::watch::Receiver<bool>>,
+    metrics: Option<crate::adapters::http::Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) where
     I: ?Sized + AsRef<[Identity]> + Send + Sync + 'static,
@@ -640,7 +641,15 @@ pub async fn run<I, F>(
         if !suspended && (asked || tokio::time::Instant::now() >= due) {
             handled_request = requested;
             let started = std::time::Instant::now();
-            match pass(&client, &settings, identities()).await {
+            let result = pass(&client, &settings, identities()).await;
+            if let Some(m) = &metrics {
+                let done = result
+                    .as_ref()
+                    .ok()
+                    .map(|r| (r.applied, r.pruned, r.failed));
+                m.sync_pass(started.elapsed(), done);
+            }
+            match result {
                 Ok(r) => {
                     tracing::info!(
                         sync = %settings.name, commit = %r.commit, applied = r.applied,

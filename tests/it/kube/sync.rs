@@ -510,6 +510,11 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
     let mut settings = ControllerSettings::new(ns.clone());
     settings.watch_namespaces = vec![ns.clone()];
     settings.leader_election = true;
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    settings.listen = Some(listen);
     let mut sync_settings = repo.settings("in-controller", &ns);
     sync_settings.interval = std::time::Duration::from_secs(1);
     settings.sync = Some(sync_settings);
@@ -553,10 +558,31 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
     .await;
     assert_eq!(secret_value(&db, "password"), b"hunter2");
     assert_eq!(db.metadata.labels.unwrap()[SYNC_LABEL], "in-controller");
+    // The pass is in the controller's metrics.
+    super::harness::wait_for("the sync metrics", PATIENCE, || async {
+        metrics(listen).await.is_some_and(|m| {
+            m.contains("gitops_seal_sync_objects{action=\"applied\"} 2")
+                && m.contains("gitops_seal_sync_duration_seconds_count")
+                && !m.contains("gitops_seal_sync_last_success_timestamp_seconds 0\n")
+        })
+    })
+    .await;
     let _ = stop_tx.send(());
     within("the controller to stop", PATIENCE, task)
         .await
         .unwrap()
         .unwrap();
     env.cleanup().await;
+}
+
+/// The controller's `/metrics` text.
+async fn metrics(addr: std::net::SocketAddr) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.ok()?;
+    Some(String::from_utf8_lossy(&raw).into_owned())
 }
