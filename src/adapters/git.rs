@@ -208,16 +208,55 @@ pub type HistoryVisit<'a> = dyn FnMut(git2::Oid, &str, &[u8]) -> Result<(), Erro
 /// What [`for_each_staged`] calls for each staged file: `(path, content)`.
 pub type StagedVisit<'a> = dyn FnMut(&str, &[u8]) -> Result<(), Error> + 'a;
 
+/// An object a tree names that this repository does not hold (a partial or blobless clone, a
+/// mirror with large files left out): where it was first met, so the scan can go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingObject {
+    pub commit: git2::Oid,
+    pub path: String,
+    /// `blob` or `tree`.
+    pub kind: &'static str,
+    pub id: git2::Oid,
+}
+
+impl std::fmt::Display for MissingObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let commit = self.commit.to_string();
+        write!(
+            f,
+            "commit {}: {}: {} {} is missing from this clone",
+            &commit[..12],
+            self.path,
+            self.kind,
+            self.id
+        )
+    }
+}
+
+/// What [`walk_history`] walked.
+#[derive(Debug, Default)]
+pub struct HistoryReport {
+    pub commits: usize,
+    /// Objects that could not be read, each once, at the first commit and path naming it.
+    pub missing: Vec<MissingObject>,
+}
+
+/// Whether `e` says an object is not in the object database.
+fn is_missing(e: &git2::Error) -> bool {
+    e.code() == git2::ErrorCode::NotFound
+}
+
 /// Calls `visit(commit, path, content)` once for every blob reachable from any ref, attributing
 /// each blob to the first commit (oldest first) whose tree holds it, at a path `skip` does not
 /// exclude. Trees already walked whole are skipped, so each blob and tree is read once; a tree
 /// in which `skip` left something out is walked again where it appears at another path.
-/// Paths that are not UTF-8 are shown lossily rather than skipped.
+/// Paths that are not UTF-8 are shown lossily rather than skipped. A blob or tree the
+/// repository does not hold is listed in the report, and the walk goes on.
 pub fn walk_history(
     repo: &git2::Repository,
     skip: &dyn Fn(&str) -> bool,
     visit: &mut HistoryVisit<'_>,
-) -> Result<usize, Error> {
+) -> Result<HistoryReport, Error> {
     let mut walk = repo.revwalk()?;
     walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
     for reference in repo.references()? {
@@ -229,21 +268,21 @@ pub fn walk_history(
         walk.push(head.id())?;
     }
     let mut seen = Seen::default();
-    let mut commits = 0;
+    let mut report = HistoryReport::default();
     for oid in walk {
         let commit = repo.find_commit(oid?)?;
-        commits += 1;
-        walk_tree(
+        report.commits += 1;
+        let mut walker = TreeWalk {
             repo,
-            commit.id(),
-            "",
-            commit.tree_id(),
+            commit: commit.id(),
             skip,
-            visit,
-            &mut seen,
-        )?;
+            visit: &mut *visit,
+            seen: &mut seen,
+            missing: &mut report.missing,
+        };
+        walker.tree("", commit.tree_id())?;
     }
-    Ok(commits)
+    Ok(report)
 }
 
 #[derive(Default)]
@@ -256,51 +295,124 @@ struct Seen {
     blobs: std::collections::HashSet<git2::Oid>,
 }
 
-/// Walks one tree; returns whether every blob under it was visited (or seen before).
-fn walk_tree(
-    repo: &git2::Repository,
+struct TreeWalk<'w, 'v, 'r> {
+    repo: &'r git2::Repository,
     commit: git2::Oid,
-    prefix: &str,
-    tree_id: git2::Oid,
-    skip: &dyn Fn(&str) -> bool,
-    visit: &mut HistoryVisit<'_>,
-    seen: &mut Seen,
-) -> Result<bool, Error> {
-    if seen.trees.contains(&tree_id) {
-        return Ok(true);
+    skip: &'w dyn Fn(&str) -> bool,
+    visit: &'w mut HistoryVisit<'v>,
+    seen: &'w mut Seen,
+    missing: &'w mut Vec<MissingObject>,
+}
+
+impl TreeWalk<'_, '_, '_> {
+    fn note_missing(&mut self, path: &str, kind: &'static str, id: git2::Oid) {
+        self.missing.push(MissingObject {
+            commit: self.commit,
+            path: path.to_string(),
+            kind,
+            id,
+        });
     }
-    if seen.partial.contains(&(tree_id, prefix.to_string())) {
-        return Ok(false);
-    }
-    let tree = repo.find_tree(tree_id)?;
-    let mut complete = true;
-    for entry in tree.iter() {
-        let name = String::from_utf8_lossy(entry.name_bytes());
-        let path = if prefix.is_empty() {
-            name.into_owned()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        match entry.kind() {
-            Some(git2::ObjectType::Tree) => {
-                complete &= walk_tree(repo, commit, &path, entry.id(), skip, visit, seen)?;
-            }
-            Some(git2::ObjectType::Blob) if entry.filemode() != i32::from(git2::FileMode::Link) => {
-                if skip(&path) {
-                    complete = false;
-                } else if seen.blobs.insert(entry.id()) {
-                    visit(commit, &path, repo.find_blob(entry.id())?.content())?;
-                }
-            }
-            _ => {}
+
+    /// Walks one tree; returns whether every blob under it was visited (or seen before).
+    fn tree(&mut self, prefix: &str, tree_id: git2::Oid) -> Result<bool, Error> {
+        if self.seen.trees.contains(&tree_id) {
+            return Ok(true);
         }
+        if self.seen.partial.contains(&(tree_id, prefix.to_string())) {
+            return Ok(false);
+        }
+        let tree = match self.repo.find_tree(tree_id) {
+            Ok(tree) => tree,
+            Err(e) if is_missing(&e) => {
+                // Reported once: wherever else it appears, it is just as missing.
+                self.seen.trees.insert(tree_id);
+                let shown = if prefix.is_empty() { "/" } else { prefix };
+                self.note_missing(shown, "tree", tree_id);
+                return Ok(true);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut complete = true;
+        for entry in tree.iter() {
+            let name = String::from_utf8_lossy(entry.name_bytes());
+            let path = if prefix.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            match entry.kind() {
+                Some(git2::ObjectType::Tree) => {
+                    complete &= self.tree(&path, entry.id())?;
+                }
+                Some(git2::ObjectType::Blob)
+                    if entry.filemode() != i32::from(git2::FileMode::Link) =>
+                {
+                    if (self.skip)(&path) {
+                        complete = false;
+                    } else if self.seen.blobs.insert(entry.id()) {
+                        match self.repo.find_blob(entry.id()) {
+                            Ok(blob) => (self.visit)(self.commit, &path, blob.content())?,
+                            Err(e) if is_missing(&e) => {
+                                self.note_missing(&path, "blob", entry.id())
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if complete {
+            self.seen.trees.insert(tree_id);
+        } else {
+            self.seen.partial.insert((tree_id, prefix.to_string()));
+        }
+        Ok(complete)
     }
-    if complete {
-        seen.trees.insert(tree_id);
-    } else {
-        seen.partial.insert((tree_id, prefix.to_string()));
-    }
-    Ok(complete)
+}
+
+/// The `.gitops-seal.yaml` at the root of HEAD's tree, for a repository without a work tree
+/// (bare) or whose work tree does not hold it (a clone made with `--no-checkout`).
+#[derive(Debug)]
+pub enum HeadConfig {
+    /// No HEAD yet, or HEAD's tree has no config.
+    Absent,
+    Found(Config),
+    /// HEAD's tree names a config this clone does not hold.
+    Missing(MissingObject),
+}
+
+pub fn config_at_head(repo: &git2::Repository) -> Result<HeadConfig, Error> {
+    let Ok(commit) = repo.head().and_then(|h| h.peel_to_commit()) else {
+        return Ok(HeadConfig::Absent);
+    };
+    let tree = commit.tree()?;
+    let Some(entry) = tree.get_name(CONFIG_FILE_NAME) else {
+        return Ok(HeadConfig::Absent);
+    };
+    let shown = format!("{CONFIG_FILE_NAME} (HEAD)");
+    let blob = match repo.find_blob(entry.id()) {
+        Ok(blob) => blob,
+        Err(e) if is_missing(&e) => {
+            return Ok(HeadConfig::Missing(MissingObject {
+                commit: commit.id(),
+                path: CONFIG_FILE_NAME.to_string(),
+                kind: "blob",
+                id: entry.id(),
+            }))
+        }
+        Err(e) => return Err(Error::from(e).in_file(shown)),
+    };
+    let text = std::str::from_utf8(blob.content()).map_err(|e| {
+        Error::from(ErrorKind::NotUtf8 {
+            offset: e.valid_up_to(),
+        })
+        .in_file(shown.clone())
+    })?;
+    Ok(HeadConfig::Found(
+        Config::parse(text).map_err(|e| Error::from(e).in_file(shown))?,
+    ))
 }
 
 /// Stops libgit2 from re-hashing every object it reads (a third of the hook's time in a

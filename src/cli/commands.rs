@@ -122,11 +122,18 @@ fn read_manifest(p: &Path, limits: &Limits) -> Result<zeroize::Zeroizing<Vec<u8>
 fn walked_files(inputs: &[PathBuf], settings: &mut Settings) -> Result<Vec<PathBuf>> {
     let paths = files::expand_paths(inputs)?;
     let mut out = Vec::with_capacity(paths.len());
+    let mut skipped = 0usize;
     for p in paths {
         if !inputs.contains(&p) && settings.file(&p)?.rule.ignored {
+            skipped += 1;
             continue;
         }
         out.push(p);
+    }
+    if skipped > 0 {
+        eprintln!(
+            "note: {skipped} file(s) in the folders named are listed under ignore: in .gitops-seal.yaml and were skipped (name a file to read it anyway)"
+        );
     }
     Ok(out)
 }

@@ -227,22 +227,40 @@ struct Finding<'a> {
 pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
     let mut found: Vec<(Option<String>, String, ops::PlaintextFinding)> = Vec::new();
     let mut notes = Vec::new();
+    let mut missing = Vec::new();
     if history {
         git::read_without_rehashing();
         let repo = open_repo(path)?;
-        let config = repo
-            .workdir()
-            .map(config::root_config)
-            .transpose()?
-            .unwrap_or_default();
+        // The work tree's config; without one checked out (a bare repository, a clone made
+        // with --no-checkout), HEAD's.
+        let config = match repo.workdir() {
+            Some(dir) if dir.join(CONFIG_FILE_NAME).is_file() => config::root_config(dir)?,
+            _ => match git::config_at_head(&repo)? {
+                git::HeadConfig::Found(config) => config,
+                git::HeadConfig::Absent => Default::default(),
+                // Without it nothing is ignored: the scan reads more, never less.
+                git::HeadConfig::Missing(m) => {
+                    missing.push(m);
+                    Default::default()
+                }
+            },
+        };
         let skip = |p: &str| config.is_ignored(p);
-        let commits = git::walk_history(&repo, &skip, &mut |commit, p, content| {
+        let report = git::walk_history(&repo, &skip, &mut |commit, p, content| {
             for f in ops::scan_file(p, content).findings {
                 found.push((Some(commit.to_string()), p.to_string(), f));
             }
             Ok(())
         })?;
-        notes.push(format!("scanned {commits} commit(s)"));
+        notes.push(format!("scanned {} commit(s)", report.commits));
+        for m in report.missing {
+            if !missing
+                .iter()
+                .any(|seen: &git::MissingObject| seen.id == m.id)
+            {
+                missing.push(m);
+            }
+        }
     } else {
         let files = tree::files_to_scan(path)?;
         let cwd = std::env::current_dir()?;
@@ -288,7 +306,24 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
             eprintln!("{n}");
         }
     }
-    Ok(i32::from(!found.is_empty()))
+    if !missing.is_empty() {
+        for m in &missing {
+            eprintln!("missing: {m}");
+        }
+        eprintln!(
+            "scan incomplete: {} object(s) are missing from this clone and were not scanned; \
+             fetch them (`git fetch --refetch --no-filter` for a partial clone, \
+             `git fetch --unshallow` for a shallow one, `git lfs fetch --all` for large files) \
+             and scan again",
+            missing.len()
+        );
+    }
+    // 1: plaintext found; 2: nothing found, but not everything could be read.
+    Ok(match (found.is_empty(), missing.is_empty()) {
+        (false, _) => 1,
+        (true, false) => 2,
+        (true, true) => 0,
+    })
 }
 
 /// Prints a file for `git diff`: SealedSecrets opened when an identity is at hand, otherwise

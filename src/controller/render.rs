@@ -5,13 +5,12 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use zeroize::Zeroizing;
 
 use crate::adapters::kube::Condition;
-use crate::core::{PlainSecret, SealedSecret};
+use crate::core::PlainSecret;
 use crate::Error;
 
 /// The label every Secret the controller writes carries (`controller`). Secrets are mapped back
@@ -40,62 +39,9 @@ pub mod reason {
     pub const IMMUTABLE_CHANGED: &str = "ImmutableChanged";
 }
 
-/// Template labels and annotations refused by default (InvalidSpec): the controller's own
-/// keys, and Secret-replication annotations, which would copy the unsealed Secret to places the
-/// binding does not allow. `--template-deny GLOB` adds to these.
-pub const DEFAULT_TEMPLATE_DENY: &[&str] = &[
-    "gitops-seal.dev/*",
-    "reflector.v1.k8s.emberstack.com/*",
-    "replicator.v1.mittwald.de/*",
-    "kubed.appscode.com/sync",
-];
-
-/// The compiled deny list.
-#[derive(Clone, Debug)]
-pub struct DenyList {
-    patterns: Vec<String>,
-    set: GlobSet,
-}
-
-impl DenyList {
-    /// The default list plus `extra` globs (`*` matches `/` too: a key is one string).
-    pub fn new(extra: &[String]) -> Result<Self, globset::Error> {
-        let patterns: Vec<String> = DEFAULT_TEMPLATE_DENY
-            .iter()
-            .map(|s| s.to_string())
-            .chain(extra.iter().cloned())
-            .collect();
-        let mut b = GlobSetBuilder::new();
-        for p in &patterns {
-            b.add(Glob::new(p)?);
-        }
-        Ok(DenyList {
-            set: b.build()?,
-            patterns,
-        })
-    }
-
-    /// The first denied label or annotation key of the template, as a message.
-    pub fn check(&self, sealed: &SealedSecret) -> Result<(), String> {
-        for (what, map) in [
-            ("labels", &sealed.template.labels),
-            ("annotations", &sealed.template.annotations),
-        ] {
-            for key in map.keys() {
-                let hits = self.set.matches(key);
-                if let Some(&i) = hits.first() {
-                    return Err(format!(
-                        "{}: spec.template.metadata.{what} carries {key:?}, refused by the \
-                         template deny list ({:?})",
-                        sealed.object_ref(),
-                        self.patterns[i]
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-}
+/// The template deny list is the core's (one definition for the controller, `decrypt` and
+/// `verify`).
+pub use crate::core::deny::{DenyList, DEFAULT_TEMPLATE_DENY};
 
 /// The condition reason for a core error: `NoMatchingIdentity` (none of our identities is a
 /// recipient) is KeyMissing; the core's DecryptFailed and ScopeMismatch pass through; anything
@@ -274,7 +220,7 @@ pub fn truncate(message: &str, max: usize) -> &str {
 mod tests {
     use super::*;
     use crate::core::error::ErrorKind;
-    use crate::core::{Identity, SealedSecretSpec};
+    use crate::core::{Identity, SealedSecret, SealedSecretSpec};
     use serde_json::json;
 
     fn plain() -> PlainSecret {

@@ -135,6 +135,10 @@ pub enum ErrorKind {
     },
     #[error("no such SealedSecret {0:?} in this file")]
     NoSuchObject(String),
+    /// A template label or annotation the deny list refuses (the controller's own keys, a
+    /// Secret-replication annotation).
+    #[error("{0}")]
+    DeniedTemplateKey(crate::core::deny::Denied),
     #[error("{0:?} matches more than one SealedSecret in this file")]
     AmbiguousObject(String),
     #[error("no such key in encryptedData")]
@@ -210,6 +214,7 @@ impl ErrorKind {
             | ErrorKind::MissingField(_)
             | ErrorKind::InvalidBase64
             | ErrorKind::InvalidKeyName
+            | ErrorKind::DeniedTemplateKey(_)
             | ErrorKind::UnknownScope(_)
             | ErrorKind::MissingNamespace { .. } => "InvalidSpec",
         }

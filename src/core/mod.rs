@@ -1,6 +1,7 @@
 //! The pure core: no I/O, no environment, no async.
 
 pub mod binding;
+pub mod deny;
 pub mod error;
 pub mod judge;
 pub mod keys;

@@ -2,6 +2,7 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::core::binding::Scope;
+use crate::core::deny;
 use serde_json::Value;
 
 use crate::core::error::{Error, ErrorKind, ResultExt};
@@ -73,6 +74,8 @@ fn open(
     identities: &[Identity],
     namespace: Option<&str>,
 ) -> Result<PlainSecret, Error> {
+    // A Secret the controller would refuse to make is not made here either.
+    deny::default_list().refuse(sealed)?;
     let mut plain = sealed.unseal(identities, namespace)?;
     // The bound scope, and only it, is shown (SealedSecret::parse refuses another).
     plain.annotations.remove(SCOPE_ANNOTATION);

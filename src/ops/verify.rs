@@ -159,6 +159,9 @@ type Report<'a> = dyn FnMut(String, Option<&str>, String, Option<Remedy>) + 'a;
 
 fn check_sealed(sealed: &SealedSecret, opts: &VerifyOptions<'_>, report: &mut Report<'_>) {
     let object = sealed.object_ref();
+    if let Some(denied) = crate::core::deny::default_list().first_denied(sealed) {
+        report(object.clone(), None, denied.to_string(), None);
+    }
     let listed: BTreeSet<&str> = sealed.recipients.iter().map(String::as_str).collect();
     for r in opts.recipients {
         if !listed.contains(r.to_string().as_str()) {

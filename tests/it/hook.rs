@@ -672,3 +672,108 @@ fn secrets_in_utf16_latin1_escaped_or_custom_list_files_are_found() {
     }
     assert!(!r.stderr.contains("notes.md"), "{}", r.stderr);
 }
+
+/// `git rev-parse REV` in `dir` (relative to the sandbox).
+fn rev(s: &Sandbox, dir: &str, spec: &str) -> String {
+    git(s, &["-C", dir, "rev-parse", spec])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn history_scan_of_a_partial_clone_names_each_missing_object_and_says_how_to_complete() {
+    let s = repo(&[]);
+    s.write(".gitops-seal.yaml", "ignore: [\"charts/**\"]\n");
+    s.write(
+        "charts/app/templates/secret.yaml",
+        PLAIN.replace("name: db", "name: tpl"),
+    );
+    s.write("leak.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "leak", "--no-verify"]).ok();
+    let leaked_in = rev(&s, ".", "HEAD");
+    git(&s, &["rm", "-q", "leak.yaml"]).ok();
+    commit(&s, "remove").ok();
+    let last = rev(&s, ".", "HEAD");
+    git(&s, &["config", "uploadpack.allowfilter", "true"]).ok();
+    let source = format!("file://{}", s.dir.path().display());
+    git(
+        &s,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "clone",
+            "-q",
+            "--filter=blob:none",
+            "--no-checkout",
+            &source,
+            "part",
+        ],
+    )
+    .ok();
+
+    // Blobless, nothing checked out: no blob is here, not even the config.
+    let h = s.run(&["scan", "--history", "part"]);
+    assert_eq!(h.code, 2, "{}", h.stderr);
+    assert_eq!(h.stdout, "");
+    let missing = |commit: &str, path: &str| {
+        format!(
+            "missing: commit {}: {path}: blob {} is missing from this clone",
+            &commit[..12],
+            rev(&s, "part", &format!("{commit}:{path}"))
+        )
+    };
+    let init = rev(&s, ".", "HEAD~2");
+    assert_eq!(
+        h.stderr.lines().collect::<Vec<_>>(),
+        [
+            "scanned 3 commit(s)".to_string(),
+            // The config is read from HEAD's tree, and is missing there first.
+            missing(&last, ".gitops-seal.yaml"),
+            missing(&init, ".gitignore"),
+            missing(&leaked_in, "charts/app/templates/secret.yaml"),
+            missing(&leaked_in, "leak.yaml"),
+            "scan incomplete: 4 object(s) are missing from this clone and were not scanned; \
+             fetch them (`git fetch --refetch --no-filter` for a partial clone, \
+             `git fetch --unshallow` for a shallow one, `git lfs fetch --all` for large files) \
+             and scan again"
+                .to_string(),
+        ]
+    );
+
+    // What the line says completes it; the config comes from HEAD (nothing is checked out).
+    git(
+        &s,
+        &[
+            "-C",
+            "part",
+            "-c",
+            "protocol.file.allow=always",
+            "fetch",
+            "-q",
+            "--refetch",
+            "--no-filter",
+            "origin",
+        ],
+    )
+    .ok();
+    let h = s.run(&["scan", "--history", "part"]);
+    assert_eq!(h.code, 1, "{}", h.stderr);
+    assert_eq!(
+        h.stdout,
+        format!(
+            "commit {}: leak.yaml: document 1 (Secret prod/db)\n",
+            &leaked_in[..12]
+        )
+    );
+    assert_eq!(h.stderr, "scanned 3 commit(s)\n");
+
+    // A bare clone reads `.gitops-seal.yaml` from HEAD's tree too: charts/ stays ignored.
+    git(&s, &["clone", "-q", "--bare", &source, "bare.git"]).ok();
+    let b = s.run(&["scan", "--history", "bare.git"]);
+    assert_eq!(b.code, 1, "{}", b.stderr);
+    assert_eq!(b.stdout, h.stdout);
+    assert_eq!(b.stderr, "scanned 3 commit(s)\n");
+}

@@ -172,7 +172,7 @@ fn folder_walks_honour_ignore_and_pass_unparsable_documents_with_a_note() {
     assert!(r.status.success(), "{stderr}");
     assert_eq!(
         stderr,
-        "note: ./plain/cm.yaml: document 1 passed through unchanged (invalid YAML at line 4: unclosed bracket '[')\nsealed 1 file(s); 1 had nothing to seal\n"
+        "note: 1 file(s) in the folders named are listed under ignore: in .gitops-seal.yaml and were skipped (name a file to read it anyway)\nnote: ./plain/cm.yaml: document 1 passed through unchanged (invalid YAML at line 4: unclosed bracket '[')\nsealed 1 file(s); 1 had nothing to seal\n"
     );
     assert_eq!(s.read("repo/chart/templates/secret.yaml"), template);
     assert_eq!(s.read("repo/plain/cm.yaml"), helmish);
@@ -203,7 +203,7 @@ fn folder_walks_honour_ignore_and_pass_unparsable_documents_with_a_note() {
     assert!(!r.status.success());
     assert_eq!(
         String::from_utf8_lossy(&r.stderr),
-        "note: ./plain/cm.yaml: document 1 passed through unchanged (invalid YAML at line 4: unclosed bracket '[')\nerror: ./plain/t.yaml: document 1: invalid YAML at line 4: expected string scalar\n"
+        "note: 1 file(s) in the folders named are listed under ignore: in .gitops-seal.yaml and were skipped (name a file to read it anyway)\nnote: ./plain/cm.yaml: document 1 passed through unchanged (invalid YAML at line 4: unclosed bracket '[')\nerror: ./plain/t.yaml: document 1: invalid YAML at line 4: expected string scalar\n"
     );
     assert!(s.read("repo/plain/s2.yaml").contains("kind: Secret\n"));
 }
@@ -390,4 +390,59 @@ fn the_judge_reads_as_kubectl_reads() {
     );
     // The normalisation kubectl leaves to the server (it prints `/v1` as it was).
     assert!(kubeyaml::is_core_v1("/v1"));
+}
+
+/// A Secret whose template carries a key of the template deny list: the controller's own label
+/// and a Secret-replication annotation.
+const DENIED: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  labels:\n    app: pg\n  annotations:\n    reflector.v1.k8s.emberstack.com/reflection-allowed: \"true\"\nstringData:\n  password: hunter2\n";
+
+#[test]
+fn decrypt_refuses_a_template_the_controller_would_refuse_and_writes_nothing() {
+    let s = Sandbox::new();
+    s.seal(
+        "db.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n---\n{DENIED}"),
+    );
+    let before = s.snapshot();
+    let d = s.run(&["decrypt", "-i", "id.txt", "db.yaml"]).fails();
+    assert_eq!(d.code, 2);
+    assert_eq!(d.stdout, "", "nothing is written");
+    assert_eq!(
+        d.error_line(),
+        "error: db.yaml: document 2 (SealedSecret prod/db): spec.template.metadata.annotations \
+         carries \"reflector.v1.k8s.emberstack.com/reflection-allowed\", refused by the template \
+         deny list (\"reflector.v1.k8s.emberstack.com/*\")"
+    );
+    assert_eq!(s.snapshot(), before);
+    assert!(!d.stderr.contains("hunter2"));
+}
+
+#[test]
+fn verify_reports_a_denied_template_key_as_a_finding() {
+    let s = Sandbox::new();
+    s.seal(
+        "own.yaml",
+        &DENIED
+            .replace(
+                "    reflector.v1.k8s.emberstack.com/reflection-allowed: \"true\"\n",
+                "    kubed.appscode.com/sync: \"app=x\"\n",
+            )
+            .replace(
+                "    app: pg\n",
+                "    gitops-seal.dev/managed-by: controller\n",
+            ),
+    );
+    s.seal(
+        "fine.yaml",
+        &DENIED.replace("reflector.v1.k8s.emberstack.com/", "example.com/"),
+    );
+    let v = s.run(&["verify", "own.yaml", "fine.yaml"]).fails();
+    assert_eq!(v.code, 1);
+    assert_eq!(
+        v.stdout.lines().collect::<Vec<_>>(),
+        ["own.yaml: document 1 (SealedSecret prod/db): spec.template.metadata.labels carries \
+          \"gitops-seal.dev/managed-by\", refused by the template deny list (\"gitops-seal.dev/*\")"],
+        "{}",
+        v.stderr
+    );
 }
