@@ -31,8 +31,15 @@ fn cache_for(cache_dir: &Path, url: &str) -> PathBuf {
 }
 
 /// Fetches `url` into `cache_dir` (incremental after the first time) and resolves `reference`:
-/// a branch, a tag, or a commit id.
-pub fn fetch(url: &str, reference: &str, cache_dir: &Path) -> Result<(Repository, Oid), Error> {
+/// a branch, a tag, or a commit id. Over https, `token` is sent when the server asks for
+/// credentials (HTTP Basic with user `x-access-token`, as GitHub, GitLab and Gitea take tokens);
+/// a refused token is an error, not a retry loop.
+pub fn fetch(
+    url: &str,
+    reference: &str,
+    cache_dir: &Path,
+    token: Option<&str>,
+) -> Result<(Repository, Oid), Error> {
     let path = cache_for(cache_dir, url);
     std::fs::create_dir_all(&path)
         .map_err(|e| Error::from(ErrorKind::Io(e)).in_file(path.display().to_string()))?;
@@ -48,13 +55,29 @@ pub fn fetch(url: &str, reference: &str, cache_dir: &Path) -> Result<(Repository
                 repo.remote("origin", url).map_err(git)?
             }
         };
+        let mut callbacks = git2::RemoteCallbacks::new();
+        let mut offered = false;
+        callbacks.credentials(move |_url, _user, allowed| match token {
+            Some(token)
+                if !offered && allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) =>
+            {
+                offered = true;
+                git2::Cred::userpass_plaintext("x-access-token", token)
+            }
+            Some(_) => Err(git2::Error::from_str("the server refused the token")),
+            None => Err(git2::Error::from_str(
+                "the server asks for credentials and no token was given",
+            )),
+        });
+        let mut options = git2::FetchOptions::new();
+        options.remote_callbacks(callbacks);
         remote
             .fetch(
                 &[
                     "+refs/heads/*:refs/remotes/origin/*",
                     "+refs/tags/*:refs/tags/*",
                 ],
-                None,
+                Some(&mut options),
                 None,
             )
             .map_err(git)?;

@@ -67,6 +67,9 @@ pub struct ControllerArgs {
     /// Time between sync passes.
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration, requires = "sync_repo")]
     sync_interval: Duration,
+    /// A file holding a token for an https sync repository (a mounted Secret).
+    #[arg(long, value_name = "FILE", requires = "sync_repo")]
+    sync_git_token_file: Option<PathBuf>,
     /// Where fetched repositories are cached (a writable volume in cluster).
     #[arg(
         long,
@@ -116,6 +119,7 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
         sync.path = args.sync_path.clone();
         sync.interval = args.sync_interval;
         sync.cache_dir = args.sync_cache_dir.clone();
+        sync.token_file = args.sync_git_token_file.clone();
         settings.sync = Some(sync);
     }
     settings.leader_election = args.leader_election;

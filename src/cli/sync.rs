@@ -40,6 +40,10 @@ pub struct SyncArgs {
     /// Namespace of the status ConfigMap gitops-seal-sync-NAME (default: the context's).
     #[arg(long, value_name = "NAMESPACE")]
     namespace: Option<String>,
+    /// A file holding a token for an https repository (sent as the password of user
+    /// x-access-token; read at every pass).
+    #[arg(long, value_name = "FILE")]
+    git_token_file: Option<PathBuf>,
     /// Where fetched repositories are cached.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -88,6 +92,7 @@ fn settings(args: &SyncArgs, namespace: String) -> Settings {
         s.cache_dir = dir.clone();
     }
     s.allow_empty = args.allow_empty;
+    s.token_file = args.git_token_file.clone();
     s.prune = !args.no_prune;
     s.prune_namespaces_and_crds = args.prune_namespaces_and_crds;
     s.allowed_namespaces = args.allowed_namespaces.clone();

@@ -55,6 +55,8 @@ pub struct Settings {
     pub plan: PlanOptions,
     /// Time to wait for a CRD of the commit to become Established.
     pub crd_timeout: Duration,
+    /// A file holding a token for https remotes (read at every pass, so it can be rotated).
+    pub token_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -78,6 +80,7 @@ impl Settings {
             allow_cluster_scoped: true,
             plan: PlanOptions::default(),
             crd_timeout: Duration::from_secs(60),
+            token_file: None,
         }
     }
 
@@ -178,14 +181,29 @@ pub async fn fetch_and_plan<I>(
 where
     I: ?Sized + AsRef<[Identity]> + Send + Sync + 'static,
 {
-    let (repo, reference, path, cache) = (
+    let (repo, reference, path, cache, token_file) = (
         settings.repo.clone(),
         settings.reference.clone(),
         settings.path.clone(),
         settings.cache_dir.clone(),
+        settings.token_file.clone(),
     );
     let checkout = tokio::task::spawn_blocking(move || {
-        let (r, oid) = crate::adapters::gitsource::fetch(&repo, &reference, &cache)?;
+        let token = match &token_file {
+            Some(f) => Some(zeroize::Zeroizing::new(
+                std::fs::read_to_string(f)
+                    .map_err(|e| Error::io(f, e))?
+                    .trim()
+                    .to_string(),
+            )),
+            None => None,
+        };
+        let (r, oid) = crate::adapters::gitsource::fetch(
+            &repo,
+            &reference,
+            &cache,
+            token.as_deref().map(|t| t.as_str()),
+        )?;
         crate::adapters::gitsource::read(&r, oid, &path)
     })
     .await?

@@ -586,3 +586,190 @@ async fn metrics(addr: std::net::SocketAddr) -> Option<String> {
     s.read_to_end(&mut raw).await.ok()?;
     Some(String::from_utf8_lossy(&raw).into_owned())
 }
+
+/// A loopback HTTP server in front of `git http-backend` (Git's own smart-HTTP server, as CGI)
+/// that admits only HTTP Basic with user `x-access-token` and the given token.
+async fn serve_git_over_http(root: std::path::PathBuf, token: &str) -> std::net::SocketAddr {
+    use base64::Engine;
+
+    let exec_path = String::from_utf8(
+        Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let backend = Path::new(&exec_path).join("git-http-backend");
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
+    );
+    let state = Arc::new(Cgi {
+        root,
+        backend,
+        expected,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::new().fallback(git_cgi).with_state(state),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+/// https-style remotes with a token: the token from `--git-token-file` opens the repository
+/// behind `git http-backend`; a wrong token is a fetch error that changes nothing. (Plain HTTP
+/// on loopback: TLS is libgit2's and OpenSSL's, the credential exchange is what is tested.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_behind_http_with_a_token() {
+    let env = KubeEnv::new().await;
+    let ns = env.namespace.clone();
+    let repo = Repo::new();
+    repo.write("a.yaml", &configmap(&ns, "a", "over-http"));
+    repo.commit("one");
+    let served = tempfile::tempdir().unwrap();
+    let out = Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(repo.path())
+        .arg(served.path().join("apps.git"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let addr = serve_git_over_http(served.path().to_path_buf(), "s3cret-token").await;
+    let token_file = served.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+
+    let mut settings = repo.settings("over-http", &ns);
+    settings.repo = format!("http://{addr}/apps.git");
+    settings.token_file = Some(token_file.clone());
+    let id: Arc<[Identity]> = Vec::new().into();
+    pass(&env, &settings, &id).await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    assert_eq!(
+        cms.get("a").await.unwrap().data.unwrap()["mode"],
+        "over-http"
+    );
+
+    // A wrong token, and none: a fetch error naming the repository; nothing deleted.
+    std::fs::write(&token_file, "wrong\n").unwrap();
+    let mut fresh = settings.clone();
+    fresh.cache_dir = tempfile::tempdir().unwrap().keep();
+    let err = pass(&env, &fresh, &id).await.unwrap_err();
+    let text = sync::error_chain(&err);
+    assert!(matches!(err, SyncError::Fetch { .. }), "{text}");
+    assert!(text.contains("refused the token"), "{text}");
+    assert!(!text.contains("wrong"), "the token is never echoed: {text}");
+    fresh.token_file = None;
+    let err = pass(&env, &fresh, &id).await.unwrap_err();
+    assert!(
+        sync::error_chain(&err).contains("no token was given"),
+        "{err}"
+    );
+    assert!(cms.get_opt("a").await.unwrap().is_some());
+    env.cleanup().await;
+}
+
+struct Cgi {
+    root: std::path::PathBuf,
+    backend: std::path::PathBuf,
+    expected: String,
+}
+
+/// One request through `git http-backend` (CGI), if it carries the expected credentials.
+async fn git_cgi(
+    axum::extract::State(cgi): axum::extract::State<Arc<Cgi>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::body::Body;
+    use axum::http::{HeaderValue, StatusCode};
+    use axum::response::Response;
+    let (root, backend, expected) = (cgi.root.clone(), cgi.backend.clone(), cgi.expected.clone());
+    let (parts, request_body) = req.into_parts();
+    let authorised = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(expected.as_str());
+    if !authorised {
+        let mut r = Response::new(Body::from("credentials required\n"));
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        r.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_static("Basic realm=\"git\""),
+        );
+        return r;
+    }
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or_default().to_string();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (content_type, encoding) = (header("content-type"), header("content-encoding"));
+    let body = axum::body::to_bytes(request_body, usize::MAX)
+        .await
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = Command::new(backend)
+            .env("GIT_PROJECT_ROOT", root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("REQUEST_METHOD", method)
+            .env("PATH_INFO", path)
+            .env("QUERY_STRING", query)
+            .env("CONTENT_TYPE", content_type)
+            .env("HTTP_CONTENT_ENCODING", encoding)
+            .env("REMOTE_USER", "x-access-token")
+            .env("REMOTE_ADDR", "127.0.0.1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&body).unwrap();
+        child.wait_with_output().unwrap().stdout
+    })
+    .await
+    .unwrap();
+    // CGI: headers, a blank line, the body.
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))
+        .expect("CGI headers");
+    let head = String::from_utf8_lossy(&out[..split.0]).into_owned();
+    let mut r = Response::new(Body::from(out[split.0 + split.1..].to_vec()));
+    for line in head.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        if k.eq_ignore_ascii_case("status") {
+            let code: u16 = v.split(' ').next().unwrap().parse().unwrap();
+            *r.status_mut() = StatusCode::from_u16(code).unwrap();
+        } else if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(k.trim().as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            r.headers_mut().insert(name, value);
+        }
+    }
+    r
+}
