@@ -33,7 +33,7 @@ pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
 }
 
 /// The order kube-apiserver writes `ObjectMeta` in (Go struct order).
-const META_ORDER: &[&str] = &[
+pub const META_ORDER: &[&str] = &[
     "name",
     "generateName",
     "namespace",

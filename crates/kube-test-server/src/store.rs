@@ -724,27 +724,13 @@ impl State {
             }
         }
         meta_mut(&mut obj).insert("name".into(), json!(name));
-        Self::default_object(rt, &mut obj);
-        Self::restrict(rt, subresource, &old, &mut obj);
-        let managed = entries_from_json(&old["metadata"]["managedFields"]);
-        let managed = fields::update(
-            Some(&old),
-            &obj,
-            managed,
-            &opts.manager,
-            subresource,
-            &rt.api_version(),
-            &object::now_time(),
-            &rt.fields,
-        );
-        self.finish_update(
+        self.update_tail(
             rt,
             ns,
             name,
+            subresource,
             &old,
             obj,
-            managed,
-            subresource,
             Op::Update,
             opts,
             warnings,
@@ -813,11 +799,29 @@ impl State {
         validate::check_decode(rt, &new, op, strategic)?;
         let mut warnings = Vec::new();
         Self::schema_checks(rt, &mut new, opts, &mut warnings)?;
+        self.update_tail(rt, ns, name, subresource, &old, new, op, opts, warnings)
+    }
+
+    /// What update and the non-apply patches share once the new object is known: defaulting,
+    /// the subresource's restriction, field ownership for the Update operation, and the write.
+    #[allow(clippy::too_many_arguments)]
+    fn update_tail(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        subresource: Option<&str>,
+        old: &Value,
+        mut new: Value,
+        op: Op,
+        opts: &WriteOptions,
+        warnings: Vec<String>,
+    ) -> Result<Written, Failure> {
         Self::default_object(rt, &mut new);
-        Self::restrict(rt, subresource, &old, &mut new);
+        Self::restrict(rt, subresource, old, &mut new);
         let managed = entries_from_json(&old["metadata"]["managedFields"]);
         let managed = fields::update(
-            Some(&old),
+            Some(old),
             &new,
             managed,
             &opts.manager,
@@ -830,7 +834,7 @@ impl State {
             rt,
             ns,
             name,
-            &old,
+            old,
             new,
             managed,
             subresource,

@@ -1559,23 +1559,8 @@ fn validate_schema(schema: &Value, v: &Value, path: &str, errs: &mut Vec<FieldEr
 // ---------------------------------------------------------------------------------------------
 // Unknown fields and pruning
 
-const OBJECT_META_FIELDS: &[&str] = &[
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-];
+/// Every `ObjectMeta` field (in struct order).
+const OBJECT_META_FIELDS: &[&str] = crate::object::META_ORDER;
 
 /// The unknown field paths of one object, with the kind and version the 400 message names.
 /// Dereferences to the paths (`unknown.is_empty()`, `unknown[0]`).
