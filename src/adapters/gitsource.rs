@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
+use zeroize::Zeroizing;
+
+use super::known_hosts::{self, Verdict};
 use crate::core::error::{Error, ErrorKind};
 use crate::core::rules::Config;
 use crate::sync::plan::SourceFile;
@@ -30,16 +33,40 @@ fn cache_for(cache_dir: &Path, url: &str) -> PathBuf {
     cache_dir.join(safe)
 }
 
+/// How to authenticate to a remote. Secrets are read by the caller (at every pass, so they
+/// can be rotated) and handed in zeroizing buffers.
+#[derive(Default)]
+pub struct Auth {
+    /// https: sent as the password of user `x-access-token` when the server asks.
+    pub token: Option<Zeroizing<String>>,
+    /// ssh: a private key (OpenSSH or PEM, without a passphrase).
+    pub ssh_key: Option<Zeroizing<String>>,
+    /// ssh: the text of a known_hosts file; a host it does not list is refused.
+    pub known_hosts: Option<String>,
+}
+
 /// Fetches `url` into `cache_dir` (incremental after the first time) and resolves `reference`:
-/// a branch, a tag, or a commit id. Over https, `token` is sent when the server asks for
-/// credentials (HTTP Basic with user `x-access-token`, as GitHub, GitLab and Gitea take tokens);
-/// a refused token is an error, not a retry loop.
+/// a branch, a tag, or a commit id.
+///
+/// Over https, the token is sent when the server asks for credentials (HTTP Basic with user
+/// `x-access-token`, as GitHub, GitLab and Gitea take tokens). Over ssh, the server's host key
+/// must be listed for it in the known_hosts text (unknown, changed and revoked keys are
+/// refused before any credential is offered), then the key authenticates the URL's user (`git`
+/// when the URL names none). A refused credential is an error, not a retry loop.
 pub fn fetch(
     url: &str,
     reference: &str,
     cache_dir: &Path,
-    token: Option<&str>,
+    auth: &Auth,
 ) -> Result<(Repository, Oid), Error> {
+    let ssh = known_hosts::ssh_host(url);
+    if ssh.is_some() && auth.known_hosts.is_none() {
+        return Err(Error::from(ErrorKind::Invalid(
+            "an ssh remote needs a known_hosts file (--git-known-hosts): unknown hosts are \
+             refused"
+                .into(),
+        )));
+    }
     let path = cache_for(cache_dir, url);
     std::fs::create_dir_all(&path)
         .map_err(|e| Error::from(ErrorKind::Io(e)).in_file(path.display().to_string()))?;
@@ -56,19 +83,67 @@ pub fn fetch(
             }
         };
         let mut callbacks = git2::RemoteCallbacks::new();
-        let mut offered = false;
-        callbacks.credentials(move |_url, _user, allowed| match token {
-            Some(token)
-                if !offered && allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) =>
-            {
-                offered = true;
-                git2::Cred::userpass_plaintext("x-access-token", token)
+        // What was offered already: libgit2 asks again when the server refuses it.
+        let mut offered: Option<&str> = None;
+        callbacks.credentials(move |_url, user, allowed| {
+            if let Some(what) = offered {
+                return Err(git2::Error::from_str(&format!(
+                    "the server refused the {what}"
+                )));
             }
-            Some(_) => Err(git2::Error::from_str("the server refused the token")),
-            None => Err(git2::Error::from_str(
-                "the server asks for credentials and no token was given",
-            )),
+            if allowed.contains(git2::CredentialType::SSH_KEY) {
+                let Some(key) = &auth.ssh_key else {
+                    return Err(git2::Error::from_str(
+                        "the ssh server asks for a key and none was given (--git-ssh-key)",
+                    ));
+                };
+                offered = Some("ssh key");
+                return git2::Cred::ssh_key_from_memory(user.unwrap_or("git"), None, key, None);
+            }
+            if allowed.contains(git2::CredentialType::USERNAME) {
+                return git2::Cred::username(user.unwrap_or("git"));
+            }
+            match &auth.token {
+                Some(token) if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) => {
+                    offered = Some("token");
+                    git2::Cred::userpass_plaintext("x-access-token", token)
+                }
+                _ => Err(git2::Error::from_str(
+                    "the server asks for credentials and no token was given",
+                )),
+            }
         });
+        // libgit2 replaces the callback's error with its own "invalid or unknown remote ssh
+        // hostkey": keep ours to report why.
+        let refusal = std::rc::Rc::new(std::cell::RefCell::new(None::<String>));
+        if let (Some((host, port)), Some(known)) = (ssh, &auth.known_hosts) {
+            let refusal = refusal.clone();
+            callbacks.certificate_check(move |cert, _| {
+                let name = known_hosts::host_name(&host, port);
+                let Some(key) = cert.as_hostkey().and_then(|k| k.hostkey()) else {
+                    return Err(git2::Error::from_str(&format!(
+                        "{name} did not present an ssh host key"
+                    )));
+                };
+                let why = match known_hosts::check(known, &name, key) {
+                    Verdict::Known => return Ok(git2::CertificateCheckStatus::CertificateOk),
+                    Verdict::Unknown => format!(
+                        "host {name} is not in the known_hosts file: refused (add its key, \
+                         e.g. from `ssh-keyscan`, after checking it)"
+                    ),
+                    Verdict::Mismatch => format!(
+                        "host {name} presented a key the known_hosts file does not list for \
+                         it: refused (the key changed, or someone is in between)"
+                    ),
+                    Verdict::Revoked => format!(
+                        "host {name} presented a key marked @revoked in the known_hosts file"
+                    ),
+                };
+                let e = git2::Error::from_str(&why);
+                *refusal.borrow_mut() = Some(why);
+                Err(e)
+            });
+        }
         let mut options = git2::FetchOptions::new();
         options.remote_callbacks(callbacks);
         remote
@@ -80,7 +155,10 @@ pub fn fetch(
                 Some(&mut options),
                 None,
             )
-            .map_err(git)?;
+            .map_err(|e| match refusal.borrow_mut().take() {
+                Some(why) => Error::from(ErrorKind::Invalid(why)),
+                None => git(e),
+            })?;
     }
     let oid = resolve(&repo, reference)?;
     Ok((repo, oid))

@@ -9,6 +9,7 @@ pub mod git;
 pub mod gitsource;
 pub mod http;
 pub mod identity;
+pub mod known_hosts;
 pub mod kube;
 pub mod leader;
 pub mod tree;

@@ -70,6 +70,13 @@ pub struct ControllerArgs {
     /// A file holding a token for an https sync repository (a mounted Secret).
     #[arg(long, value_name = "FILE", requires = "sync_repo")]
     sync_git_token_file: Option<PathBuf>,
+    /// A private key file for an ssh sync repository (a mounted Secret; no passphrase).
+    #[arg(long, value_name = "FILE", requires = "sync_repo")]
+    sync_git_ssh_key: Option<PathBuf>,
+    /// The known_hosts file that must list the ssh sync repository's host (a mounted
+    /// ConfigMap; unknown hosts are refused).
+    #[arg(long, value_name = "FILE", requires = "sync_repo")]
+    sync_git_known_hosts: Option<PathBuf>,
     /// Where fetched repositories are cached (a writable volume in cluster).
     #[arg(
         long,
@@ -120,6 +127,8 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
         sync.interval = args.sync_interval;
         sync.cache_dir = args.sync_cache_dir.clone();
         sync.token_file = args.sync_git_token_file.clone();
+        sync.ssh_key_file = args.sync_git_ssh_key.clone();
+        sync.known_hosts_file = args.sync_git_known_hosts.clone();
         settings.sync = Some(sync);
     }
     settings.leader_election = args.leader_election;

@@ -44,6 +44,13 @@ pub struct SyncArgs {
     /// x-access-token; read at every pass).
     #[arg(long, value_name = "FILE")]
     git_token_file: Option<PathBuf>,
+    /// A private key file for an ssh repository (no passphrase; read at every pass).
+    #[arg(long, value_name = "FILE")]
+    git_ssh_key: Option<PathBuf>,
+    /// The known_hosts file that must list an ssh repository's host key (unknown hosts are
+    /// refused; `ssh-keyscan HOST` prints candidate lines to check).
+    #[arg(long, value_name = "FILE")]
+    git_known_hosts: Option<PathBuf>,
     /// Where fetched repositories are cached.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -93,6 +100,8 @@ fn settings(args: &SyncArgs, namespace: String) -> Settings {
     }
     s.allow_empty = args.allow_empty;
     s.token_file = args.git_token_file.clone();
+    s.ssh_key_file = args.git_ssh_key.clone();
+    s.known_hosts_file = args.git_known_hosts.clone();
     s.prune = !args.no_prune;
     s.prune_namespaces_and_crds = args.prune_namespaces_and_crds;
     s.allowed_namespaces = args.allowed_namespaces.clone();

@@ -17,7 +17,9 @@ use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParam
 use kube::discovery::{ApiResource, Discovery, Scope};
 use kube::{Api, Client};
 use serde_json::json;
+use zeroize::Zeroizing;
 
+use crate::adapters::gitsource::Auth;
 use crate::core::error::Error;
 use crate::core::yaml;
 use crate::core::Identity;
@@ -57,6 +59,10 @@ pub struct Settings {
     pub crd_timeout: Duration,
     /// A file holding a token for https remotes (read at every pass, so it can be rotated).
     pub token_file: Option<PathBuf>,
+    /// ssh remotes: a private key file, and the known_hosts file that must list the server
+    /// (both read at every pass).
+    pub ssh_key_file: Option<PathBuf>,
+    pub known_hosts_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -81,6 +87,8 @@ impl Settings {
             plan: PlanOptions::default(),
             crd_timeout: Duration::from_secs(60),
             token_file: None,
+            ssh_key_file: None,
+            known_hosts_file: None,
         }
     }
 
@@ -181,29 +189,33 @@ pub async fn fetch_and_plan<I>(
 where
     I: ?Sized + AsRef<[Identity]> + Send + Sync + 'static,
 {
-    let (repo, reference, path, cache, token_file) = (
+    let (repo, reference, path, cache) = (
         settings.repo.clone(),
         settings.reference.clone(),
         settings.path.clone(),
         settings.cache_dir.clone(),
+    );
+    let files = (
         settings.token_file.clone(),
+        settings.ssh_key_file.clone(),
+        settings.known_hosts_file.clone(),
     );
     let checkout = tokio::task::spawn_blocking(move || {
-        let token = match &token_file {
-            Some(f) => Some(zeroize::Zeroizing::new(
-                std::fs::read_to_string(f)
-                    .map_err(|e| Error::io(f, e))?
-                    .trim()
-                    .to_string(),
-            )),
-            None => None,
+        let read = |f: &Option<PathBuf>| -> Result<Option<Zeroizing<String>>, Error> {
+            f.as_ref()
+                .map(|f| {
+                    std::fs::read_to_string(f)
+                        .map(Zeroizing::new)
+                        .map_err(|e| Error::io(f, e))
+                })
+                .transpose()
         };
-        let (r, oid) = crate::adapters::gitsource::fetch(
-            &repo,
-            &reference,
-            &cache,
-            token.as_deref().map(|t| t.as_str()),
-        )?;
+        let auth = Auth {
+            token: read(&files.0)?.map(|t| Zeroizing::new(t.trim().to_string())),
+            ssh_key: read(&files.1)?,
+            known_hosts: read(&files.2)?.map(|k| k.to_string()),
+        };
+        let (r, oid) = crate::adapters::gitsource::fetch(&repo, &reference, &cache, &auth)?;
         crate::adapters::gitsource::read(&r, oid, &path)
     })
     .await?

@@ -773,3 +773,216 @@ async fn git_cgi(
     }
     r
 }
+
+/// A loopback `sshd` (Debian's openssh-server) with a host key and one authorised client key,
+/// serving the repositories of the current user; killed on drop.
+struct Sshd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(
+            sshd.exists(),
+            "the ssh test needs Debian's openssh-server (.ci/run installs it)"
+        );
+        // sshd refuses to start as root without its privilege separation folder.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let dir = tempfile::tempdir().unwrap();
+        for (name, kind) in [
+            ("host", "ed25519"),
+            ("client", "ed25519"),
+            ("stranger", "rsa"),
+        ] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-N", "", "-t", kind, "-C", name, "-f"])
+                .arg(dir.path().join(name))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::copy(
+            dir.path().join("client.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("sshd_config"),
+            format!(
+                "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PidFile none\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 PermitRootLogin prohibit-password\nAllowUsers {user}\n"
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(dir.path().join("sshd_config"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Ready when it says it listens (bounded wait on that line, not a sleep).
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("Server listening") => break,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("sshd did not start: {seen:?}"),
+            }
+        }
+        Sshd { child, dir, port }
+    }
+
+    fn file(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A known_hosts line for this server under `[127.0.0.1]:PORT`, with the given key file's
+    /// public half.
+    fn known_hosts_line(&self, key: &str) -> String {
+        let public = std::fs::read_to_string(self.file(&format!("{key}.pub"))).unwrap();
+        let mut fields = public.split_whitespace();
+        let (kind, blob) = (fields.next().unwrap(), fields.next().unwrap());
+        format!("[127.0.0.1]:{} {kind} {blob}\n", self.port)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// ssh remotes: the key from `--git-ssh-key` opens the repository behind a real `sshd` whose
+/// host key the known_hosts file lists (plain or hashed by `ssh-keygen -H`). An unknown host, a
+/// changed host key, no known_hosts file and a key the server does not accept are each a fetch
+/// error that applies and deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_over_ssh_with_a_key_and_known_hosts() {
+    let env = KubeEnv::new().await;
+    let ns = env.namespace.clone();
+    let repo = Repo::new();
+    repo.write("a.yaml", &configmap(&ns, "a", "over-ssh"));
+    repo.commit("one");
+    let sshd = Sshd::start();
+    let bare = sshd.file("apps.git");
+    let out = Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(repo.path())
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let known = sshd.file("known_hosts");
+    std::fs::write(&known, sshd.known_hosts_line("host")).unwrap();
+
+    let mut settings = repo.settings("over-ssh", &ns);
+    settings.repo = format!("ssh://{user}@127.0.0.1:{}{}", sshd.port, bare.display());
+    settings.ssh_key_file = Some(sshd.file("client"));
+    settings.known_hosts_file = Some(known.clone());
+    let id: Arc<[Identity]> = Vec::new().into();
+    pass(&env, &settings, &id).await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    assert_eq!(
+        cms.get("a").await.unwrap().data.unwrap()["mode"],
+        "over-ssh"
+    );
+
+    // Hashed known_hosts, as `ssh-keygen -H` rewrites the file.
+    let hashed = Command::new("ssh-keygen")
+        .args(["-q", "-H", "-f"])
+        .arg(&known)
+        .output()
+        .unwrap();
+    assert!(
+        hashed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hashed.stderr)
+    );
+    assert!(std::fs::read_to_string(&known).unwrap().starts_with("|1|"));
+    let mut fresh = settings.clone();
+    fresh.cache_dir = tempfile::tempdir().unwrap().keep();
+    pass(&env, &fresh, &id).await.unwrap();
+
+    let refused = |settings: &Settings| {
+        let mut s = settings.clone();
+        s.cache_dir = tempfile::tempdir().unwrap().keep();
+        s
+    };
+    // A host key the file does not list for this host.
+    std::fs::write(&known, sshd.known_hosts_line("stranger")).unwrap();
+    let err = pass(&env, &refused(&settings), &id).await.unwrap_err();
+    let text = sync::error_chain(&err);
+    assert!(matches!(err, SyncError::Fetch { .. }), "{text}");
+    assert!(text.contains("does not list for it"), "{text}");
+    // A host the file does not know.
+    std::fs::write(&known, "# nothing here\n").unwrap();
+    let err = pass(&env, &refused(&settings), &id).await.unwrap_err();
+    let text = sync::error_chain(&err);
+    assert!(
+        text.contains(&format!(
+            "[127.0.0.1]:{} is not in the known_hosts file",
+            sshd.port
+        )),
+        "{text}"
+    );
+    // No known_hosts file at all: refused before connecting.
+    let mut none = refused(&settings);
+    none.known_hosts_file = None;
+    let err = pass(&env, &none, &id).await.unwrap_err();
+    assert!(
+        sync::error_chain(&err).contains("needs a known_hosts file"),
+        "{err}"
+    );
+    // A key the server does not accept; the key is never echoed.
+    std::fs::write(&known, sshd.known_hosts_line("host")).unwrap();
+    let mut stranger = refused(&settings);
+    stranger.ssh_key_file = Some(sshd.file("stranger"));
+    let err = pass(&env, &stranger, &id).await.unwrap_err();
+    let text = sync::error_chain(&err);
+    assert!(text.contains("refused the ssh key"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+
+    assert!(cms.get_opt("a").await.unwrap().is_some(), "nothing deleted");
+    env.cleanup().await;
+}
