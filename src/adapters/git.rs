@@ -140,19 +140,23 @@ pub struct StagedFile {
     pub blob: git2::Oid,
 }
 
-/// The files staged for the next commit, compared with HEAD (everything, before the first
-/// commit). Reads the index, never the working tree.
-pub fn staged_files(repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Error> {
-    let head_tree = match repo.head() {
-        Ok(head) => Some(head.peel_to_tree()?),
+fn head_tree(repo: &git2::Repository) -> Result<Option<git2::Tree<'_>>, git2::Error> {
+    match repo.head() {
+        Ok(head) => Ok(Some(head.peel_to_tree()?)),
         Err(e)
             if e.code() == git2::ErrorCode::UnbornBranch
                 || e.code() == git2::ErrorCode::NotFound =>
         {
-            None
+            Ok(None)
         }
-        Err(e) => return Err(e),
-    };
+        Err(e) => Err(e),
+    }
+}
+
+/// The files staged for the next commit, compared with HEAD (everything, before the first
+/// commit), through libgit2's tree-to-index diff. Reads the index, never the working tree.
+pub fn staged_files_by_diff(repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Error> {
+    let head_tree = head_tree(repo)?;
     let index = repo.index()?;
     let mut opts = git2::DiffOptions::new();
     opts.include_typechange(true);
@@ -185,6 +189,139 @@ pub fn staged_files(repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Er
     Ok(out)
 }
 
+/// The index the next commit is made from: `$GIT_INDEX_FILE` when Git sets it for the hook
+/// (`git commit -a`, `git commit PATH`), relative to the current folder as libgit2 takes it;
+/// else the repository's own.
+/// Whether it is Git's temporary one.
+fn index_path(repo: &git2::Repository) -> (std::path::PathBuf, bool) {
+    match std::env::var_os("GIT_INDEX_FILE") {
+        Some(f) if !f.is_empty() => (std::path::PathBuf::from(f), true),
+        _ => (repo.path().join("index"), false),
+    }
+}
+
+/// The index read directly (see [`super::git_index`]); `None` when the reader does not
+/// handle it, and the caller goes through libgit2.
+fn read_index(repo: &git2::Repository) -> Option<super::git_index::Index> {
+    let (path, from_env) = index_path(repo);
+    match fs::read(&path) {
+        Ok(bytes) => super::git_index::parse(&bytes).ok(),
+        // No index yet in a new repository: nothing is staged. (An index Git names that is
+        // not there is not taken for an empty one.)
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !from_env => Some(Default::default()),
+        Err(_) => None,
+    }
+}
+
+const REGULAR: u32 = 0o100644;
+const EXECUTABLE: u32 = 0o100755;
+
+/// The staged files from a directly read index: an entry is staged when HEAD does not hold it
+/// with the same blob and mode, unless a folder above it is, by the cache-tree, the very tree
+/// HEAD has there (then nothing under it changed, and it is not read at all).
+fn staged_from_index(
+    repo: &git2::Repository,
+    index: &super::git_index::Index,
+) -> Result<Vec<StagedFile>, git2::Error> {
+    let head = head_tree(repo)?;
+    // Folder -> whether the index's tree for it is HEAD's.
+    let mut same: HashMap<&[u8], bool> = HashMap::new();
+    let mut out = Vec::new();
+    'entries: for entry in &index.entries {
+        if entry.intent_to_add || !(entry.mode == REGULAR || entry.mode == EXECUTABLE) {
+            continue;
+        }
+        let oid = git2::Oid::from_bytes(&entry.oid)?;
+        if let Some(head) = &head {
+            // Folders from the root down: the first one unchanged settles it.
+            let path = entry.path.as_slice();
+            let folders = std::iter::once(0).chain(
+                path.iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c == b'/')
+                    .map(|(i, _)| i),
+            );
+            for end in folders {
+                let folder = &path[..end];
+                let unchanged = match same.get(folder) {
+                    Some(&u) => u,
+                    None => {
+                        let u = index.trees.get(folder).is_some_and(|tree| {
+                            head_subtree(head, folder).is_some_and(|id| id.as_bytes() == tree)
+                        });
+                        same.insert(folder, u);
+                        u
+                    }
+                };
+                if unchanged {
+                    continue 'entries;
+                }
+            }
+            let recorded = std::str::from_utf8(path)
+                .ok()
+                .and_then(|p| head.get_path(Path::new(p)).ok());
+            if recorded.is_some_and(|r| r.id() == oid && r.filemode() as u32 == entry.mode) {
+                continue;
+            }
+        }
+        out.push(StagedFile {
+            path: String::from_utf8_lossy(&entry.path).into_owned(),
+            blob: oid,
+        });
+    }
+    Ok(out)
+}
+
+/// The id of HEAD's tree at `folder` (`""`: the root).
+fn head_subtree(head: &git2::Tree<'_>, folder: &[u8]) -> Option<git2::Oid> {
+    if folder.is_empty() {
+        return Some(head.id());
+    }
+    let entry = head
+        .get_path(Path::new(std::str::from_utf8(folder).ok()?))
+        .ok()?;
+    (entry.kind() == Some(git2::ObjectType::Tree)).then(|| entry.id())
+}
+
+/// Where staged content is looked up: the directly read index, or libgit2's.
+enum IndexSource {
+    Direct(super::git_index::Index),
+    Libgit2(git2::Index),
+}
+
+impl IndexSource {
+    fn open(repo: &git2::Repository) -> Result<Self, git2::Error> {
+        Ok(match read_index(repo) {
+            Some(index) => IndexSource::Direct(index),
+            None => IndexSource::Libgit2(repo.index()?),
+        })
+    }
+
+    fn blob_at(&self, path: &str) -> Option<git2::Oid> {
+        match self {
+            IndexSource::Direct(index) => index
+                .get(path.as_bytes())
+                .and_then(|e| git2::Oid::from_bytes(&e.oid).ok()),
+            IndexSource::Libgit2(index) => index.get_path(Path::new(path), 0).map(|e| e.id),
+        }
+    }
+
+    fn staged(&self, repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Error> {
+        match self {
+            IndexSource::Direct(index) => staged_from_index(repo, index),
+            IndexSource::Libgit2(_) => staged_files_by_diff(repo),
+        }
+    }
+}
+
+/// The files staged for the next commit, compared with HEAD (everything, before the first
+/// commit). Reads the index, never the working tree: directly, using its cache-tree as Git
+/// does, or through libgit2's diff when the index uses what the direct reader does not handle
+/// (a split or sparse index, a newer version). Both give the same files (tested).
+pub fn staged_files(repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Error> {
+    IndexSource::open(repo)?.staged(repo)
+}
+
 /// Replaces the staged content of `path` with `content` and writes the index.
 pub fn restage(repo: &git2::Repository, path: &str, content: &[u8]) -> Result<(), Error> {
     let blob = repo.blob(content)?;
@@ -204,9 +341,6 @@ pub fn restage(repo: &git2::Repository, path: &str, content: &[u8]) -> Result<()
 
 /// What [`walk_history`] calls for each blob: `(commit, path, content)`.
 pub type HistoryVisit<'a> = dyn FnMut(git2::Oid, &str, &[u8]) -> Result<(), Error> + 'a;
-
-/// What [`for_each_staged`] calls for each staged file: `(path, content)`.
-pub type StagedVisit<'a> = dyn FnMut(&str, &[u8]) -> Result<(), Error> + 'a;
 
 /// An object a tree names that this repository does not hold (a partial or blobless clone, a
 /// mirror with large files left out): where it was first met, so the scan can go on.
@@ -441,22 +575,14 @@ pub fn hooks_dir(repo: &git2::Repository) -> Result<std::path::PathBuf, git2::Er
 /// `ignore:` for the hook: from the `.gitops-seal.yaml` nearest each staged file, as `scan`
 /// and `verify` pick it, but read from the index (what the commit records) and only inside the
 /// repository: an untracked config, or one above the work tree, cannot let a file through.
-pub struct StagedIgnores<'r> {
-    index: git2::Index,
+struct StagedIgnores<'r> {
+    index: &'r IndexSource,
     repo: &'r git2::Repository,
     /// Config folder (relative, "" for the root) -> its parsed config, if the index has one.
     configs: HashMap<String, Option<Config>>,
 }
 
 impl<'r> StagedIgnores<'r> {
-    pub fn new(repo: &'r git2::Repository) -> Result<Self, Error> {
-        Ok(StagedIgnores {
-            index: repo.index()?,
-            repo,
-            configs: Default::default(),
-        })
-    }
-
     fn config_in(&mut self, dir: &str) -> Result<Option<&Config>, Error> {
         if !self.configs.contains_key(dir) {
             let path = if dir.is_empty() {
@@ -464,10 +590,10 @@ impl<'r> StagedIgnores<'r> {
             } else {
                 format!("{dir}/{CONFIG_FILE_NAME}")
             };
-            let config = match self.index.get_path(Path::new(&path), 0) {
+            let config = match self.index.blob_at(&path) {
                 None => None,
-                Some(entry) => {
-                    let blob = self.repo.find_blob(entry.id)?;
+                Some(id) => {
+                    let blob = self.repo.find_blob(id)?;
                     let text = std::str::from_utf8(blob.content()).map_err(|e| {
                         Error::from(ErrorKind::NotUtf8 {
                             offset: e.valid_up_to(),
@@ -483,7 +609,7 @@ impl<'r> StagedIgnores<'r> {
     }
 
     /// Whether the `ignore:` of the config nearest `path` (in the index) skips it.
-    pub fn ignored(&mut self, path: &str) -> Result<bool, Error> {
+    fn ignored(&mut self, path: &str) -> Result<bool, Error> {
         let mut dir = path;
         loop {
             dir = dir.rsplit_once('/').map_or("", |(d, _)| d);
@@ -502,17 +628,23 @@ impl<'r> StagedIgnores<'r> {
     }
 }
 
-/// Calls `visit(path, content)` for every file staged for the next commit (see
-/// [`staged_files`]) that the nearest staged config's `ignore:` does not skip.
-pub fn for_each_staged(repo: &git2::Repository, visit: &mut StagedVisit<'_>) -> Result<(), Error> {
-    let mut ignores = StagedIgnores::new(repo)?;
-    for staged in staged_files(repo)? {
-        if ignores.ignored(&staged.path)? {
-            continue;
+/// The files staged for the next commit (see [`staged_files`]) that the nearest staged
+/// config's `ignore:` does not skip: what the hook judges.
+pub fn staged_to_judge(repo: &git2::Repository) -> Result<Vec<StagedFile>, Error> {
+    let index = IndexSource::open(repo)?;
+    let staged = index.staged(repo)?;
+    let mut ignores = StagedIgnores {
+        index: &index,
+        repo,
+        configs: Default::default(),
+    };
+    let mut out = Vec::with_capacity(staged.len());
+    for file in staged {
+        if !ignores.ignored(&file.path)? {
+            out.push(file);
         }
-        visit(&staged.path, repo.find_blob(staged.blob)?.content())?;
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Seals the staged content of `path` with `settings`, updates the index, and seals the

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use gitops_seal::adapters::judged::JudgedClean;
 use gitops_seal::adapters::{config, files, git, identity, tree};
+use gitops_seal::core::judge;
 use gitops_seal::core::rules::CONFIG_FILE_NAME;
 use gitops_seal::ops;
 
@@ -128,8 +130,16 @@ pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
         .to_path_buf();
     let mut blocked: Vec<(String, Vec<ops::PlaintextFinding>)> = Vec::new();
     let mut stderr = std::io::stderr().lock();
-    git::for_each_staged(&repo, &mut |path, content| {
-        let report = ops::scan_file(path, content);
+    // Blobs this binary already judged clean are not judged again (see adapters::judged).
+    let mut clean = JudgedClean::load(repo.path());
+    for staged in git::staged_to_judge(&repo)? {
+        let path = staged.path.as_str();
+        let manifest = judge::reads_as_manifest(path);
+        if clean.contains(staged.blob, manifest) {
+            continue;
+        }
+        let blob = repo.find_blob(staged.blob)?;
+        let report = ops::scan_file(path, blob.content());
         // Notes (a document skipped as not YAML) only where YAML is expected: source code
         // and prose that mention `kind` are no news.
         if files::is_manifest_name(Path::new(path)) {
@@ -139,9 +149,12 @@ pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
         }
         if !report.findings.is_empty() {
             blocked.push((path.to_string(), report.findings));
+        } else if report.skipped.is_empty() {
+            clean.record(staged.blob, manifest);
         }
-        Ok(())
-    })?;
+    }
+    // The record only saves work: failing to write it changes no verdict.
+    let _ = clean.save();
     if blocked.is_empty() {
         return Ok(0);
     }

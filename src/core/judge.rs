@@ -105,16 +105,26 @@ pub fn judge(input: &[u8], limits: &Limits) -> ScanReport {
     judge_with(input, limits, true)
 }
 
+/// Bumped whenever a verdict of the judge can change, so that records of blobs judged clean
+/// (the hook's cache) made by an older judge are void. (They are also void under any other
+/// build of the binary.)
+pub const JUDGE_REVISION: u32 = 1;
+
+/// Whether a file named `path` is read as a manifest (`kubectl apply -f DIR` reads `.yaml`,
+/// `.yml` and `.json`): there, an unparsable document fails closed.
+pub fn reads_as_manifest(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    [".yaml", ".yml", ".json"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+}
+
 /// [`judge`] for a file named `path`. `kubectl apply -f DIR` reads only `.yaml`, `.yml` and
 /// `.json` files: in any other file (source code, prose) a document that does not parse is
 /// not a manifest, so it cannot fail closed; a document that parses into a plaintext Secret is
 /// still found.
 pub fn judge_file(path: &str, input: &[u8], limits: &Limits) -> ScanReport {
-    let lower = path.to_ascii_lowercase();
-    let manifest = [".yaml", ".yml", ".json"]
-        .iter()
-        .any(|ext| lower.ends_with(ext));
-    judge_with(input, limits, manifest)
+    judge_with(input, limits, reads_as_manifest(path))
 }
 
 fn judge_with(input: &[u8], limits: &Limits, manifest_file: bool) -> ScanReport {

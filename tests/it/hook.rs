@@ -777,3 +777,245 @@ fn history_scan_of_a_partial_clone_names_each_missing_object_and_says_how_to_com
     assert_eq!(b.stdout, h.stdout);
     assert_eq!(b.stderr, "scanned 3 commit(s)\n");
 }
+
+/// What `git diff --cached` lists as added, modified or type-changed regular files, as
+/// (path, blob) — Git's own answer to "what does the next commit change".
+fn git_staged(s: &Sandbox) -> std::collections::BTreeSet<(String, String)> {
+    let raw = git(
+        s,
+        &[
+            "diff",
+            "--cached",
+            "--raw",
+            "-z",
+            "--no-renames",
+            "--no-abbrev",
+        ],
+    )
+    .ok()
+    .stdout;
+    let mut out = std::collections::BTreeSet::new();
+    let mut fields = raw.split('\0');
+    while let Some(meta) = fields.next() {
+        if meta.is_empty() {
+            break;
+        }
+        let path = fields.next().unwrap();
+        let parts: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
+        let (mode, blob, status) = (parts[1], parts[3], parts[4]);
+        if matches!(status, "A" | "M" | "T") && matches!(mode, "100644" | "100755") {
+            out.insert((path.to_string(), blob.to_string()));
+        }
+    }
+    out
+}
+
+fn library_staged(
+    list: Vec<gitops_seal::adapters::git::StagedFile>,
+) -> std::collections::BTreeSet<(String, String)> {
+    list.into_iter()
+        .map(|f| (f.path, f.blob.to_string()))
+        .collect()
+}
+
+/// The hook's direct index reader (cache-tree and all) against libgit2's diff and against
+/// `git diff --cached`, after every step of random work in real repositories: adds, edits,
+/// removals, renames, mode and type changes, `git add -N`, resets, `write-tree`, commits, and
+/// index versions 2, 3 and 4. (A split index is refused by both readers: libgit2 does not
+/// support one, and the hook then fails with its error rather than pass anything.)
+#[test]
+fn the_direct_index_reader_sees_what_git_and_libgit2_see() {
+    use gitops_seal::adapters::git as adapter;
+    const EMPTY_BLOB: &str = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391";
+    // Steps at which the index had valid cache-tree nodes below the root.
+    let mut with_cache_tree = 0;
+    for seed in 1..=6u64 {
+        let s = Sandbox::new();
+        git(&s, &["init", "-q", "-b", "main"]).ok();
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut log = Vec::new();
+        for step in 0..60 {
+            let dir = ["", "a/", "a/b/", "c/", "a/b/d/"][next(5) as usize];
+            let path = format!("{dir}f{}.yaml", next(6));
+            let op = next(16);
+            log.push(format!("{op} {path}"));
+            let file = s.path(&path);
+            // Without following a symlink (they point nowhere).
+            let present = std::fs::symlink_metadata(&file).is_ok();
+            match op {
+                0..=4 => {
+                    if file.is_dir() || file.is_symlink() {
+                        continue;
+                    }
+                    s.write(&path, format!("v: {step}\n"));
+                    git(&s, &["add", &path]).ok();
+                }
+                5 => {
+                    git(&s, &["add", "-A"]).ok();
+                }
+                6 => {
+                    let _ = git(&s, &["rm", "-q", "--cached", "-r", &path]);
+                }
+                7 => {
+                    let to = format!("{dir}moved{step}.yaml");
+                    let _ = git(&s, &["mv", &path, &to]);
+                }
+                8 => {
+                    if file.is_file() {
+                        let _ = git(&s, &["update-index", "--chmod=+x", &path]);
+                    }
+                }
+                9 => {
+                    if !present {
+                        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                        std::os::unix::fs::symlink("elsewhere", &file).unwrap();
+                        git(&s, &["add", &path]).ok();
+                    } else if file.is_symlink() {
+                        std::fs::remove_file(&file).unwrap();
+                        s.write(&path, "was a link\n");
+                        git(&s, &["add", &path]).ok();
+                    }
+                }
+                10 => {
+                    let _ = git(
+                        &s,
+                        &["commit", "-qm", &format!("step {step}"), "--no-verify"],
+                    );
+                }
+                11 => {
+                    let version = ["2", "3", "4"][next(3) as usize];
+                    git(&s, &["update-index", "--index-version", version]).ok();
+                }
+                12 => {
+                    // Fills the cache-tree without committing.
+                    let _ = git(&s, &["write-tree"]);
+                }
+                13 => {
+                    if !present {
+                        s.write(&path, "intent\n");
+                        git(&s, &["add", "-N", &path]).ok();
+                    }
+                }
+                14 => {
+                    let _ = git(&s, &["reset", "-q"]);
+                }
+                _ => {
+                    if file.is_file() {
+                        std::fs::remove_file(&file).unwrap();
+                        git(&s, &["add", "-A"]).ok();
+                    }
+                }
+            }
+            // The direct reader must read every index here itself (not hand it to libgit2).
+            if let Ok(bytes) = std::fs::read(s.path(".git/index")) {
+                let index = gitops_seal::adapters::git_index::parse(&bytes)
+                    .unwrap_or_else(|e| panic!("seed {seed}, after {log:?}: {e:?}"));
+                with_cache_tree += usize::from(index.trees.len() > 1);
+            }
+            let repo = git2::Repository::open(s.path("")).unwrap();
+            let without_empty = |set: std::collections::BTreeSet<(String, String)>| {
+                set.into_iter()
+                    .filter(|(_, b)| b != EMPTY_BLOB)
+                    .collect::<std::collections::BTreeSet<_>>()
+            };
+            let fail = |e: git2::Error| -> ! { panic!("seed {seed}, after {log:?}: {e}") };
+            let direct = without_empty(library_staged(
+                adapter::staged_files(&repo).unwrap_or_else(|e| fail(e)),
+            ));
+            let diffed = without_empty(library_staged(
+                adapter::staged_files_by_diff(&repo).unwrap_or_else(|e| fail(e)),
+            ));
+            let by_git = without_empty(git_staged(&s));
+            assert_eq!(direct, by_git, "seed {seed}, after {log:?}");
+            assert_eq!(diffed, by_git, "seed {seed}, after {log:?}");
+        }
+    }
+    assert!(
+        with_cache_tree > 20,
+        "the cache-tree was exercised {with_cache_tree} times"
+    );
+}
+
+/// The record of blobs judged clean saves work and never lets plaintext through: after a clean
+/// commit its blobs are recorded and a blocked blob is not; a record stamped by another build,
+/// or damaged, is ignored whole; a blob judged clean outside a manifest is judged again when
+/// staged as one; an ignored file is never recorded.
+#[test]
+fn the_clean_record_never_lets_plaintext_through() {
+    let s = repo(&[]);
+    let record = s.path(".git/gitops-seal/judged-clean");
+    s.write("cfg.yaml", CONFIGMAP);
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "clean").ok();
+    let cfg_blob = git(&s, &["rev-parse", "HEAD:cfg.yaml"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(text.contains(&format!("{cfg_blob} m")), "{text}");
+
+    s.write("leak.yaml", PLAIN);
+    git(&s, &["add", "leak.yaml"]).ok();
+    let leak_blob = git(&s, &["rev-parse", ":leak.yaml"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    commit(&s, "leak").fails();
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        !text.contains(&leak_blob),
+        "a blocked blob is never recorded"
+    );
+
+    // Forged entries for the plaintext blob under another stamp, or in a damaged record.
+    let mut lines: Vec<&str> = text.lines().collect();
+    let stamp = lines[1].to_string();
+    let forged_stamp = text.replace(&stamp, "stamp 0.0.0-1-1-1") + &format!("{leak_blob} m\n");
+    let damaged = format!("{text}{leak_blob} m\nnot a line\n");
+    lines.truncate(2);
+    for forged in [forged_stamp, damaged] {
+        std::fs::write(&record, &forged).unwrap();
+        let c = commit(&s, "leak").fails();
+        assert!(
+            c.stderr.contains("leak.yaml: document 1 (Secret prod/db)"),
+            "{}",
+            c.stderr
+        );
+    }
+    git(&s, &["rm", "-q", "--cached", "leak.yaml"]).ok();
+
+    // Clean as prose is not clean as a manifest: an unparsable document that declares a
+    // Secret passes in notes.txt and is refused in notes.yaml.
+    let broken = "kind: Secret\nstringData: {password: [unclosed\n";
+    s.write("notes.txt", broken);
+    git(&s, &["add", "notes.txt"]).ok();
+    commit(&s, "prose").ok();
+    s.write("notes.yaml", broken);
+    git(&s, &["add", "notes.yaml"]).ok();
+    let c = commit(&s, "as a manifest").fails();
+    assert!(c.stderr.contains("notes.yaml"), "{}", c.stderr);
+    git(&s, &["rm", "-q", "--cached", "notes.yaml"]).ok();
+
+    // Ignored files are not judged, so not recorded.
+    s.write(".gitops-seal.yaml", "ignore:\n  - skipped/**\n");
+    s.write(
+        "skipped/x.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: skipped}\n",
+    );
+    git(&s, &["add", ".gitops-seal.yaml", "skipped/x.yaml"]).ok();
+    commit(&s, "ignored").ok();
+    let skipped = git(&s, &["rev-parse", "HEAD:skipped/x.yaml"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(!std::fs::read_to_string(&record).unwrap().contains(&skipped));
+}
