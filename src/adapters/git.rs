@@ -227,14 +227,21 @@ fn staged_from_index(
     // Folder -> whether the index's tree for it is HEAD's.
     let mut same: HashMap<&[u8], bool> = HashMap::new();
     let mut out = Vec::new();
+    // The last folder found unchanged: the index is sorted, so the entries under it follow.
+    let mut skipping: Option<&[u8]> = None;
     'entries: for entry in &index.entries {
         if entry.intent_to_add || !(entry.mode == REGULAR || entry.mode == EXECUTABLE) {
+            continue;
+        }
+        let path = entry.path.as_slice();
+        if skipping
+            .is_some_and(|f| path.len() > f.len() && path[f.len()] == b'/' && path.starts_with(f))
+        {
             continue;
         }
         let oid = git2::Oid::from_bytes(&entry.oid)?;
         if let Some(head) = &head {
             // Folders from the root down: the first one unchanged settles it.
-            let path = entry.path.as_slice();
             let folders = std::iter::once(0).chain(
                 path.iter()
                     .enumerate()
@@ -254,6 +261,7 @@ fn staged_from_index(
                     }
                 };
                 if unchanged {
+                    skipping = Some(folder);
                     continue 'entries;
                 }
             }

@@ -127,7 +127,9 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
             intent_to_add = extra & 0x2000 != 0;
             at += 2;
         }
-        let path = if version == 4 {
+        // Version 4 compresses each path against the previous one; 2 and 3 pad entries with
+        // 1 to 8 NULs to a multiple of 8 bytes.
+        let path: &[u8] = if version == 4 {
             let strip = varint(b, &mut at)?;
             let nul = b[at..end]
                 .iter()
@@ -136,17 +138,16 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
             if strip > previous.len() {
                 return Err(bad("bad path compression"));
             }
-            let mut path = previous[..previous.len() - strip].to_vec();
-            path.extend_from_slice(&b[at..at + nul]);
+            previous.truncate(previous.len() - strip);
+            previous.extend_from_slice(&b[at..at + nul]);
             at += nul + 1;
-            path
+            &previous
         } else {
             let nul = b[at..end]
                 .iter()
                 .position(|&c| c == 0)
                 .ok_or_else(|| bad("unterminated path"))?;
-            let path = b[at..at + nul].to_vec();
-            // 1 to 8 NULs pad the entry to a multiple of 8 bytes.
+            let path = &b[at..at + nul];
             let len = at + nul - start;
             at = start + (len + 8) / 8 * 8;
             if at > end {
@@ -162,11 +163,15 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
         }
         if stage == 0 {
             // Paths must be strictly increasing, or a binary search would miss them.
-            if index.entries.last().is_some_and(|e| e.path >= path) {
+            if index
+                .entries
+                .last()
+                .is_some_and(|e| e.path.as_slice() >= path)
+            {
                 return Err(bad("entries out of order"));
             }
             index.entries.push(Entry {
-                path: path.clone(),
+                path: path.to_vec(),
                 mode,
                 oid,
                 intent_to_add,
@@ -174,7 +179,6 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
         } else {
             index.conflicted = true;
         }
-        previous = path;
     }
     // Extensions, up to the trailing checksum.
     while at < end {

@@ -20,6 +20,13 @@ pub use args::Cli;
 /// Exit codes: 0 success, 1 `verify` found problems, 2 an error.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    use args::Command as C;
+    if matches!(
+        cli.command,
+        C::Hook { .. } | C::Scan { .. } | C::Textconv { .. } | C::MergeDriver { .. }
+    ) {
+        without_tls_trust_store();
+    }
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -61,6 +68,16 @@ fn hint(kind: &gitops_seal::ErrorKind) -> Option<String> {
         K::StillPlaintext => "; nothing written".into(),
         _ => return None,
     })
+}
+
+/// libgit2, built with OpenSSL for the sync loop's https remotes, loads the whole CA bundle
+/// (`$SSL_CERT_FILE` or the one found on the system) when it starts: 57 M instructions, three
+/// quarters of the pre-commit hook. The commands that only read the local repository (hook,
+/// scan, textconv, merge driver) never open a connection, so they point OpenSSL at an empty
+/// bundle first. Runs before any thread exists.
+fn without_tls_trust_store() {
+    #[cfg(unix)]
+    std::env::set_var("SSL_CERT_FILE", "/dev/null");
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
