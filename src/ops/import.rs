@@ -70,13 +70,16 @@ pub fn import_sealed_secrets(
     limits: &Limits,
 ) -> Result<ImportReport, Error> {
     let (_, docs) = super::documents_within(input, limits)?;
+    let done = imported_already(&docs);
     let mut rewritten = Vec::with_capacity(docs.len());
     let mut report = ImportReport::default();
     for (n, doc) in super::numbered(&docs) {
         let new = match manifest::classify(doc) {
-            Ok(DocKind::List) => import_list(n, doc, opts, &mut report.objects).in_document(n)?,
+            Ok(DocKind::List) => {
+                import_list(n, doc, opts, &done, &mut report.objects).in_document(n)?
+            }
             Ok(DocKind::Other) if is_bitnami_doc(doc) => {
-                Some(import_document(n, doc, opts, &mut report.objects).in_document(n)?)
+                import_document(n, doc, opts, &done, &mut report.objects).in_document(n)?
             }
             Ok(_) => None,
             Err(e) => {
@@ -90,6 +93,51 @@ pub fn import_sealed_secrets(
         report.text = Some(super::reassemble(&docs, rewritten));
     }
     Ok(report)
+}
+
+/// `(namespace, name)` of an object.
+type Name = (Option<String>, String);
+
+fn name_of(v: &Value) -> Option<Name> {
+    let meta = v.get("metadata")?;
+    let name = meta.get("name")?.as_str()?.to_string();
+    let namespace = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    Some((namespace, name))
+}
+
+/// The gitops-seal SealedSecrets a file already holds (an earlier import): their Bitnami
+/// counterparts are not imported again, and `--replace` just removes those.
+fn imported_already(docs: &[RawDocument<'_>]) -> std::collections::HashSet<Name> {
+    let mut out = std::collections::HashSet::new();
+    for doc in docs {
+        match manifest::classify(doc) {
+            Ok(DocKind::SealedSecret) => {
+                if let Some(n) = yaml::parse::<Value>(doc).ok().as_ref().and_then(name_of) {
+                    out.insert(n);
+                }
+            }
+            Ok(DocKind::List) => {
+                if let Ok(list) = yaml::parse_list(doc) {
+                    let items = list.get("items").and_then(Value::as_array);
+                    for item in items.into_iter().flatten() {
+                        let kind = manifest::kind_of(
+                            item.get("apiVersion").and_then(Value::as_str),
+                            item.get("kind").and_then(Value::as_str),
+                        );
+                        if kind == DocKind::SealedSecret {
+                            out.extend(name_of(item));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn is_bitnami_doc(doc: &RawDocument<'_>) -> bool {
@@ -154,19 +202,24 @@ fn record(
 /// The new text of a document holding one Bitnami SealedSecret: ours alone (`replace`), or the
 /// Bitnami one unchanged followed by ours. A JSON document cannot be followed by a `---`
 /// document (kubectl reads a file that starts with `{` as JSON only), so there both become the
-/// items of a `v1 List`.
+/// items of a `v1 List`. One whose gitops-seal counterpart is in the file already is left as it
+/// is, or with `replace` removed.
 fn import_document(
     n: usize,
     doc: &RawDocument<'_>,
     opts: &SealedSecretsImport<'_>,
+    done: &std::collections::HashSet<Name>,
     objects: &mut Vec<Imported>,
-) -> Result<String, Error> {
+) -> Result<Option<String>, Error> {
     let b = BitnamiSealedSecret::parse(doc)?;
+    if done.contains(&(b.namespace.clone(), b.name.clone())) {
+        return Ok(opts.replace.then(String::new));
+    }
     let sealed = convert(&b, opts).in_object(&b.object_ref())?;
     objects.push(record(n, None, &b, &sealed, opts.replace));
     let json = yaml::is_json(doc.text);
     if opts.replace {
-        return Ok(sealed.render(json));
+        return Ok(Some(sealed.render(json)));
     }
     if json {
         let original = yaml::parse_as_kubernetes(doc)?;
@@ -175,7 +228,7 @@ fn import_document(
             "kind": "List",
             "items": [original, sealed.to_value()],
         });
-        return Ok(yaml::to_json(&list));
+        return Ok(Some(yaml::to_json(&list)));
     }
     let lead = manifest::leading_trivia(doc.text).len();
     let trail = manifest::trailing_trivia(doc.text).len();
@@ -183,7 +236,7 @@ fn import_document(
     manifest::ensure_trailing_newline(&mut out);
     out.push_str("---\n");
     out.push_str(&sealed.render(false));
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// A `kind: List`: each Bitnami item is followed by ours (or replaced by it); the list is
@@ -192,17 +245,27 @@ fn import_list(
     n: usize,
     doc: &RawDocument<'_>,
     opts: &SealedSecretsImport<'_>,
+    done: &std::collections::HashSet<Name>,
     objects: &mut Vec<Imported>,
 ) -> Result<Option<String>, Error> {
     let mut list = yaml::parse_list(doc)?;
     let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) else {
         return Ok(None);
     };
-    if !items.iter().any(is_bitnami_value) {
+    let pending = |v: &Value| is_bitnami_value(v) && name_of(v).is_none_or(|n| !done.contains(&n));
+    let removable = |v: &Value| is_bitnami_value(v) && !pending(v);
+    let work = items.iter().any(pending) || (opts.replace && items.iter().any(removable));
+    if !work {
         return Ok(None);
     }
     let mut out = Vec::with_capacity(items.len() * 2);
     for (i, item) in std::mem::take(items).into_iter().enumerate() {
+        if removable(&item) {
+            if !opts.replace {
+                out.push(item);
+            }
+            continue;
+        }
         if !is_bitnami_value(&item) {
             out.push(item);
             continue;

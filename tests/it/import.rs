@@ -223,6 +223,34 @@ fn replace_removes_theirs_and_keeps_every_other_document() {
 }
 
 #[test]
+fn a_second_import_adds_nothing_and_replace_then_drops_theirs_keeping_ours() {
+    let s = bitnami();
+    import_bitnami(&s, &["--in-place", "app.yaml", "list.yaml"]).ok();
+    let beside = (s.read("app.yaml"), s.read("list.yaml"));
+    let r = import_bitnami(&s, &["--in-place", "app.yaml", "list.yaml"]).ok();
+    assert_eq!(r.stderr, "imported 0 object(s) in 0 file(s)\n");
+    assert_eq!((s.read("app.yaml"), s.read("list.yaml")), beside);
+    import_bitnami(&s, &["--in-place", "--replace", "app.yaml", "list.yaml"]).ok();
+    let (app, list) = (s.read("app.yaml"), s.read("list.yaml"));
+    assert!(!app.contains("bitnami.com") && !list.contains("bitnami.com"));
+    assert_eq!(app.matches("kind: SealedSecret").count(), 2);
+    assert_eq!(list.matches("kind: SealedSecret").count(), 2);
+    // Ours kept its exact ciphertext.
+    let ours = |t: &str| {
+        t.split_once("apiVersion: gitops-seal.dev/v1")
+            .unwrap()
+            .1
+            .to_string()
+    };
+    let pw = crate::harness::ciphertext_line(&ours(&beside.0), "password").to_string();
+    assert_eq!(crate::harness::ciphertext_line(&ours(&app), "password"), pw);
+    let r = s
+        .run(&["decrypt", "-i", "id.txt", "app.yaml", "list.yaml"])
+        .ok();
+    assert_eq!(secrets(&r.stdout).len(), 4);
+}
+
+#[test]
 fn without_in_place_it_prints_and_writes_nothing() {
     let s = bitnami();
     let before = s.snapshot();
