@@ -123,3 +123,24 @@ pub fn write_new_identity(path: &Path, text: &str) -> Result<(), Error> {
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io(path, e))
 }
+
+/// Reads the Sealed Secrets controller's private keys (for `import sealed-secrets`) from each
+/// file: a key backup (`kubectl get secret -l sealedsecrets.bitnami.com/sealed-secrets-key
+/// -o yaml`) or PEM. `warn` receives one line per file others can read.
+pub fn read_sealed_secrets_keys(
+    paths: &[PathBuf],
+    warn: &mut dyn FnMut(String),
+) -> Result<Vec<crate::core::import::bitnami::ControllerKey>, Error> {
+    let mut out = Vec::new();
+    for path in paths {
+        let bytes = super::files::read_input(path).map_err(|e| Error::io(path, e))?;
+        let in_file = |e: ErrorKind| Error::from(e).in_file(path.display().to_string());
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| in_file(ErrorKind::InvalidImportKey("not a text file".into())))?;
+        out.extend(crate::core::import::bitnami::parse_keys(text).map_err(in_file)?);
+        if path != Path::new("-") {
+            check_private(path, warn);
+        }
+    }
+    Ok(out)
+}

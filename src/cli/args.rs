@@ -66,6 +66,12 @@ pub enum Command {
         #[arg(long)]
         in_place: bool,
     },
+    /// Move Bitnami SealedSecrets or SOPS-encrypted Secrets to gitops-seal SealedSecrets,
+    /// offline; nothing is written unless every value of every file opens.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Turn SealedSecrets back into Secrets (needs an identity).
     Decrypt {
         #[arg(value_name = "FILE", default_value = "-")]
@@ -192,6 +198,53 @@ pub enum Command {
     Controller(super::controller::ControllerArgs),
     /// Make the cluster match a Git repository: unseal SealedSecrets at sync, apply, prune.
     Sync(super::sync::SyncArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportSource {
+    /// Bitnami SealedSecrets (bitnami.com/v1alpha1), opened with the controller's RSA keys; by
+    /// default ours is written beside each (same file, next document).
+    SealedSecrets {
+        /// The controller's private keys (repeatable): the backup made with `kubectl get secret
+        /// -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`, or PEM files.
+        #[arg(long = "key", value_name = "FILE", required = true)]
+        key: Vec<PathBuf>,
+        #[command(flatten)]
+        common: ImportArgs,
+        /// Remove the Bitnami documents instead of writing ours beside them.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// SOPS files (YAML or JSON) whose data key is sealed for age, opened with an age identity;
+    /// each SOPS file becomes its SealedSecrets.
+    Sops {
+        #[command(flatten)]
+        identity: IdentityArgs,
+        #[command(flatten)]
+        common: ImportArgs,
+    },
+}
+
+/// What both importers take.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Manifest files or folders; `-` reads standard input.
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+    /// How far a sealed value may travel (default: the source's own scope where it has one,
+    /// else the rule's scope, else strict).
+    #[arg(long, value_enum)]
+    pub scope: Option<ScopeArg>,
+    #[command(flatten)]
+    pub namespace: NamespaceArg,
+    /// Rewrite each file in place (atomic; all files or none).
+    #[arg(long)]
+    pub in_place: bool,
+    /// Print what would be imported (objects, keys, scopes; never a value) and write nothing.
+    #[arg(long, conflicts_with = "in_place")]
+    pub dry_run: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -10,7 +10,7 @@ use gitops_seal::core::kubeyaml::Limits;
 use gitops_seal::ops::{self, VerifyOptions};
 use gitops_seal::Error;
 
-use super::args::{Cli, Command, Format, HookAction};
+use super::args::{Cli, Command, Format, HookAction, ImportSource};
 use super::settings::Settings;
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Encrypt {
             files, in_place, ..
         } => encrypt(&files, settings, in_place, limits),
+        Command::Import { source } => import(&source, settings, limits),
         Command::Decrypt { files, .. } => decrypt(&files, settings, limits),
         Command::Edit { file, .. } => super::edit::edit(&file, settings),
         Command::Set {
@@ -191,6 +192,114 @@ fn encrypt(
         print_files(outputs.iter().flatten().map(String::as_str))?;
     }
     Ok(0)
+}
+
+/// What opens the sources of an import.
+enum Opener {
+    SealedSecrets(Vec<gitops_seal::core::import::bitnami::ControllerKey>),
+    Sops(Vec<Identity>),
+}
+
+fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Result<i32> {
+    let (common, replace) = match source {
+        ImportSource::SealedSecrets {
+            common, replace, ..
+        } => (common, *replace),
+        ImportSource::Sops { common, .. } => (common, true),
+    };
+    let paths = walked_files(&common.files, settings)?;
+    if common.in_place && paths.iter().any(|p| p == Path::new("-")) {
+        bail!("--in-place needs files, not standard input");
+    }
+    let opener = match source {
+        ImportSource::SealedSecrets { key, .. } => Opener::SealedSecrets(
+            identity::read_sealed_secrets_keys(key, &mut super::settings::warn)?,
+        ),
+        ImportSource::Sops { .. } => Opener::Sops(settings.identities()?),
+    };
+    let mut jobs = Vec::with_capacity(paths.len());
+    for p in &paths {
+        let file = settings.file(p)?;
+        jobs.push((p, settings.seal_settings(&file, false)));
+    }
+    let staged = common
+        .in_place
+        .then(|| files::StagedWrites::new(jobs.len()));
+    type Done = (Option<String>, Vec<ops::Imported>);
+    let results: Vec<Result<Done>> = jobs
+        .par_iter()
+        .map(|(p, seal)| {
+            let input = read_manifest(p, limits)?;
+            let report = match &opener {
+                Opener::SealedSecrets(keys) => {
+                    let opts = ops::SealedSecretsImport {
+                        keys,
+                        settings: seal,
+                        replace,
+                    };
+                    ops::import_sealed_secrets(&input, &opts, limits)
+                }
+                Opener::Sops(identities) => ops::import_sops(&input, identities, seal, limits),
+            }
+            .map_err(|e| e.in_file(display(p)))?;
+            print_notes(p, &report.notes);
+            let out = match (&staged, report.text) {
+                (Some(staged), Some(out)) => {
+                    staged.stage(p.to_path_buf(), zeroize::Zeroizing::new(out.into_bytes()));
+                    None
+                }
+                (_, Some(out)) => Some(out),
+                (Some(_), None) => None,
+                (None, None) => Some(String::from_utf8_lossy(&input).into_owned()),
+            };
+            Ok((out, report.objects))
+        })
+        .collect();
+    // All or nothing: any error means no file is replaced (dropping `staged` removes its
+    // temp files).
+    let outputs: Vec<Done> = results.into_iter().collect::<Result<_>>()?;
+    let objects: usize = outputs.iter().map(|(_, o)| o.len()).sum();
+    let touched = outputs.iter().filter(|(_, o)| !o.is_empty()).count();
+    if common.dry_run {
+        let mut stdout = std::io::stdout().lock();
+        for ((p, _), (_, imported)) in jobs.iter().zip(&outputs) {
+            for o in imported {
+                writeln!(stdout, "{}", describe_import(p, o))?;
+            }
+        }
+        eprintln!("dry run: {objects} object(s) in {touched} file(s) would be imported; nothing was written");
+        return Ok(0);
+    }
+    if let Some(staged) = staged {
+        staged.finish().map_err(|(p, e)| Error::io(&p, e))?;
+        eprintln!("imported {objects} object(s) in {touched} file(s)");
+    } else {
+        print_files(outputs.iter().filter_map(|(o, _)| o.as_deref()))?;
+    }
+    Ok(0)
+}
+
+/// One line of `import --dry-run`: names, keys and scopes, never a value.
+fn describe_import(p: &Path, o: &ops::Imported) -> String {
+    let at = match o.item {
+        Some(i) => format!("document {}, List item {i}", o.document),
+        None => format!("document {}", o.document),
+    };
+    let from_scope = o.from_scope.map(|s| format!(" ({s})")).unwrap_or_default();
+    let placed = if o.replaced {
+        "replacing it"
+    } else {
+        "written beside it"
+    };
+    format!(
+        "{}: {at}: {}{from_scope} -> {}: scope {}, {} recipient(s), keys {}; {placed}",
+        display(p),
+        o.from,
+        o.to,
+        o.scope,
+        o.recipients,
+        o.keys.join(", ")
+    )
 }
 
 /// Prints several files' output as one YAML stream on stdout.

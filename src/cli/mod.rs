@@ -66,6 +66,9 @@ fn hint(kind: &gitops_seal::ErrorKind) -> Option<String> {
         K::RecipientsDifferFromFile => "; run `gitops-seal rekey` with the new recipients first".into(),
         K::NoLongerSealed { .. } => "; nothing written. To rename or delete a Secret, use `decrypt` and `encrypt`, or delete its SealedSecret document.".into(),
         K::StillPlaintext => "; nothing written".into(),
+        K::ImportKeyMismatch { .. } => "; pass every key of the controller's backup with --key (it keeps its old keys after a rotation); nothing written".into(),
+        K::ImportTampered(_) | K::SopsMacMismatch => "; nothing written".into(),
+        K::SopsUnsupportedKeyGroup { .. } => ": gitops-seal opens the data key with age only; add an age recipient with `sops updatekeys` first; nothing written".into(),
         _ => return None,
     })
 }

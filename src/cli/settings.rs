@@ -14,7 +14,7 @@ use gitops_seal::core::Scope;
 use gitops_seal::ops::{Overrides, SealSettings};
 use gitops_seal::{Error, ErrorKind};
 
-use super::args::{Command, IdentityArgs, NamespaceArg, RecipientArgs};
+use super::args::{Command, IdentityArgs, ImportSource, NamespaceArg, RecipientArgs};
 
 pub struct Settings {
     overrides: Overrides,
@@ -78,6 +78,18 @@ impl Settings {
                 (None, None, Some(namespace), None)
             }
             Command::Recipient { identity, .. } => (None, None, None, Some(identity)),
+            Command::Import { source } => {
+                let (common, identity) = match source {
+                    ImportSource::SealedSecrets { common, .. } => (common, None),
+                    ImportSource::Sops { identity, common } => (common, Some(identity)),
+                };
+                (
+                    Some(&common.recipients),
+                    common.scope.map(Into::into),
+                    Some(&common.namespace),
+                    identity,
+                )
+            }
             _ => none,
         };
         Ok(Settings {

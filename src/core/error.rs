@@ -158,6 +158,34 @@ pub enum ErrorKind {
     StillPlaintext,
     #[error("sealing failed")]
     Seal(#[source] age::EncryptError),
+    /// import: none of the Sealed Secrets controller keys opens a value for the label its scope
+    /// gives (another controller's key, or a value moved to another name or namespace).
+    #[error("none of the sealed-secrets keys opens this value (scope {scope}: sealed for another controller key, name or namespace)")]
+    ImportKeyMismatch { scope: &'static str },
+    /// import: a value opened with a key but its AES-GCM payload failed authentication.
+    #[error("value is corrupt or tampered ({0})")]
+    ImportTampered(&'static str),
+    /// import: a key file holds no usable RSA private key.
+    #[error("invalid sealed-secrets key: {0}")]
+    InvalidImportKey(String),
+    /// import: a Bitnami SealedSecret field gitops-seal cannot carry over.
+    #[error("{0}")]
+    ImportUnsupported(String),
+    /// import: a SOPS-encrypted document that is not a `v1 Secret` (only Secrets are imported,
+    /// and nothing is written in plaintext).
+    #[error("this SOPS-encrypted {object} is not a v1 Secret; only Secrets are imported (nothing is written in plaintext)")]
+    ImportNotSecret { object: String },
+    /// import: the SOPS file's MAC does not match its values (tampered, or edited without sops).
+    #[error("SOPS MAC mismatch: the file's values were changed after it was encrypted")]
+    SopsMacMismatch,
+    /// import: the SOPS data key is sealed only for key types other than age.
+    #[error(
+        "the SOPS data key is not sealed for any age recipient (it is sealed for {found} only)"
+    )]
+    SopsUnsupportedKeyGroup { found: String },
+    /// import: a SOPS file's structure or options gitops-seal does not handle.
+    #[error("{0}")]
+    SopsUnsupported(String),
     /// A file-system or process failure, worded as the OS words it (the cause is kept).
     #[error("{}", io_message(.0))]
     Io(#[source] std::io::Error),
@@ -180,18 +208,22 @@ impl ErrorKind {
         match self {
             ErrorKind::ScopeMismatch { .. } => "ScopeMismatch",
             // None of the identities held is a recipient of the value (or none is held).
-            ErrorKind::NoMatchingIdentity => "KeyMissing",
+            ErrorKind::NoMatchingIdentity | ErrorKind::ImportKeyMismatch { .. } => "KeyMissing",
             ErrorKind::NotAge { .. }
             | ErrorKind::Corrupt
             | ErrorKind::MissingBinding
-            | ErrorKind::InvalidCiphertextBase64 => "DecryptFailed",
+            | ErrorKind::InvalidCiphertextBase64
+            | ErrorKind::ImportTampered(_)
+            | ErrorKind::SopsMacMismatch => "DecryptFailed",
             ErrorKind::NoRecipients
             | ErrorKind::InvalidRecipient { .. }
             | ErrorKind::InvalidIdentity(_)
             | ErrorKind::ManifestAsIdentity
             | ErrorKind::IdentityAsRecipient
             | ErrorKind::NoIdentity { .. }
-            | ErrorKind::RecipientsDifferFromRule { .. } => "KeyError",
+            | ErrorKind::RecipientsDifferFromRule { .. }
+            | ErrorKind::InvalidImportKey(_)
+            | ErrorKind::SopsUnsupportedKeyGroup { .. } => "KeyError",
             ErrorKind::Seal(_) => "SealFailed",
             ErrorKind::Io(_) | ErrorKind::IdentityExists | ErrorKind::Git(_) => "IoError",
             // The file or document itself: not text, not YAML, too large, empty.
@@ -208,7 +240,9 @@ impl ErrorKind {
             | ErrorKind::NoSuchKey
             | ErrorKind::RecipientsDifferFromFile
             | ErrorKind::NoLongerSealed { .. }
-            | ErrorKind::StillPlaintext => "InvalidManifest",
+            | ErrorKind::StillPlaintext
+            | ErrorKind::ImportNotSecret { .. }
+            | ErrorKind::SopsUnsupported(_) => "InvalidManifest",
             // One object's fields: what a SealedSecret's status shows as InvalidSpec.
             ErrorKind::Invalid(_)
             | ErrorKind::MissingField(_)
@@ -216,7 +250,8 @@ impl ErrorKind {
             | ErrorKind::InvalidKeyName
             | ErrorKind::DeniedTemplateKey(_)
             | ErrorKind::UnknownScope(_)
-            | ErrorKind::MissingNamespace { .. } => "InvalidSpec",
+            | ErrorKind::MissingNamespace { .. }
+            | ErrorKind::ImportUnsupported(_) => "InvalidSpec",
         }
     }
 }
@@ -415,6 +450,15 @@ mod tests {
                 object: "Secret a".into(),
             },
             ErrorKind::StillPlaintext,
+            ErrorKind::ImportKeyMismatch { scope: "strict" },
+            ErrorKind::ImportTampered("AES-GCM authentication failed"),
+            ErrorKind::ImportNotSecret {
+                object: "ConfigMap a".into(),
+            },
+            ErrorKind::SopsMacMismatch,
+            ErrorKind::SopsUnsupportedKeyGroup {
+                found: "pgp".into(),
+            },
         ];
         for kind in kinds {
             let text = kind.to_string();

