@@ -80,19 +80,19 @@ pub fn read_identity_file(
         .map_err(|e| Error::from(e).in_file(path.display().to_string()))?;
     // Only a real identity is worth a permissions warning.
     if path != Path::new("-") {
-        check_private(path, warn);
+        check_private(path, "identity file", warn);
     }
     Ok(ids)
 }
 
 #[cfg(unix)]
-fn check_private(path: &Path, warn: &mut dyn FnMut(String)) {
+fn check_private(path: &Path, what: &str, warn: &mut dyn FnMut(String)) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = fs::metadata(path) {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             warn(format!(
-                "identity file {} can be read by others (mode {mode:04o}); run: chmod 600 {}",
+                "{what} {} can be read by others (mode {mode:04o}); run: chmod 600 {}",
                 path.display(),
                 path.display()
             ));
@@ -101,7 +101,7 @@ fn check_private(path: &Path, warn: &mut dyn FnMut(String)) {
 }
 
 #[cfg(not(unix))]
-fn check_private(_: &Path, _: &mut dyn FnMut(String)) {}
+fn check_private(_: &Path, _: &str, _: &mut dyn FnMut(String)) {}
 
 /// Writes a new identity file with mode 0600. Never overwrites.
 pub fn write_new_identity(path: &Path, text: &str) -> Result<(), Error> {
@@ -139,7 +139,7 @@ pub fn read_sealed_secrets_keys(
             .map_err(|_| in_file(ErrorKind::InvalidImportKey("not a text file".into())))?;
         out.extend(crate::core::import::bitnami::parse_keys(text).map_err(in_file)?);
         if path != Path::new("-") {
-            check_private(path, warn);
+            check_private(path, "key file", warn);
         }
     }
     Ok(out)
