@@ -77,6 +77,11 @@ pub struct ControllerArgs {
     /// ConfigMap; unknown hosts are refused).
     #[arg(long, value_name = "FILE", requires = "sync_repo")]
     sync_git_known_hosts: Option<PathBuf>,
+    /// Apply the sync loop's objects as this ServiceAccount (NAMESPACE/NAME, by impersonation;
+    /// the controller's account needs `impersonate` on it), so its RBAC bounds what the
+    /// repository can change.
+    #[arg(long, value_name = "NS/NAME", requires = "sync_repo")]
+    sync_service_account: Option<String>,
     /// Where fetched repositories are cached (a writable volume in cluster).
     #[arg(
         long,
@@ -136,10 +141,25 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let sync_service_account = args
+        .sync_service_account
+        .as_deref()
+        .map(|sa| super::sync::parse_service_account("--sync-service-account", sa))
+        .transpose()?;
     runtime.block_on(async move {
         let client = kube_adapter::client(args.kubeconfig.as_deref(), args.context.as_deref())
             .await
             .context("connecting to the Kubernetes API")?;
+        if let Some((ns, name)) = &sync_service_account {
+            let mut config =
+                kube_adapter::config(args.kubeconfig.as_deref(), args.context.as_deref())
+                    .await
+                    .context("reading the Kubernetes client configuration")?;
+            kube_adapter::impersonate_service_account(&mut config, ns, name);
+            settings.sync_client = Some(controller::SyncClient(
+                kube::Client::try_from(config).context("connecting to the Kubernetes API")?,
+            ));
+        }
         let shutdown = async {
             // SIGINT, or SIGTERM (what the kubelet sends).
             #[cfg(unix)]

@@ -86,6 +86,16 @@ pub struct SyncArgs {
     log: super::logging::LogArgs,
 }
 
+/// `NAMESPACE/NAME` of a ServiceAccount to impersonate.
+pub(super) fn parse_service_account(flag: &str, value: &str) -> anyhow::Result<(String, String)> {
+    match value.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => anyhow::bail!("{flag} takes NAMESPACE/NAME, not {value:?}"),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     gitops_seal::controller::parse_duration(s)
 }
@@ -131,15 +141,11 @@ pub fn run(args: SyncArgs) -> Result<i32> {
     }
     kube_adapter::install_crypto_provider();
     super::logging::init_logging(args.log.log_format)?;
-    let service_account = match &args.service_account {
-        Some(sa) => match sa.split_once('/') {
-            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-                Some((ns.to_string(), name.to_string()))
-            }
-            _ => anyhow::bail!("--service-account takes NAMESPACE/NAME, not {sa:?}"),
-        },
-        None => None,
-    };
+    let service_account = args
+        .service_account
+        .as_deref()
+        .map(|sa| parse_service_account("--service-account", sa))
+        .transpose()?;
     runtime.block_on(async move {
         let mut config = kube_adapter::config(args.kubeconfig.as_deref(), args.context.as_deref())
             .await

@@ -58,6 +58,20 @@ pub struct Settings {
     /// The GitOps reconcile loop, run inside the controller with its identities (only the
     /// leader syncs).
     pub sync: Option<crate::sync::Settings>,
+    /// The client the sync loop applies with when it is not the controller's own
+    /// (`--sync-service-account`: impersonating that ServiceAccount, so its RBAC bounds what the
+    /// repository can change).
+    pub sync_client: Option<SyncClient>,
+}
+
+/// A Kubernetes client for the sync loop (see [`Settings::sync_client`]).
+#[derive(Clone)]
+pub struct SyncClient(pub kube::Client);
+
+impl std::fmt::Debug for SyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncClient")
+    }
 }
 
 impl Settings {
@@ -75,6 +89,7 @@ impl Settings {
             listen: None,
             leader_election: false,
             sync: None,
+            sync_client: None,
         }
     }
 }
@@ -284,8 +299,12 @@ pub async fn run(
     }
     if let Some(sync_settings) = settings.sync.clone() {
         let keys = keys.clone();
+        let sync_client = settings
+            .sync_client
+            .clone()
+            .map_or_else(|| client.clone(), |c| c.0);
         work.push(Box::pin(crate::sync::run(
-            client.clone(),
+            sync_client,
             sync_settings,
             move || keys.current(),
             leader.clone(),

@@ -485,7 +485,8 @@ async fn applies_as_the_service_account_by_impersonation() {
 }
 
 /// The loop inside the controller (`--sync-repo`): it unseals with the controller's own keys,
-/// and with leader election only the leader syncs.
+/// with leader election only the leader syncs, and with `--sync-service-account` it applies as
+/// that ServiceAccount while the controller's own requests stay its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_runs_the_loop_with_its_own_keys() {
     use gitops_seal::controller::{self, Settings as ControllerSettings};
@@ -518,6 +519,14 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
     let mut sync_settings = repo.settings("in-controller", &ns);
     sync_settings.interval = std::time::Duration::from_secs(1);
     settings.sync = Some(sync_settings);
+    // Impersonation needs RBAC for the account on a real cluster: only against the test server.
+    if env.server().is_some() {
+        let mut config = env.config().clone();
+        gitops_seal::adapters::kube::impersonate_service_account(&mut config, &ns, "deployer");
+        settings.sync_client = Some(controller::SyncClient(
+            kube::Client::try_from(config).unwrap(),
+        ));
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let client = env.client.clone();
     let task = tokio::spawn(async move {
@@ -558,6 +567,24 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
     .await;
     assert_eq!(secret_value(&db, "password"), b"hunter2");
     assert_eq!(db.metadata.labels.unwrap()[SYNC_LABEL], "in-controller");
+    if let Some(server) = env.server() {
+        let user = format!("system:serviceaccount:{ns}:deployer");
+        let seen = server.impersonations();
+        for applied in ["/configmaps/a", "/secrets/db"] {
+            assert!(
+                seen.iter().any(|(req, u)| req.starts_with("PATCH ")
+                    && req.ends_with(applied)
+                    && *u == user),
+                "{applied} applied as {user}: {seen:?}"
+            );
+        }
+        assert!(
+            !seen
+                .iter()
+                .any(|(req, _)| req.contains("sealedsecrets") || req.contains("leases")),
+            "the controller's own requests are not impersonated: {seen:?}"
+        );
+    }
     // The pass is in the controller's metrics.
     super::harness::wait_for("the sync metrics", PATIENCE, || async {
         metrics(listen).await.is_some_and(|m| {
