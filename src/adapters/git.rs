@@ -348,7 +348,14 @@ pub fn restage(repo: &git2::Repository, path: &str, content: &[u8]) -> Result<()
 }
 
 /// What [`walk_history`] calls for each blob: `(commit, path, content)`.
-pub type HistoryVisit<'a> = dyn FnMut(git2::Oid, &str, &[u8]) -> Result<(), Error> + 'a;
+pub type HistoryVisit<'a> = dyn FnMut(git2::Oid, &str, Blob<'_>) -> Result<(), Error> + 'a;
+
+/// A blob as [`walk_history`] hands it over: its content, or only its size when that is over
+/// the walk's limit (so a huge blob is never inflated whole).
+pub enum Blob<'a> {
+    Content(&'a [u8]),
+    TooLarge(u64),
+}
 
 /// An object a tree names that this repository does not hold (a partial or blobless clone, a
 /// mirror with large files left out): where it was first met, so the scan can go on.
@@ -393,12 +400,15 @@ fn is_missing(e: &git2::Error) -> bool {
 /// exclude. Trees already walked whole are skipped, so each blob and tree is read once; a tree
 /// in which `skip` left something out is walked again where it appears at another path.
 /// Paths that are not UTF-8 are shown lossily rather than skipped. A blob or tree the
-/// repository does not hold is listed in the report, and the walk goes on.
+/// repository does not hold is listed in the report, and the walk goes on. A blob over
+/// `max_len` bytes is handed over by its size alone, never inflated.
 pub fn walk_history(
     repo: &git2::Repository,
     skip: &dyn Fn(&str) -> bool,
+    max_len: u64,
     visit: &mut HistoryVisit<'_>,
 ) -> Result<HistoryReport, Error> {
+    let odb = repo.odb()?;
     let mut walk = repo.revwalk()?;
     walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
     for reference in repo.references()? {
@@ -416,6 +426,8 @@ pub fn walk_history(
         report.commits += 1;
         let mut walker = TreeWalk {
             repo,
+            odb: &odb,
+            max_len,
             commit: commit.id(),
             skip,
             visit: &mut *visit,
@@ -439,6 +451,8 @@ struct Seen {
 
 struct TreeWalk<'w, 'v, 'r> {
     repo: &'r git2::Repository,
+    odb: &'w git2::Odb<'r>,
+    max_len: u64,
     commit: git2::Oid,
     skip: &'w dyn Fn(&str) -> bool,
     visit: &'w mut HistoryVisit<'v>,
@@ -493,8 +507,19 @@ impl TreeWalk<'_, '_, '_> {
                     if (self.skip)(&path) {
                         complete = false;
                     } else if self.seen.blobs.insert(entry.id()) {
-                        match self.repo.find_blob(entry.id()) {
-                            Ok(blob) => (self.visit)(self.commit, &path, blob.content())?,
+                        let size = self.odb.read_header(entry.id()).map(|(size, _)| size);
+                        match size.and_then(|size| {
+                            if size as u64 > self.max_len {
+                                return Ok(Err(size as u64));
+                            }
+                            self.repo.find_blob(entry.id()).map(Ok)
+                        }) {
+                            Ok(Ok(blob)) => {
+                                (self.visit)(self.commit, &path, Blob::Content(blob.content()))?
+                            }
+                            Ok(Err(size)) => {
+                                (self.visit)(self.commit, &path, Blob::TooLarge(size))?
+                            }
                             Err(e) if is_missing(&e) => {
                                 self.note_missing(&path, "blob", entry.id())
                             }

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use gitops_seal::adapters::judged::JudgedClean;
 use gitops_seal::adapters::{config, files, git, identity, tree};
 use gitops_seal::core::judge;
+use gitops_seal::core::kubeyaml::Limits;
 use gitops_seal::core::rules::CONFIG_FILE_NAME;
 use gitops_seal::ops;
 
@@ -138,8 +139,12 @@ pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
         if clean.contains(staged.blob, manifest) {
             continue;
         }
-        let blob = repo.find_blob(staged.blob)?;
-        let report = ops::scan_file(path, blob.content());
+        // The size first: a blob too large to judge is a finding without being inflated.
+        let (size, _) = repo.odb()?.read_header(staged.blob)?;
+        let report = match ops::scan_size(size as u64) {
+            Some(too_large) => too_large,
+            None => ops::scan_file(path, repo.find_blob(staged.blob)?.content()),
+        };
         // Notes (a document skipped as not YAML) only where YAML is expected: source code
         // and prose that mention `kind` are no news.
         if files::is_manifest_name(Path::new(path)) {
@@ -185,21 +190,40 @@ pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
         }
         return Ok(0);
     }
-    writeln!(
-        stderr,
+    // Findings on content the judge could not read through (too large, too many documents,
+    // unreadable) are not Secrets it saw: they are worded apart.
+    let unjudged = |f: &ops::PlaintextFinding| {
+        f.detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("cannot be judged"))
+    };
+    let headline = if blocked.iter().all(|(_, f)| f.iter().all(unjudged)) {
+        "gitops-seal: commit refused: staged content cannot be judged"
+    } else {
         "gitops-seal: commit refused: plaintext Secret staged"
-    )?;
+    };
+    writeln!(stderr, "{headline}")?;
     let mut fixable = Vec::new();
     let mut templates = Vec::new();
+    let mut unjudgeable = Vec::new();
     for (path, findings) in &blocked {
         for f in findings {
             writeln!(stderr, "  {path}: {f}")?;
         }
-        if findings.iter().any(|f| f.unparsable) {
+        if findings.iter().any(unjudged) {
+            unjudgeable.push(path.as_str());
+        } else if findings.iter().any(|f| f.unparsable) {
             templates.push(path.as_str());
         } else {
             fixable.push(shell_quote(path));
         }
+    }
+    if !unjudgeable.is_empty() {
+        writeln!(
+            stderr,
+            "Content that cannot be judged ({}): keep it out of the commit, or add the path to `ignore:` in {CONFIG_FILE_NAME} if it holds no Secret",
+            unjudgeable.join(", ")
+        )?;
     }
     if !fixable.is_empty() {
         let list = fixable.join(" ");
@@ -237,6 +261,19 @@ struct Finding<'a> {
     object: &'a str,
 }
 
+/// A file that cannot be read cannot be judged: a finding, not a silent pass.
+fn unreadable(e: &std::io::Error) -> ops::ScanReport {
+    ops::ScanReport {
+        findings: vec![ops::PlaintextFinding {
+            document: 0,
+            object: "unreadable file".into(),
+            unparsable: true,
+            detail: Some(format!("cannot be judged: {e}")),
+        }],
+        ..Default::default()
+    }
+}
+
 pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
     let mut found: Vec<(Option<String>, String, ops::PlaintextFinding)> = Vec::new();
     let mut notes = Vec::new();
@@ -259,8 +296,13 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
             },
         };
         let skip = |p: &str| config.is_ignored(p);
-        let report = git::walk_history(&repo, &skip, &mut |commit, p, content| {
-            for f in ops::scan_file(p, content).findings {
+        let max_len = Limits::default().max_file_bytes as u64;
+        let report = git::walk_history(&repo, &skip, max_len, &mut |commit, p, blob| {
+            let report = match blob {
+                git::Blob::Content(content) => ops::scan_file(p, content),
+                git::Blob::TooLarge(size) => ops::scan_size(size).unwrap_or_default(),
+            };
+            for f in report.findings {
                 found.push((Some(commit.to_string()), p.to_string(), f));
             }
             Ok(())
@@ -279,11 +321,19 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
         let cwd = std::env::current_dir()?;
         let count = files.len();
         for p in files {
-            let Ok(bytes) = files::read_input(&p) else {
-                continue;
-            };
             let shown = config::relative_slash_path(&cwd, &p);
-            let report = ops::scan_file(&shown, &bytes);
+            // The size first: a file too large to judge is a finding without being read.
+            let report = match fs::metadata(&p).map(|m| ops::scan_size(m.len())) {
+                Ok(Some(too_large)) => too_large,
+                Ok(None) => match files::read_input(&p) {
+                    Ok(bytes) => ops::scan_file(&shown, &bytes),
+                    // Gone since the folder was listed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => unreadable(&e),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => unreadable(&e),
+            };
             if files::is_manifest_name(&p) {
                 for s in report.skipped {
                     notes.push(format!("note: {shown}: {s}"));

@@ -127,12 +127,22 @@ pub fn judge_file(path: &str, input: &[u8], limits: &Limits) -> ScanReport {
     judge_with(input, limits, reads_as_manifest(path))
 }
 
+/// The verdict on content of `size` bytes without reading it, when its size alone settles it:
+/// over the limit, it cannot be judged (a finding: the judge fails closed). Callers check this
+/// before reading a file or blob, so a huge one is never read whole.
+pub fn judge_size(size: u64, limits: &Limits) -> Option<ScanReport> {
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    limits.check_size(size).err().map(|e| ScanReport {
+        findings: vec![cannot_judge(0, &e.to_string())],
+        ..ScanReport::default()
+    })
+}
+
 fn judge_with(input: &[u8], limits: &Limits, manifest_file: bool) -> ScanReport {
-    let mut report = ScanReport::default();
-    if let Err(e) = limits.check_size(input.len()) {
-        report.findings.push(cannot_judge(0, &e.to_string()));
+    if let Some(report) = judge_size(input.len() as u64, limits) {
         return report;
     }
+    let mut report = ScanReport::default();
     let text = Zeroizing::new(decode(input));
     // Every manifest is a mapping, and `:` cannot be escaped: without one there is nothing
     // to judge. (No shortcut on the word `kind`: JSON and YAML can escape its letters.)

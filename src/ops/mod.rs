@@ -19,7 +19,9 @@ pub use edit::{
 pub use encrypt::{encrypt, encrypt_report, Overrides, Previous, Rewritten, SealSettings};
 pub use import::{import_sealed_secrets, import_sops, ImportReport, Imported, SealedSecretsImport};
 pub use merge::{merge_files, FileMerge, TextMerge};
-pub use scan::{scan_content, scan_content_with, scan_file, PlaintextFinding, ScanReport};
+pub use scan::{
+    scan_content, scan_content_with, scan_file, scan_size, PlaintextFinding, ScanReport,
+};
 pub use textconv::textconv;
 pub use verify::{verify, verify_report, Finding, Remedy, VerifyOptions};
 

@@ -20,3 +20,9 @@ pub fn scan_content_with(input: &[u8], limits: &Limits) -> ScanReport {
 pub fn scan_file(path: &str, input: &[u8]) -> ScanReport {
     crate::core::judge::judge_file(path, input, &Limits::default())
 }
+
+/// What [`scan_file`] would say of content of `size` bytes when its size alone decides it (too
+/// large to judge: a finding), so that it need not be read.
+pub fn scan_size(size: u64) -> Option<ScanReport> {
+    crate::core::judge::judge_size(size, &Limits::default())
+}

@@ -1019,3 +1019,35 @@ fn the_clean_record_never_lets_plaintext_through() {
         .to_string();
     assert!(!std::fs::read_to_string(&record).unwrap().contains(&skipped));
 }
+
+/// Content over the size limit (64 MiB) cannot be judged: a finding in `scan`, in the hook and
+/// in `scan --history` alike, decided from the size alone (a sparse file here; the judge never
+/// reads it whole).
+#[test]
+fn content_too_large_to_judge_blocks_everywhere() {
+    let s = repo(&[]);
+    let big = std::fs::File::create(s.path("big.yaml")).unwrap();
+    big.set_len(65 << 20).unwrap();
+    drop(big);
+    let r = s.run(&["scan", "big.yaml"]).fails();
+    assert!(
+        r.stdout
+            .starts_with("big.yaml: document 0: cannot be judged: "),
+        "{r:?}"
+    );
+    git(&s, &["add", "big.yaml"]).ok();
+    let c = commit(&s, "big").fails();
+    assert!(
+        c.stderr
+            .contains("big.yaml: document 0: cannot be judged: "),
+        "{}",
+        c.stderr
+    );
+    git(&s, &["commit", "-qm", "big", "--no-verify"]).ok();
+    let r = s.run(&["scan", "--history", "."]).fails();
+    assert!(
+        r.stdout
+            .contains("big.yaml: document 0: cannot be judged: "),
+        "{r:?}"
+    );
+}
