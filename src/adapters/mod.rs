@@ -8,6 +8,7 @@ pub mod files;
 pub mod git;
 pub mod git_index;
 pub mod gitsource;
+pub mod hooks;
 pub mod http;
 pub mod identity;
 pub mod judged;

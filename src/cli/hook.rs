@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use gitops_seal::adapters::hooks::{self, HookChange};
 use gitops_seal::adapters::judged::JudgedClean;
 use gitops_seal::adapters::{config, files, git, identity, tree};
 use gitops_seal::core::judge;
@@ -21,100 +22,35 @@ fn open_repo(start: &Path) -> Result<git2::Repository> {
         .with_context(|| format!("{} is not inside a Git repository", start.display()))
 }
 
-fn hook_script(fix: bool) -> String {
-    // The binary that installed the hook is the fallback when `gitops-seal` is not on the PATH
-    // of whoever commits (a GUI client, say): a hook that cannot run must not silently pass.
+pub fn install(fix: bool, force: bool) -> Result<i32> {
+    let repo = open_repo(Path::new("."))?;
+    // The binary that installs the hook is its fallback when `gitops-seal` is not on the PATH.
     let fallback = std::env::current_exe()
         .ok()
         .and_then(|p| p.to_str().map(shell_quote))
         .unwrap_or_else(|| "gitops-seal".into());
-    format!(
-        "#!/bin/sh\n{marker}. Installed by `gitops-seal hook install`; remove it with `gitops-seal hook uninstall`.\n\
-         # A hook that was here before is kept beside it with a .local suffix and runs first.\n\
-         local_hook=\"$0.local\"\n\
-         if [ -x \"$local_hook\" ]; then \"$local_hook\" \"$@\" || exit $?; fi\n\
-         seal=gitops-seal\n\
-         command -v \"$seal\" >/dev/null 2>&1 || seal={fallback}\n\
-         exec \"$seal\" hook run{fix}\n",
-        marker = git::HOOK_MARKER,
-        fix = if fix { " --fix" } else { "" }
-    )
-}
-
-fn is_ours(path: &Path) -> bool {
-    fs::read_to_string(path).is_ok_and(|t| t.contains(git::HOOK_MARKER))
-}
-
-/// The hooks gitops-seal installs. `pre-merge-commit` too, so that a merge commit cannot bring
-/// in a plaintext Secret committed elsewhere with `--no-verify`; it only ever refuses (sealing
-/// in the middle of a merge would surprise more than help).
-const HOOKS: [&str; 2] = ["pre-commit", "pre-merge-commit"];
-
-pub fn install(fix: bool, force: bool) -> Result<i32> {
-    let repo = open_repo(Path::new("."))?;
-    let dir = git::hooks_dir(&repo)?;
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Every hook is checked before any is written.
-    for name in HOOKS {
-        let hook = dir.join(name);
-        if hook.exists() && !is_ours(&hook) {
-            if !force {
-                bail!(
-                    "{} already exists and is not gitops-seal's; rerun with --force to keep it as {name}.local and call it first",
-                    hook.display()
-                );
+    for change in hooks::install(&repo, fix, force, &fallback)? {
+        match change {
+            HookChange::Kept(local) => {
+                eprintln!("kept the existing hook as {}", local.display())
             }
-            let local = dir.join(format!("{name}.local"));
-            if local.exists() {
-                bail!("{} already exists; move it away first", local.display());
-            }
+            HookChange::Installed(hook) => eprintln!("installed {}", hook.display()),
+            HookChange::Removed(_) | HookChange::Restored(_) => {}
         }
-    }
-    for name in HOOKS {
-        let hook = dir.join(name);
-        if hook.exists() && !is_ours(&hook) {
-            let local = dir.join(format!("{name}.local"));
-            fs::rename(&hook, &local).with_context(|| format!("keeping {}", hook.display()))?;
-            eprintln!("kept the existing hook as {}", local.display());
-        }
-        let script = hook_script(fix && name == "pre-commit");
-        files::write_atomic(&hook, script.as_bytes())
-            .with_context(|| format!("writing {}", hook.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&hook, fs::Permissions::from_mode(0o755))?;
-        }
-        eprintln!("installed {}", hook.display());
     }
     Ok(0)
 }
 
 pub fn uninstall() -> Result<i32> {
     let repo = open_repo(Path::new("."))?;
-    let dir = git::hooks_dir(&repo)?;
-    let mut removed = 0;
-    for name in HOOKS {
-        let hook = dir.join(name);
-        if !is_ours(&hook) {
-            continue;
+    for change in hooks::uninstall(&repo)? {
+        match change {
+            HookChange::Restored(name) => {
+                eprintln!("removed gitops-seal's {name} hook and restored the previous one")
+            }
+            HookChange::Removed(hook) => eprintln!("removed {}", hook.display()),
+            HookChange::Kept(_) | HookChange::Installed(_) => {}
         }
-        fs::remove_file(&hook).with_context(|| format!("removing {}", hook.display()))?;
-        removed += 1;
-        let local = dir.join(format!("{name}.local"));
-        if local.exists() {
-            fs::rename(&local, &hook)
-                .with_context(|| format!("restoring {} as {}", local.display(), hook.display()))?;
-            eprintln!("removed gitops-seal's {name} hook and restored the previous one");
-        } else {
-            eprintln!("removed {}", hook.display());
-        }
-    }
-    if removed == 0 {
-        bail!(
-            "no gitops-seal hook in {}; hooks that are not gitops-seal's are left alone",
-            dir.display()
-        );
     }
     Ok(0)
 }
