@@ -66,11 +66,6 @@ impl X25519Recipient {
         }
     }
 
-    /// The age crate's recipient for the same key.
-    pub fn as_age(&self) -> &age::x25519::Recipient {
-        &self.age
-    }
-
     /// `shared secret = X25519(ephemeral secret, recipient)` ("X25519 recipient stanza"),
     /// through the recipient's table once it is worth building.
     fn shared_secret(&self, e: &[u8; 32]) -> [u8; 32] {
@@ -144,8 +139,10 @@ impl fmt::Display for X25519Recipient {
 /// An age X25519 identity that opens exactly the stanzas age's opens, with the same outcome
 /// for each, and keeps its public key.
 pub struct X25519Identity {
-    /// For printing the identity and its recipient (keygen, `recipient`).
+    /// For printing the identity and its recipient (keygen, `recipient`). It holds the same
+    /// secret, as x25519-dalek's `StaticSecret`, which is also wiped on drop.
     age: age::x25519::Identity,
+    /// The secret's 32 bytes, wiped on drop.
     secret: Zeroizing<[u8; 32]>,
     /// `recipient = X25519(identity, basepoint)`, as age computes it.
     public: [u8; 32],
