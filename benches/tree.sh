@@ -2,13 +2,17 @@
 # Whole-command benchmark: seal (and unseal) a tree of 1,000 Secret files, 5 values each
 # (16 B to 2 KiB), for 2 recipients, next to Debian's age run once per file on the same tree.
 # Usage: bash benches/tree.sh   (builds the release binary; needs age and age-keygen)
+# BASELINE=/path/to/an/older/gitops-seal also times that binary in the same runs, on its own
+# copy of the tree, for a before/after on the same machine under the same load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gitops-seal-target}"
 cargo build -q --release
-BIN="$CARGO_TARGET_DIR/release/gitops-seal"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# A copy: another work tree building into the same target dir cannot swap it mid-run.
+cp "$CARGO_TARGET_DIR/release/gitops-seal" "$work/gitops-seal"
+BIN="$work/gitops-seal"
 "$BIN" keygen -o "$work/a.txt" 2>/dev/null
 "$BIN" keygen -o "$work/b.txt" 2>/dev/null
 { "$BIN" recipient -i "$work/a.txt"; "$BIN" recipient -i "$work/b.txt"; } > "$work/recipients.txt"
@@ -31,7 +35,7 @@ runs=${RUNS:-5}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
 
-seal_times=(); unseal_times=(); age_times=()
+seal_times=(); unseal_times=(); age_times=(); base_seal_times=(); base_unseal_times=()
 for r in $(seq "$runs"); do
   # On disk before the run, as a checked-out tree is: otherwise the first fsync also
   # flushes the copy.
@@ -40,6 +44,13 @@ for r in $(seq "$runs"); do
   seal_times+=("$(awk "BEGIN{print $t1 - $t0}")")
   t0=$(now); "$BIN" decrypt -i "$work/a.txt" "$work/tree" > /dev/null; t1=$(now)
   unseal_times+=("$(awk "BEGIN{print $t1 - $t0}")")
+  if [ -n "${BASELINE:-}" ]; then
+    rm -rf "$work/base"; cp -r "$work/plain" "$work/base"; sync
+    t0=$(now); "$BASELINE" encrypt --in-place -R "$work/recipients.txt" "$work/base" 2>/dev/null; t1=$(now)
+    base_seal_times+=("$(awk "BEGIN{print $t1 - $t0}")")
+    t0=$(now); "$BASELINE" decrypt -i "$work/a.txt" "$work/base" > /dev/null; t1=$(now)
+    base_unseal_times+=("$(awk "BEGIN{print $t1 - $t0}")")
+  fi
   t0=$(now)
   find "$work/plain" -name '*.yaml' | while read -r f; do age -R "$work/recipients.txt" -o "$f.age" "$f"; done
   t1=$(now)
@@ -55,3 +66,9 @@ echo "gitops-seal encrypt --in-place tree/ : ${s} s"
 echo "gitops-seal decrypt tree/            : ${u} s"
 echo "age once per file (whole file)       : ${a} s"
 echo "speed-up over the age loop           : $(awk "BEGIN{printf \"%.1f\", $a / $s}")x"
+if [ -n "${BASELINE:-}" ]; then
+  bs=$(printf '%s\n' "${base_seal_times[@]}" | median)
+  bu=$(printf '%s\n' "${base_unseal_times[@]}" | median)
+  echo "BASELINE encrypt --in-place tree/    : ${bs} s ($(awk "BEGIN{printf \"%.1f\", $a / $bs}")x the age loop)"
+  echo "BASELINE decrypt tree/               : ${bu} s"
+fi

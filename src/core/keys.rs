@@ -9,12 +9,14 @@ use age::secrecy::ExposeSecret;
 use age_core::format::{FileKey, Stanza};
 
 use super::error::{Error, ErrorKind};
+use super::x25519::{X25519Identity, X25519Recipient};
 
 /// Someone a value is sealed for: an age X25519 recipient (clusters, people) or an SSH public
-/// key (people).
+/// key (people). X25519 stanzas are sealed by [`X25519Recipient`]: age's stanzas, with the
+/// key agreement through a table of the recipient's key once it has been used often.
 #[derive(Clone)]
 pub enum Recipient {
-    X25519(age::x25519::Recipient),
+    X25519(X25519Recipient),
     Ssh(age::ssh::Recipient),
 }
 
@@ -94,7 +96,7 @@ impl FromStr for Recipient {
                 ));
             }
             return age::x25519::Recipient::from_str(s)
-                .map(Recipient::X25519)
+                .map(|r| Recipient::X25519(X25519Recipient::new(r)))
                 .map_err(|_| invalid("not a valid age X25519 recipient"));
         }
         Err(invalid(
@@ -153,7 +155,8 @@ pub struct Identity {
 }
 
 enum IdentityKey {
-    X25519(age::x25519::Identity),
+    /// age's X25519 identity, keeping its public key rather than deriving it per stanza.
+    X25519(X25519Identity),
     Ssh(age::ssh::Identity),
 }
 
@@ -183,14 +186,18 @@ impl Identity {
     /// The public recipient, where it can be derived.
     pub fn to_recipient(&self) -> Option<Recipient> {
         match &self.key {
-            IdentityKey::X25519(i) => Some(Recipient::X25519(i.to_public())),
+            IdentityKey::X25519(i) => Some(Recipient::X25519(X25519Recipient::new(
+                i.as_age().to_public(),
+            ))),
             IdentityKey::Ssh(_) => None,
         }
     }
 
     /// Generates a new X25519 identity.
     pub fn generate() -> Self {
-        Identity::new(IdentityKey::X25519(age::x25519::Identity::generate()))
+        Identity::new(IdentityKey::X25519(X25519Identity::new(
+            age::x25519::Identity::generate(),
+        )))
     }
 
     /// The identity file text, in age-keygen's layout.
@@ -198,8 +205,8 @@ impl Identity {
         match &self.key {
             IdentityKey::X25519(i) => Some(zeroize::Zeroizing::new(format!(
                 "# created: {created}\n# public key: {}\n{}\n",
-                i.to_public(),
-                i.to_string().expose_secret()
+                i.as_age().to_public(),
+                i.as_age().to_string().expose_secret()
             ))),
             IdentityKey::Ssh(_) => None,
         }
@@ -246,7 +253,7 @@ impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material.
         match &self.key {
-            IdentityKey::X25519(i) => write!(f, "Identity(X25519 {})", i.to_public()),
+            IdentityKey::X25519(i) => write!(f, "Identity(X25519 {})", i.as_age().to_public()),
             IdentityKey::Ssh(_) => f.write_str("Identity(ssh)"),
         }
     }
@@ -289,7 +296,7 @@ pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>, ErrorKind> {
         let id = age::x25519::Identity::from_str(line).map_err(|_| {
             ErrorKind::InvalidIdentity(format!("line {} is not an age identity", i + 1))
         })?;
-        out.push(Identity::new(IdentityKey::X25519(id)));
+        out.push(Identity::new(IdentityKey::X25519(X25519Identity::new(id))));
     }
     if out.is_empty() {
         return Err(ErrorKind::InvalidIdentity("no identity in the file".into()));

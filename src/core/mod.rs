@@ -13,6 +13,7 @@ pub mod rules;
 pub mod seal;
 pub mod sealed;
 pub mod secret;
+pub mod x25519;
 pub mod yaml;
 
 pub use binding::{Binding, Scope};

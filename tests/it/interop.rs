@@ -80,3 +80,173 @@ fn our_identity_file_is_read_by_age_keygen() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.trim(), s.recipient);
 }
+
+// Our own X25519 stanzas (src/core/x25519.rs) against Debian's age, for random keys.
+
+mod x25519 {
+    use std::process::Command;
+
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    use gitops_seal::core::binding::{Binding, Scope};
+    use gitops_seal::core::keys::parse_identity_file;
+    use gitops_seal::core::seal::{open_value, seal_value};
+    use gitops_seal::core::x25519::TABLE_AFTER_USES;
+    use gitops_seal::core::Identity;
+    use gitops_seal::ErrorKind;
+
+    use crate::harness::{run_command, Sandbox};
+
+    fn bech32(hrp: &str, bytes: &[u8; 32]) -> String {
+        age_core::primitives::bech32_encode(bech32::Hrp::parse_unchecked(hrp), bytes)
+    }
+
+    /// An identity file for the secret `bytes`, in age-keygen's layout, and its identity.
+    fn identity(bytes: &[u8; 32]) -> (String, Identity) {
+        let text = format!("{}\n", bech32("AGE-SECRET-KEY-", bytes).to_uppercase());
+        let id = parse_identity_file(&text).unwrap().pop().unwrap();
+        (text, id)
+    }
+
+    fn age(s: &Sandbox, args: &[&str]) -> crate::harness::Run {
+        let mut c = Command::new("age");
+        c.current_dir(s.dir.path()).args(args);
+        run_command(c, b"")
+    }
+
+    fn binding() -> Binding {
+        Binding::new(Scope::Strict, "Opaque", Some("prod"), "db", "password").unwrap()
+    }
+
+    /// What we seal opens with `age -d`, before the recipient's table is built (the ladder)
+    /// and after (the table); what `age -r` seals opens with our identity; a wrong key fails
+    /// with both.
+    #[test]
+    fn stanzas_interoperate_with_the_age_cli_for_random_keys() {
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 6,
+            ..ProptestConfig::default()
+        });
+        runner
+            .run(
+                &(any::<[u8; 32]>(), any::<[u8; 32]>()),
+                |(secret, other)| {
+                    let clamp = |mut b: [u8; 32]| {
+                        b[0] &= 248;
+                        b[31] = (b[31] & 127) | 64;
+                        b
+                    };
+                    prop_assume!(clamp(secret) != clamp(other));
+                    let s = Sandbox::new();
+                    let (text, id) = identity(&secret);
+                    let (wrong_text, wrong) = identity(&other);
+                    s.write("mine.txt", &text);
+                    s.write("wrong.txt", &wrong_text);
+                    let recipient = id.to_recipient().unwrap();
+                    let b = binding();
+                    let sealed: Vec<Vec<u8>> = (0..TABLE_AFTER_USES + 2)
+                        .map(|i| {
+                            let v = format!("value-{i}");
+                            seal_value(std::slice::from_ref(&recipient), &b, v.as_bytes()).unwrap()
+                        })
+                        .collect();
+                    for (i, ct) in [
+                        (0, &sealed[0]),
+                        (sealed.len() - 1, &sealed[sealed.len() - 1]),
+                    ] {
+                        s.write("v.age", ct);
+                        let opened = age(&s, &["-d", "-i", "mine.txt", "v.age"]);
+                        prop_assert_eq!(opened.code, 0, "{}", opened.stderr);
+                        prop_assert_eq!(opened.stdout, format!("{}\nvalue-{i}", b.header_line()));
+                        prop_assert_ne!(age(&s, &["-d", "-i", "wrong.txt", "v.age"]).code, 0);
+                        prop_assert!(matches!(
+                            open_value(std::slice::from_ref(&wrong), ct),
+                            Err(ErrorKind::NoMatchingIdentity)
+                        ));
+                    }
+                    s.write("plain", format!("{}\nfrom age", b.header_line()));
+                    let r = age(&s, &["-r", &recipient.to_string(), "-o", "a.age", "plain"]);
+                    prop_assert_eq!(r.code, 0, "{}", r.stderr);
+                    let ct = std::fs::read(s.path("a.age")).unwrap();
+                    let (_, value) = open_value(std::slice::from_ref(&id), &ct).unwrap();
+                    prop_assert_eq!(&value[..], b"from age");
+                    prop_assert!(matches!(
+                        open_value(std::slice::from_ref(&wrong), &ct),
+                        Err(ErrorKind::NoMatchingIdentity)
+                    ));
+                    Ok(())
+                },
+            )
+            .unwrap();
+    }
+
+    /// An age file whose X25519 stanza is altered: age and we both refuse it, whatever the
+    /// alteration (a share on the twist, a low-order share, a non-canonical or padded share,
+    /// an extra argument, a short body); unaltered, both open it.
+    #[test]
+    fn altered_stanzas_fail_with_age_and_with_us() {
+        let s = Sandbox::new();
+        let (text, id) = identity(&[7; 32]);
+        s.write("mine.txt", &text);
+        let recipient = id.to_recipient().unwrap().to_string();
+        s.write("plain", format!("{}\nv", binding().header_line()));
+        assert_eq!(age(&s, &["-r", &recipient, "-o", "a.age", "plain"]).code, 0);
+        let file = std::fs::read(s.path("a.age")).unwrap();
+        let text = String::from_utf8_lossy(&file).into_owned();
+        let line = text.lines().find(|l| l.starts_with("-> X25519 ")).unwrap();
+        let share = line.strip_prefix("-> X25519 ").unwrap().to_string();
+        let body = text
+            .lines()
+            .skip_while(|l| !l.starts_with("-> X25519 "))
+            .nth(1)
+            .unwrap()
+            .to_string();
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+        // A point of the twist (no Edwards form): it opens nothing.
+        let on_twist = (2u8..)
+            .map(|i| curve25519_dalek::MontgomeryPoint([i; 32]))
+            .find(|u| u.to_edwards(0).is_none())
+            .unwrap();
+        let twist = b64.encode(on_twist.0);
+        let zero = b64.encode([0u8; 32]);
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let idx = alphabet.find(share.chars().last().unwrap()).unwrap();
+        let noncanonical = format!("{}{}", &share[..42], &alphabet[idx ^ 1..=idx ^ 1]);
+        let alter = |from: &str, to: &str| text.replacen(from, to, 1).into_bytes();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("twist share", alter(&share, &twist)),
+            ("low-order share", alter(&share, &zero)),
+            ("non-canonical share", alter(&share, &noncanonical)),
+            ("padded share", alter(&share, &format!("{share}="))),
+            ("extra argument", alter(&share, &format!("{share} x"))),
+            ("short body", alter(&body, &body[..body.len() - 2])),
+        ];
+        s.write("v.age", &file);
+        assert_eq!(age(&s, &["-d", "-i", "mine.txt", "v.age"]).code, 0);
+        assert!(open_value(std::slice::from_ref(&id), &file).is_ok());
+        for (what, bytes) in cases {
+            assert_ne!(bytes, file, "{what}: not altered");
+            s.write("v.age", &bytes);
+            let r = age(&s, &["-d", "-i", "mine.txt", "v.age"]);
+            assert_ne!(r.code, 0, "{what}: age opened it");
+            assert!(
+                open_value(std::slice::from_ref(&id), &bytes).is_err(),
+                "{what}: we opened it"
+            );
+        }
+    }
+
+    /// A low-order recipient key: age refuses it, and so do we (age's crate would panic).
+    #[test]
+    fn a_low_order_recipient_is_refused_like_age_does() {
+        let s = Sandbox::new();
+        let zero = bech32("age", &[0; 32]);
+        s.write("plain", "x");
+        assert_ne!(age(&s, &["-r", &zero, "-o", "a.age", "plain"]).code, 0);
+        s.write("a.yaml", crate::harness::MIXED);
+        let r = s.run(&["encrypt", "-r", &zero, "a.yaml"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("low-order"), "{}", r.stderr);
+    }
+}
