@@ -77,6 +77,9 @@ pub struct ControllerArgs {
     /// ConfigMap; unknown hosts are refused).
     #[arg(long, value_name = "FILE", requires = "sync_repo")]
     sync_git_known_hosts: Option<PathBuf>,
+    /// SealedSecrets reconciled at once (0: no bound).
+    #[arg(long, value_name = "N", default_value_t = controller::DEFAULT_CONCURRENCY)]
+    concurrency: u16,
     /// Apply the sync loop's objects as this ServiceAccount (NAMESPACE/NAME, by impersonation;
     /// the controller's account needs `impersonate` on it), so its RBAC bounds what the
     /// repository can change.
@@ -137,6 +140,7 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
         settings.sync = Some(sync);
     }
     settings.leader_election = args.leader_election;
+    settings.concurrency = args.concurrency;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -29,6 +29,10 @@ use render::{DenyList, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 /// The field manager of every write.
 pub const FIELD_MANAGER: &str = "gitops-seal";
 
+/// SealedSecrets reconciled at once by default: enough to keep a remote API server's round
+/// trips overlapped, few enough that a start with thousands to unseal stays small.
+pub const DEFAULT_CONCURRENCY: u16 = 32;
+
 /// What `gitops-seal controller` takes.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -62,6 +66,9 @@ pub struct Settings {
     /// (`--sync-service-account`: impersonating that ServiceAccount, so its RBAC bounds what the
     /// repository can change).
     pub sync_client: Option<SyncClient>,
+    /// SealedSecrets reconciled at once (0: no bound). Bounds the start-up peak of memory when
+    /// thousands are reconciled together.
+    pub concurrency: u16,
 }
 
 /// A Kubernetes client for the sync loop (see [`Settings::sync_client`]).
@@ -90,6 +97,7 @@ impl Settings {
             leader_election: false,
             sync: None,
             sync_client: None,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -320,6 +328,7 @@ pub async fn run(
             ctx.clone(),
             health.clone(),
             synced.clone(),
+            settings.concurrency,
         )));
     }
     tokio::select! {
@@ -341,6 +350,7 @@ async fn controller(
     ctx: Arc<Context>,
     health: crate::adapters::http::Health,
     unsynced: Arc<std::sync::atomic::AtomicUsize>,
+    concurrency: u16,
 ) {
     let (sealed_api, secrets_api): (Api<SealedSecretResource>, Api<PartialObjectMeta<Secret>>) =
         match &namespace {
@@ -429,6 +439,7 @@ async fn controller(
             let ns = meta.namespace()?;
             Some(ObjectRef::new(&meta.name_any()).within(&ns))
         })
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .reconcile_on(retries)
         .reconcile_all_on(relisted_rx)
         .reconcile_all_on(match ctx.leader.clone() {
