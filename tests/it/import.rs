@@ -696,3 +696,31 @@ fn a_sops_file_whose_mac_was_cut_out_is_refused_not_passed_through() {
     assert!(r.error_line().contains("sops.mac"), "{}", r.stderr);
     assert_eq!(s.snapshot(), before);
 }
+
+#[test]
+fn sops_files_joined_into_one_or_a_document_added_by_hand_are_named() {
+    let s = Sandbox::new();
+    sops_encrypt(&s, "a.yaml", SOPS_SECRETS, &[]);
+    sops_encrypt(
+        &s,
+        "b.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: other, namespace: a}\nstringData: {k: nope-1}\n",
+        &[],
+    );
+    let (a, b) = (s.read("a.yaml"), s.read("b.yaml"));
+    s.write("joined.yaml", format!("{a}---\n{b}"));
+    s.write(
+        "added.yaml",
+        format!("{a}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n"),
+    );
+    for file in ["joined.yaml", "added.yaml"] {
+        let r = import_sops(&s, &[file]).fails();
+        assert!(
+            r.error_line().starts_with(&format!(
+                "error: {file}: document 3: document 3 does not carry the SOPS metadata of document 1"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+}
