@@ -578,7 +578,8 @@ fn assert_rich_values(s: &Sandbox, name: &str) {
 #[test]
 fn every_sops_encryption_rule_and_value_type_verifies_and_imports() {
     // (sops flags, an unencrypted line to change: the MAC must notice it)
-    let cases: &[(&[&str], Option<(&str, &str)>)] = &[
+    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>);
+    let cases: &[Case<'_>] = &[
         (&[], None),
         (
             &["--encrypted-regex", "^(data|stringData)$"],
