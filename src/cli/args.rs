@@ -320,3 +320,58 @@ impl From<ScopeArg> for Scope {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// Every `gitops-seal` command line of the migration guide parses as written (flags that
+    /// exist, in combinations allowed), and the annotations it tells users to set are the ones
+    /// the controller and the importer read.
+    #[test]
+    fn the_migration_guides_commands_and_annotations_are_real() {
+        let doc = include_str!("../../docs/MIGRATING.md");
+        let mut seen = 0;
+        for line in doc.lines() {
+            let Some(rest) = line.trim_start().strip_prefix("gitops-seal ") else {
+                continue;
+            };
+            let command = rest.split(['>', '#']).next().unwrap_or_default();
+            let args = std::iter::once("gitops-seal").chain(command.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(args) {
+                panic!("docs/MIGRATING.md: `{line}` does not parse: {e}");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 5, "{seen} commands found");
+        use gitops_seal::controller::render::{ADOPT_ANNOTATION, OWNER_REFERENCE_ANNOTATION};
+        use gitops_seal::core::import::bitnami;
+        for name in [
+            ADOPT_ANNOTATION,
+            OWNER_REFERENCE_ANNOTATION,
+            gitops_seal::core::secret::SCOPE_ANNOTATION,
+            bitnami::NAMESPACE_WIDE_ANNOTATION,
+            bitnami::CLUSTER_WIDE_ANNOTATION,
+            bitnami::SKIP_OWNER_REFERENCES_ANNOTATION,
+            bitnami::KEY_LABEL,
+        ] {
+            assert!(doc.contains(name), "docs/MIGRATING.md never names {name}");
+        }
+        let annotations = doc
+            .split(|c: char| c.is_whitespace() || "`\"'(),:=|".contains(c))
+            .filter(|w| w.starts_with("gitops-seal.dev/"));
+        for a in annotations {
+            assert!(
+                [
+                    ADOPT_ANNOTATION,
+                    OWNER_REFERENCE_ANNOTATION,
+                    gitops_seal::core::secret::SCOPE_ANNOTATION
+                ]
+                .contains(&a.trim_end_matches(['-', '.'])),
+                "docs/MIGRATING.md names {a}, which nothing reads"
+            );
+        }
+    }
+}

@@ -342,6 +342,26 @@ pub fn import_sops(
         values.0.push(yaml::parse_core_schema(doc).in_document(*n)?);
     }
     let meta = sops::Metadata::parse(&values.0[0]).in_document(*first_n)?;
+    // sops writes one block into every document of a file: another block (files joined with
+    // `---`) or none (a document added by hand) is named here, not reported as tampering.
+    // The first document's MAC is the one checked (as sops reads the file); the rest of the
+    // block must be the same.
+    let without_mac = |v: &Value| {
+        let mut block = v.get(sops::METADATA_KEY).cloned();
+        if let Some(m) = block.as_mut().and_then(Value::as_object_mut) {
+            m.shift_remove("mac");
+        }
+        block
+    };
+    let block = without_mac(&values.0[0]);
+    for ((n, _), v) in numbered.iter().zip(&values.0).skip(1) {
+        if without_mac(v) != block {
+            return Err(Error::from(ErrorKind::SopsUnsupported(format!(
+                "document {n} does not carry the SOPS metadata of document {first_n}: each SOPS file is one sops encryption (split joined files first)"
+            )))
+            .in_document(*n));
+        }
+    }
     for v in values.0.iter_mut() {
         if let Some(m) = v.as_object_mut() {
             m.shift_remove(sops::METADATA_KEY);

@@ -558,3 +558,170 @@ fn files_without_sops_metadata_pass_through() {
     let r = import_sops(&s, &["--dry-run", "cm.yaml"]).ok();
     assert_eq!(r.stdout, "");
 }
+
+/// A Secret with every kind of value SOPS hashes: integers, booleans, nulls, empty strings,
+/// multi-line strings, a list of strings and a list of mappings, nested mappings.
+const SOPS_RICH: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  generation: 3\n  creationTimestamp: null\n  deletionGracePeriodSeconds: 30\n  finalizers: [example.com/keep, example.com/audit]\n  ownerReferences:\n  - apiVersion: apps/v1\n    kind: Deployment\n    name: web\n    uid: 0b7b8f3a-1111-2222-3333-444455556666\n    controller: false\n    blockOwnerDeletion: true\n  labels:\n    tier: \"1\"\n    empty: \"\"\n  annotations:\n    note_unencrypted: visible\n    multi: |\n      line one\n      line two\ntype: Opaque\nimmutable: false\ndata:\n  password: aHVudGVyMg==\n  cert.der: AAEC/v+ACg0=\n  empty: \"\"\nstringData:\n  config.ini: |\n    [db]\n    user = admin\n  blank: \"\"\n";
+
+/// Opens `name` with decrypt and checks the values of SOPS_RICH.
+fn assert_rich_values(s: &Sandbox, name: &str) {
+    let opened = s.run(&["decrypt", "-i", "id.txt", name]).ok();
+    let got = &secrets(&opened.stdout)["prod/db"];
+    assert_eq!(got["password"], b"hunter2");
+    assert_eq!(got["cert.der"], b"\x00\x01\x02\xfe\xff\x80\x0a\x0d");
+    assert_eq!(got["config.ini"], b"[db]\nuser = admin\n");
+    assert_eq!(got["empty"], b"");
+    assert_eq!(got["blank"], b"");
+    assert_eq!(got.len(), 5);
+}
+
+#[test]
+fn every_sops_encryption_rule_and_value_type_verifies_and_imports() {
+    // (sops flags, an unencrypted line to change: the MAC must notice it)
+    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>);
+    let cases: &[Case<'_>] = &[
+        (&[], None),
+        (
+            &["--encrypted-regex", "^(data|stringData)$"],
+            Some(("  generation: 3\n", "  generation: 4\n")),
+        ),
+        (
+            &["--unencrypted-suffix", "_unencrypted"],
+            Some(("note_unencrypted: visible", "note_unencrypted: visibly")),
+        ),
+        (
+            &["--encrypted-suffix", "Data"],
+            Some(("    controller: false\n", "    controller: true\n")),
+        ),
+        (
+            &["--unencrypted-regex", "^(metadata|type|immutable)$"],
+            Some(("    - example.com/audit\n", "    - example.com/audiT\n")),
+        ),
+        (&["--mac-only-encrypted"], None),
+        (
+            &[
+                "--mac-only-encrypted",
+                "--encrypted-regex",
+                "^(data|stringData)$",
+            ],
+            None,
+        ),
+    ];
+    for (flags, tamper) in cases {
+        let s = Sandbox::new();
+        sops_encrypt(&s, "a.yaml", SOPS_RICH, flags);
+        let good = s.read("a.yaml");
+        if let Some((from, to)) = tamper {
+            assert!(good.contains(from), "{flags:?}: {good}");
+            s.write("a.yaml", good.replacen(from, to, 1));
+            let r = import_sops(&s, &["a.yaml"]).fails();
+            assert!(
+                r.error_line().contains("SOPS MAC mismatch"),
+                "{flags:?}: {}",
+                r.stderr
+            );
+            s.write("a.yaml", &good);
+        }
+        let r = import_sops(&s, &["--dry-run", "a.yaml"]).ok();
+        assert_eq!(
+            r.stdout,
+            "a.yaml: document 1: Secret prod/db -> SealedSecret prod/db: scope strict, 1 recipient(s), keys blank, cert.der, config.ini, empty, password; replacing it\n",
+            "{flags:?}"
+        );
+        import_sops(&s, &["--in-place", "a.yaml"]).ok();
+        assert_rich_values(&s, "a.yaml");
+    }
+}
+
+#[test]
+fn with_mac_only_encrypted_a_removed_encrypted_value_fails_the_mac() {
+    let s = Sandbox::new();
+    sops_encrypt(
+        &s,
+        "a.yaml",
+        SOPS_RICH,
+        &[
+            "--mac-only-encrypted",
+            "--encrypted-regex",
+            "^(data|stringData)$",
+        ],
+    );
+    let good = s.read("a.yaml");
+    let line = good
+        .lines()
+        .find(|l| l.trim_start().starts_with("password: ENC["))
+        .unwrap();
+    s.write("a.yaml", good.replace(&format!("{line}\n"), ""));
+    let r = import_sops(&s, &["a.yaml"]).fails();
+    assert!(r.error_line().contains("SOPS MAC mismatch"), "{}", r.stderr);
+    // Unencrypted values are outside that MAC, by the file's choice.
+    s.write("a.yaml", good.replace("generation: 3", "generation: 4"));
+    import_sops(&s, &["a.yaml"]).ok();
+}
+
+#[test]
+fn sops_json_with_unencrypted_numbers_bools_and_nulls_verifies() {
+    let s = Sandbox::new();
+    sops_encrypt(
+        &s,
+        "a.json",
+        "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"db\", \"namespace\": \"prod\", \"generation\": 3, \"deletionGracePeriodSeconds\": 1.5, \"creationTimestamp\": null, \"finalizers\": [\"a\", \"b\"], \"ownerReferences\": [{\"apiVersion\": \"v1\", \"kind\": \"X\", \"name\": \"x\", \"uid\": \"u\", \"controller\": false}]}, \"immutable\": true, \"stringData\": {\"token\": \"s3cr3t-t0ken\", \"blank\": \"\"}}\n",
+        &["--encrypted-regex", "^stringData$"],
+    );
+    let r = import_sops(&s, &["a.json"]).ok();
+    s.write("sealed.json", &r.stdout);
+    let opened = s.run(&["decrypt", "-i", "id.txt", "sealed.json"]).ok();
+    assert_eq!(secrets(&opened.stdout)["prod/db"]["token"], b"s3cr3t-t0ken");
+    s.write(
+        "a.json",
+        s.read("a.json")
+            .replace("\"generation\": 3", "\"generation\": 4"),
+    );
+    let r = import_sops(&s, &["a.json"]).fails();
+    assert!(r.error_line().contains("SOPS MAC mismatch"), "{}", r.stderr);
+}
+
+#[test]
+fn a_sops_file_whose_mac_was_cut_out_is_refused_not_passed_through() {
+    let s = Sandbox::new();
+    sops_encrypt(&s, "a.yaml", SOPS_SECRETS, &[]);
+    let cut: String = s
+        .read("a.yaml")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("mac: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    s.write("a.yaml", cut);
+    let before = s.snapshot();
+    let r = import_sops(&s, &["--in-place", "a.yaml"]).fails();
+    assert!(r.error_line().contains("sops.mac"), "{}", r.stderr);
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn sops_files_joined_into_one_or_a_document_added_by_hand_are_named() {
+    let s = Sandbox::new();
+    sops_encrypt(&s, "a.yaml", SOPS_SECRETS, &[]);
+    sops_encrypt(
+        &s,
+        "b.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: other, namespace: a}\nstringData: {k: nope-1}\n",
+        &[],
+    );
+    let (a, b) = (s.read("a.yaml"), s.read("b.yaml"));
+    s.write("joined.yaml", format!("{a}---\n{b}"));
+    s.write(
+        "added.yaml",
+        format!("{a}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n"),
+    );
+    for file in ["joined.yaml", "added.yaml"] {
+        let r = import_sops(&s, &[file]).fails();
+        assert!(
+            r.error_line().starts_with(&format!(
+                "error: {file}: document 3: document 3 does not carry the SOPS metadata of document 1"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+}

@@ -194,12 +194,15 @@ pub fn hybrid_decrypt(
     label: &str,
     scope: Scope,
 ) -> Result<SecretBytes, ErrorKind> {
-    let too_short = ErrorKind::ImportTampered("too short for a Sealed Secrets value");
-    let (len, rest) = ciphertext.split_first_chunk::<2>().ok_or(too_short)?;
+    let (len, rest) = ciphertext
+        .split_first_chunk::<2>()
+        .ok_or(ErrorKind::ImportTampered(
+            "too short for a Sealed Secrets value",
+        ))?;
     let rsa_len = usize::from(u16::from_be_bytes(*len));
     if rest.len() < rsa_len {
         return Err(ErrorKind::ImportTampered(
-            "too short for a Sealed Secrets value",
+            "its length prefix runs past the end of the value",
         ));
     }
     let (rsa_ct, aes_ct) = rest.split_at(rsa_len);
@@ -433,12 +436,7 @@ impl BitnamiSealedSecret {
             }
             data.insert(key.clone(), Zeroizing::new(text.as_bytes().to_vec()));
         }
-        let mut annotations: BTreeMap<String, String> = self
-            .template_annotations
-            .iter()
-            .filter(|(k, _)| !k.starts_with(ANNOTATION_PREFIX) && !DROPPED.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut annotations = carried(&self.template_annotations);
         annotations.remove(SCOPE_ANNOTATION);
         if self.scope_annotated() {
             annotations.insert(SCOPE_ANNOTATION.into(), self.scope.as_str().into());
@@ -457,14 +455,17 @@ impl BitnamiSealedSecret {
     /// The object's own labels and annotations to carry to the gitops-seal SealedSecret:
     /// Bitnami's annotations and kubectl's last-applied copy dropped.
     pub fn carried_metadata(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-        let annotations = self
-            .annotations
-            .iter()
-            .filter(|(k, _)| !k.starts_with(ANNOTATION_PREFIX) && !DROPPED.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        (self.labels.clone(), annotations)
+        (self.labels.clone(), carried(&self.annotations))
     }
+}
+
+/// Annotations without Bitnami's own and kubectl's last-applied copy.
+fn carried(annotations: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    annotations
+        .iter()
+        .filter(|(k, _)| !k.starts_with(ANNOTATION_PREFIX) && !DROPPED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -608,5 +609,115 @@ mod tests {
         let e = s.open(&keys, None).unwrap_err();
         assert_eq!(e.location.key.as_deref(), Some("url"));
         assert_eq!(e.reason(), "InvalidSpec");
+    }
+
+    fn parsed(text: &str) -> Result<BitnamiSealedSecret, Error> {
+        BitnamiSealedSecret::parse(&yaml::split_documents(text)[0])
+    }
+
+    #[test]
+    fn the_secret_takes_the_objects_name_and_namespace_not_the_templates() {
+        // Their controller sets the Secret's name and namespace from the SealedSecret, and the
+        // label binds those: a template naming something else changes nothing.
+        let k = key();
+        let ct = base64::engine::general_purpose::STANDARD.encode(seal(&k, b"pw", "prod/db"));
+        let s = parsed(&format!(
+            "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {{name: db, namespace: prod}}\nspec:\n  encryptedData: {{password: {ct}}}\n  template:\n    metadata: {{name: other, namespace: elsewhere, labels: {{a: b}}}}\n"
+        ))
+        .unwrap();
+        let plain = s.open(&[ControllerKey(k)], None).unwrap();
+        assert_eq!(
+            (plain.name.as_str(), plain.namespace.as_deref()),
+            ("db", Some("prod"))
+        );
+        assert_eq!(plain.labels.get("a").map(String::as_str), Some("b"));
+        assert_eq!(&plain.data["password"][..], b"pw");
+    }
+
+    #[test]
+    fn an_empty_value_is_sealed_empty_and_an_empty_string_is_refused() {
+        let k = key();
+        let empty = base64::engine::general_purpose::STANDARD.encode(seal(&k, b"", "prod/db"));
+        let doc = |v: &str| {
+            format!("apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {{name: db, namespace: prod}}\nspec:\n  encryptedData: {{a: \"{v}\"}}\n")
+        };
+        let keys = [ControllerKey(k)];
+        let plain = parsed(&doc(&empty)).unwrap().open(&keys, None).unwrap();
+        assert!(plain.data["a"].is_empty());
+        let e = parsed(&doc("")).unwrap().open(&keys, None).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::ImportTampered(_)), "{e}");
+        assert_eq!(e.location.key.as_deref(), Some("a"));
+        // No encryptedData at all: an empty Secret, as their controller makes it.
+        let none = parsed("apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {name: db, namespace: prod}\nspec: {encryptedData: {}}\n").unwrap();
+        assert!(none.open(&keys, None).unwrap().data.is_empty());
+    }
+
+    #[test]
+    fn bad_base64_and_the_deprecated_format_are_located_errors() {
+        let e = parsed("apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {name: db, namespace: prod}\nspec: {encryptedData: {pw: \"not*base64\"}}\n").unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::InvalidCiphertextBase64), "{e}");
+        assert_eq!(e.location.key.as_deref(), Some("pw"));
+        assert_eq!(
+            e.location.object.as_deref(),
+            Some("bitnami.com SealedSecret prod/db")
+        );
+        let e = parsed("apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {name: db, namespace: prod}\nspec: {data: AAAA}\n").unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::ImportUnsupported(_)), "{e}");
+        // Beside encryptedData their controller ignores spec.data, and so does the import.
+        let k = key();
+        let ct = base64::engine::general_purpose::STANDARD.encode(seal(&k, b"pw", "prod/db"));
+        let s = parsed(&format!("apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {{name: db, namespace: prod}}\nspec: {{data: AAAA, encryptedData: {{pw: {ct}}}}}\n")).unwrap();
+        assert_eq!(s.open(&[ControllerKey(k)], None).unwrap().data.len(), 1);
+    }
+
+    #[test]
+    fn malformed_values_are_errors_not_panics() {
+        let k = key();
+        let keys = [ControllerKey(k.clone())];
+        let good = seal(&k, b"hunter2", "");
+        let cases: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![0, 0],
+            vec![0xff, 0xff, 1, 2, 3],
+            // RSA part of the wrong size for the key, whole or cut short.
+            [&[0u8, 4][..], &[1, 2, 3, 4], &[0; 16]].concat(),
+            good[..good.len() - 20].to_vec(),
+            good[..130].to_vec(),
+            // Nothing after the RSA part: no room for the GCM tag.
+            good[..2 + 128].to_vec(),
+        ];
+        for ct in cases {
+            let e = hybrid_decrypt(&keys, &ct, "", Scope::Cluster).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ErrorKind::ImportTampered(_) | ErrorKind::ImportKeyMismatch { .. }
+                ),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("hunter2"));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn random_bytes_as_a_value_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            prefix in proptest::option::of(0u16..300),
+        ) {
+            let keys = [ControllerKey(key())];
+            let mut ct = bytes;
+            if let Some(p) = prefix {
+                ct.splice(0..ct.len().min(2), p.to_be_bytes());
+            }
+            let _ = hybrid_decrypt(&keys, &ct, "ns/name", Scope::Strict);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&ct);
+            let text = format!("apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {{name: a, namespace: b}}\nspec: {{encryptedData: {{k: \"{b64}\"}}}}\n");
+            if let Ok(s) = parsed(&text) {
+                proptest::prop_assert!(s.open(&keys, None).is_err());
+            }
+        }
     }
 }

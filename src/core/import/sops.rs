@@ -86,9 +86,16 @@ pub struct Metadata {
 }
 
 /// True when a document (parsed) carries SOPS metadata.
+/// Any of `mac`, `lastmodified` and `version` marks it (a file whose MAC was cut out is still a
+/// SOPS file, refused for it, not passed through as if it held nothing to import).
 pub fn has_metadata(doc: &Value) -> bool {
     doc.get(METADATA_KEY)
-        .is_some_and(|m| m.get("mac").is_some() && m.get("lastmodified").is_some())
+        .and_then(Value::as_object)
+        .is_some_and(|m| {
+            ["mac", "lastmodified", "version"]
+                .iter()
+                .any(|k| m.contains_key(*k))
+        })
 }
 
 impl Metadata {
@@ -224,10 +231,10 @@ impl Metadata {
     }
 
     /// The additional data of the MAC: `lastmodified` as Go's `time.RFC3339` prints it back
-    /// (fractional seconds dropped).
+    /// (fractional seconds dropped, a zero offset written `Z`).
     fn mac_additional_data(&self) -> String {
         let t = &self.lastmodified;
-        match (t.find('.'), t.find('T')) {
+        let mut out = match (t.find('.'), t.find('T')) {
             (Some(dot), Some(tee)) if dot > tee => {
                 let digits = t[dot + 1..]
                     .find(|c: char| !c.is_ascii_digit())
@@ -235,7 +242,13 @@ impl Metadata {
                 format!("{}{}", &t[..dot], &t[digits..])
             }
             _ => t.clone(),
+        };
+        for zero in ["+00:00", "-00:00"] {
+            if let Some(stem) = out.strip_suffix(zero) {
+                out = format!("{stem}Z");
+            }
         }
+        out
     }
 }
 
@@ -325,10 +338,16 @@ fn typed(bytes: &[u8], ty: &str) -> Result<Value, ErrorKind> {
             .and_then(serde_json::Number::from_f64)
             .map(Value::Number)
             .ok_or_else(|| ErrorKind::SopsUnsupported("a float value does not parse".into()))?,
-        "bool" => Value::Bool(matches!(
-            text()?,
-            "True" | "true" | "TRUE" | "1" | "t" | "T"
-        )),
+        // Go's strconv.ParseBool, as sops reads it back: anything else is an error there.
+        "bool" => match text()? {
+            "True" | "true" | "TRUE" | "1" | "t" | "T" => Value::Bool(true),
+            "False" | "false" | "FALSE" | "0" | "f" | "F" => Value::Bool(false),
+            _ => {
+                return Err(ErrorKind::SopsUnsupported(
+                    "a bool value does not parse".into(),
+                ))
+            }
+        },
         other => {
             return Err(ErrorKind::SopsUnsupported(format!(
                 "values of type {other:?} are not supported"
@@ -511,7 +530,28 @@ mod tests {
     #[test]
     fn lastmodified_loses_its_fraction_as_go_formats_it() {
         let key = [1u8; 32];
-        let m = meta(&key, &[], Rule::UnencryptedSuffix("x".into()));
+        let mut m = meta(&key, &[], Rule::UnencryptedSuffix("x".into()));
         assert_eq!(m.mac_additional_data(), "2024-01-02T03:04:05Z");
+        m.lastmodified = "2024-01-02T03:04:05.5+00:00".into();
+        assert_eq!(m.mac_additional_data(), "2024-01-02T03:04:05Z");
+        m.lastmodified = "2024-01-02T03:04:05+02:00".into();
+        assert_eq!(m.mac_additional_data(), "2024-01-02T03:04:05+02:00");
+    }
+
+    #[test]
+    fn a_bool_that_go_would_not_parse_is_refused() {
+        assert_eq!(typed(b"False", "bool").unwrap(), Value::Bool(false));
+        assert_eq!(typed(b"True", "bool").unwrap(), Value::Bool(true));
+        assert!(typed(b"yes", "bool").is_err());
+    }
+
+    #[test]
+    fn metadata_without_its_mac_still_marks_a_sops_file() {
+        let doc = serde_json::json!({"sops": {"lastmodified": "2024-01-02T03:04:05Z", "age": []}});
+        assert!(has_metadata(&doc));
+        let e = Metadata::parse(&doc).unwrap_err();
+        assert!(matches!(e, ErrorKind::MissingField("sops.mac")), "{e}");
+        assert!(!has_metadata(&serde_json::json!({"sops": "a string"})));
+        assert!(!has_metadata(&serde_json::json!({"kind": "ConfigMap"})));
     }
 }
