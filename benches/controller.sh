@@ -26,10 +26,13 @@ TIMEOUT=${TIMEOUT:-300}   # seconds, for every bounded wait
 
 cargo build -q --release --bin gitops-seal -p gitops-seal
 cargo build -q --release -p kube-test-server --bin kube-test-server
-BIN="$CARGO_TARGET_DIR/release/gitops-seal"
-SERVER="$CARGO_TARGET_DIR/release/kube-test-server"
-
 work=$(mktemp -d)
+# Copies: another build in the shared target folder must not replace them mid-run.
+mkdir -p "$work/bin"
+cp "$CARGO_TARGET_DIR/release/gitops-seal" "$CARGO_TARGET_DIR/release/kube-test-server" "$work/bin/"
+BIN="$work/bin/gitops-seal"
+SERVER="$work/bin/kube-test-server"
+CONCURRENCY=${CONCURRENCY:-32}   # the controller's --concurrency
 server_pid=""
 ctl_pid=""
 stop() { # stop PID: SIGTERM, then wait for it (the controller exits on SIGTERM)
@@ -235,7 +238,7 @@ done | K apply --server-side --validate=false -f - > /dev/null
 ctl_port=$(free_port)
 METRICS="http://127.0.0.1:$ctl_port/metrics"
 start_controller() {
-  "$BIN" controller --namespace gitops-seal --kubeconfig "$KUBECONFIG" \
+  "$BIN" controller --namespace gitops-seal --kubeconfig "$KUBECONFIG" --concurrency "$CONCURRENCY" \
     --listen "127.0.0.1:$ctl_port" >> "$work/controller.log" 2>&1 &
   ctl_pid=$!
 }

@@ -70,6 +70,21 @@ impl Repo {
     fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// A bare clone at `to`, as a server would hold it.
+    fn clone_bare(&self, to: &Path) {
+        let out = Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(self.path())
+            .arg(to)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// A sealed Secret manifest for `identity`'s recipient.
@@ -663,17 +678,7 @@ async fn a_remote_behind_http_with_a_token() {
     repo.write("a.yaml", &configmap(&ns, "a", "over-http"));
     repo.commit("one");
     let served = tempfile::tempdir().unwrap();
-    let out = Command::new("git")
-        .args(["clone", "-q", "--bare"])
-        .arg(repo.path())
-        .arg(served.path().join("apps.git"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    repo.clone_bare(&served.path().join("apps.git"));
     let addr = serve_git_over_http(served.path().to_path_buf(), "s3cret-token").await;
     let token_file = served.path().join("token");
     std::fs::write(&token_file, "s3cret-token\n").unwrap();
@@ -807,6 +812,8 @@ struct Sshd {
     child: std::process::Child,
     dir: tempfile::TempDir,
     port: u16,
+    /// The account it serves (the current user's).
+    user: String,
 }
 
 impl Sshd {
@@ -888,7 +895,12 @@ impl Sshd {
                 Err(_) => panic!("sshd did not start: {seen:?}"),
             }
         }
-        Sshd { child, dir, port }
+        Sshd {
+            child,
+            dir,
+            port,
+            user,
+        }
     }
 
     fn file(&self, name: &str) -> std::path::PathBuf {
@@ -925,26 +937,17 @@ async fn a_remote_over_ssh_with_a_key_and_known_hosts() {
     repo.commit("one");
     let sshd = Sshd::start();
     let bare = sshd.file("apps.git");
-    let out = Command::new("git")
-        .args(["clone", "-q", "--bare"])
-        .arg(repo.path())
-        .arg(&bare)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    repo.clone_bare(&bare);
     let known = sshd.file("known_hosts");
     std::fs::write(&known, sshd.known_hosts_line("host")).unwrap();
 
     let mut settings = repo.settings("over-ssh", &ns);
-    settings.repo = format!("ssh://{user}@127.0.0.1:{}{}", sshd.port, bare.display());
+    settings.repo = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        sshd.user,
+        sshd.port,
+        bare.display()
+    );
     settings.ssh_key_file = Some(sshd.file("client"));
     settings.known_hosts_file = Some(known.clone());
     let id: Arc<[Identity]> = Vec::new().into();
