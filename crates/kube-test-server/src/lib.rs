@@ -173,6 +173,13 @@ impl TestApiServer {
             .fallback(http::handle)
             .with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
+        // TCP_NODELAY on every connection, as Go's net/http (and so kube-apiserver) sets it:
+        // without it, Nagle's algorithm meets the client's delayed ACK and some responses wait
+        // 40 ms, which a real API server never adds.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
