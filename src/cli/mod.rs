@@ -34,7 +34,15 @@ pub fn main() -> i32 {
                 return 0;
             }
             let mut stderr = std::io::stderr().lock();
+            let mut previous = String::new();
             for (i, cause) in e.chain().enumerate() {
+                // Some errors both show their cause and return it as `source()` (age's
+                // `EncryptError::Io`, say): say each thing once.
+                let text = cause.to_string();
+                if i > 0 && text == previous {
+                    continue;
+                }
+                previous = text;
                 let prefix = if i == 0 { "error: " } else { "  caused by: " };
                 let hint = cause
                     .downcast_ref::<gitops_seal::Error>()

@@ -95,9 +95,15 @@ impl FromStr for Recipient {
                     "age plugin recipients are not supported; use an X25519 (age1...) or SSH recipient",
                 ));
             }
-            return age::x25519::Recipient::from_str(s)
-                .map(|r| Recipient::X25519(X25519Recipient::new(r)))
-                .map_err(|_| invalid("not a valid age X25519 recipient"));
+            let r = age::x25519::Recipient::from_str(s)
+                .map(X25519Recipient::new)
+                .map_err(|_| invalid("not a valid age X25519 recipient"))?;
+            if r.is_low_order() {
+                return Err(invalid(
+                    "a low-order point: every secret shared with it is zero, so nothing sealed for it would be secret",
+                ));
+            }
+            return Ok(Recipient::X25519(r));
         }
         Err(invalid(
             "expected an age1... recipient or an ssh-ed25519/ssh-rsa public key",

@@ -66,6 +66,13 @@ impl X25519Recipient {
         }
     }
 
+    /// Whether the key is a point of small order (on the curve or its twist): then
+    /// `X25519(k, key)` is all zeros for every clamped `k` (a multiple of the cofactor 8, which
+    /// kills every such point), so no secret can be shared with it. One ladder.
+    pub fn is_low_order(&self) -> bool {
+        is_all_zero(&MontgomeryPoint(self.key).mul_clamped([0x55; 32]).to_bytes())
+    }
+
     /// `shared secret = X25519(ephemeral secret, recipient)` ("X25519 recipient stanza"),
     /// through the recipient's table once it is worth building.
     fn shared_secret(&self, e: &[u8; 32]) -> [u8; 32] {
@@ -357,11 +364,29 @@ mod tests {
         keys.extend([p_minus_1, p, zero_high]);
         for u in keys {
             let r = recipient_of(u);
+            assert!(r.is_low_order(), "{u:?}");
             for _ in 0..=TABLE_AFTER_USES + 1 {
                 assert!(r.wrap_file_key(&file_key(1)).is_err(), "{u:?}");
             }
             assert!(is_all_zero(&ladder(&u, &[9; 32])));
         }
+    }
+
+    #[test]
+    fn ordinary_keys_are_not_low_order() {
+        for _ in 0..16 {
+            assert!(!recipient_of(random_point().to_montgomery().to_bytes()).is_low_order());
+        }
+        // A point of the twist (no Edwards form) that is not of small order.
+        let twist = (2u8..=255)
+            .map(|b| {
+                let mut u = [0u8; 32];
+                u[0] = b;
+                u
+            })
+            .find(|u| MontgomeryPoint(*u).to_edwards(0).is_none())
+            .expect("a small u on the twist");
+        assert!(!recipient_of(twist).is_low_order());
     }
 
     #[test]
