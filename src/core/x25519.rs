@@ -68,9 +68,9 @@ impl X25519Recipient {
 
     /// Whether the key is a point of small order (on the curve or its twist): then
     /// `X25519(k, key)` is all zeros for every clamped `k` (a multiple of the cofactor 8, which
-    /// kills every such point), so no secret can be shared with it. One ladder.
+    /// kills every such point), so no secret can be shared with it.
     pub fn is_low_order(&self) -> bool {
-        is_all_zero(&MontgomeryPoint(self.key).mul_clamped([0x55; 32]).to_bytes())
+        is_low_order(&self.key)
     }
 
     /// `shared secret = X25519(ephemeral secret, recipient)` ("X25519 recipient stanza"),
@@ -247,6 +247,46 @@ fn base64_32(arg: &str) -> Option<[u8; 32]> {
     }
 }
 
+/// The u-coordinates of the points of small order on Curve25519 and its twist, with the
+/// non-canonical encodings of 0 and 1 (libsodium's `has_small_order` list): 0 (order 2 on
+/// both), 1 (order 4), the two of order 8, p − 1 (order 4 on the twist), p and p + 1. X25519
+/// ignores the top bit, so it is cleared before comparing. The test checks these against the
+/// ladder and curve25519-dalek's eight-torsion points.
+const LOW_ORDER: [[u8; 32]; 7] = {
+    let mut p_minus_1 = [0xff; 32];
+    p_minus_1[0] = 0xec;
+    p_minus_1[31] = 0x7f;
+    let mut p = p_minus_1;
+    p[0] = 0xed;
+    let mut p_plus_1 = p_minus_1;
+    p_plus_1[0] = 0xee;
+    let mut one = [0; 32];
+    one[0] = 1;
+    [
+        [0; 32],
+        one,
+        [
+            0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f,
+            0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16,
+            0x5f, 0x49, 0xb8, 0x00,
+        ],
+        [
+            0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83,
+            0xef, 0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd,
+            0xd0, 0x9f, 0x11, 0x57,
+        ],
+        p_minus_1,
+        p,
+        p_plus_1,
+    ]
+};
+
+fn is_low_order(key: &[u8; 32]) -> bool {
+    let mut u = *key;
+    u[31] &= 0x7f;
+    LOW_ORDER.contains(&u)
+}
+
 fn is_all_zero(bytes: &[u8; 32]) -> bool {
     // No early exit, as age's check (only whether the secret is zero is revealed).
     bytes.iter().fold(0, |acc, b| acc | b) == 0
@@ -369,6 +409,21 @@ mod tests {
                 assert!(r.wrap_file_key(&file_key(1)).is_err(), "{u:?}");
             }
             assert!(is_all_zero(&ladder(&u, &[9; 32])));
+        }
+    }
+
+    #[test]
+    fn the_low_order_list_is_what_the_ladder_and_the_torsion_points_say() {
+        for u in LOW_ORDER {
+            for top in [0, 0x80] {
+                let mut key = u;
+                key[31] |= top;
+                assert!(is_low_order(&key), "{key:?}");
+                assert!(is_all_zero(&ladder(&key, &[0x55; 32])), "{key:?}");
+            }
+        }
+        for t in EIGHT_TORSION.iter() {
+            assert!(is_low_order(&t.to_montgomery().to_bytes()));
         }
     }
 
