@@ -138,7 +138,8 @@ pub fn kubectl_chunks<'a>(text: &'a str, limits: &Limits) -> Result<Vec<Chunk<'a
 
 /// Replaces the YAML 1.1 line breaks YAML 1.2 reads as content (NEL, LS, PS) with `\n`.
 pub fn yaml11_line_breaks(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains(is_yaml11_break) {
+    // ASCII text (nearly all manifests) has none; `is_ascii` is a fast word-wise scan.
+    if !text.is_ascii() && text.contains(is_yaml11_break) {
         text.replace(is_yaml11_break, "\n").into()
     } else {
         text.into()

@@ -346,27 +346,40 @@ fn write_double_quoted(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Whether `s` can be written as a plain scalar that YAML 1.1 and 1.2 readers both read back
+/// as this string. One pass over the bytes: this runs on every value written, ciphertexts
+/// included.
 fn is_plain_safe(s: &str) -> bool {
-    let Some(first) = s.chars().next() else {
+    let bytes = s.as_bytes();
+    let Some(&first) = bytes.first() else {
         return false;
     };
-    if !(first.is_ascii_alphabetic() || first == '/' || first == '_') {
+    if !(first.is_ascii_alphabetic() || first == b'/' || first == b'_') {
         return false;
     }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._/-=+@:, ".contains(c))
-    {
-        return false;
+    let mut previous = 0u8;
+    for &c in bytes {
+        let allowed = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'.' | b'_' | b'/' | b'-' | b'=' | b'+' | b'@' | b':' | b',' | b' '
+            );
+        // ": " starts a mapping value and ", " separates flow items (" #", a comment, cannot
+        // occur: '#' is not allowed at all).
+        if !allowed || (c == b' ' && matches!(previous, b':' | b',')) {
+            return false;
+        }
+        previous = c;
     }
-    if s.ends_with([' ', ':']) || s.contains(": ") || s.contains(" #") || s.contains(", ") {
+    if matches!(previous, b' ' | b':') {
         return false;
     }
     // YAML 1.1 readers (Kubernetes' own) treat these as booleans or null.
-    !matches!(
-        s.to_ascii_lowercase().as_str(),
-        "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null" | "nan" | "inf"
-    )
+    ![
+        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf",
+    ]
+    .iter()
+    .any(|word| s.eq_ignore_ascii_case(word))
 }
 
 fn can_be_literal_block(s: &str) -> bool {
@@ -407,6 +420,62 @@ pub fn to_json(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The former, char-by-char definition of [`is_plain_safe`], kept as its specification.
+    fn plain_safe_reference(s: &str) -> bool {
+        let Some(first) = s.chars().next() else {
+            return false;
+        };
+        if !(first.is_ascii_alphabetic() || first == '/' || first == '_') {
+            return false;
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/-=+@:, ".contains(c))
+        {
+            return false;
+        }
+        if s.ends_with([' ', ':']) || s.contains(": ") || s.contains(" #") || s.contains(", ") {
+            return false;
+        }
+        !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null" | "nan" | "inf"
+        )
+    }
+
+    #[test]
+    fn plain_safety_matches_its_specification() {
+        let words = [
+            "", "a", "Yes", "NULL", "inf", "infinity", "a: b", "a:b", "a, b", "a,b", "a #b", "a ",
+            "a:", "_x", "/p", "9a", "é", "aé", "x=y+z@h", "-a", "a\tb", "a\nb", "YWdl+/=",
+        ];
+        for w in words {
+            assert_eq!(is_plain_safe(w), plain_safe_reference(w), "{w:?}");
+        }
+        // Every string of up to 3 characters over an alphabet that covers each rule.
+        let alphabet = [
+            'a', 'N', '9', '/', '_', ':', ',', ' ', '#', '=', '.', '\u{e9}', '-',
+        ];
+        let mut cases = vec![String::new()];
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for c in &cases {
+                for a in alphabet {
+                    next.push(format!("{c}{a}"));
+                }
+            }
+            cases.extend(next.iter().cloned());
+            cases = cases
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+        }
+        for c in &cases {
+            assert_eq!(is_plain_safe(c), plain_safe_reference(c), "{c:?}");
+        }
+    }
 
     #[test]
     fn keys_with_line_breaks_are_quoted() {
