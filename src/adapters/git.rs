@@ -162,6 +162,13 @@ pub fn staged_files_by_diff(repo: &git2::Repository) -> Result<Vec<StagedFile>, 
     opts.include_typechange(true);
     let diff = repo.diff_tree_to_index(head_tree.as_ref(), Some(&index), Some(&mut opts))?;
     let mut out = Vec::new();
+    collect_staged(&diff, b"", &mut out);
+    Ok(out)
+}
+
+/// The regular files `diff` adds, modifies, copies, renames or type-changes, their paths under
+/// `folder` (`""`: the root).
+fn collect_staged(diff: &git2::Diff<'_>, folder: &[u8], out: &mut Vec<StagedFile>) {
     for delta in diff.deltas() {
         use git2::Delta::*;
         if !matches!(
@@ -179,14 +186,18 @@ pub fn staged_files_by_diff(repo: &git2::Repository) -> Result<Vec<StagedFile>, 
             continue;
         }
         if let Some(path) = file.path_bytes() {
+            let mut full = folder.to_vec();
+            if !full.is_empty() {
+                full.push(b'/');
+            }
+            full.extend_from_slice(path);
             // A name that is not UTF-8 is still judged, and shown lossily.
             out.push(StagedFile {
-                path: String::from_utf8_lossy(path).into_owned(),
+                path: String::from_utf8_lossy(&full).into_owned(),
                 blob: file.id(),
             });
         }
     }
-    Ok(out)
 }
 
 /// The index the next commit is made from: `$GIT_INDEX_FILE` when Git sets it for the hook
@@ -216,58 +227,82 @@ fn read_index(repo: &git2::Repository) -> Option<super::git_index::Index> {
 const REGULAR: u32 = 0o100644;
 const EXECUTABLE: u32 = 0o100755;
 
-/// The staged files from a directly read index: an entry is staged when HEAD does not hold it
-/// with the same blob and mode, unless a folder above it is, by the cache-tree, the very tree
-/// HEAD has there (then nothing under it changed, and it is not read at all).
+/// The staged files from a directly read index, as `git commit` builds its tree from it: a
+/// folder with a valid cache-tree node whose tree object is present is committed as that tree
+/// (Git's `cache_tree_update` takes such a node as it is, whatever the entries under it say),
+/// so its files are those the tree holds and HEAD's tree there does not; when that tree is
+/// HEAD's, nothing under it changed and it is not read at all. Elsewhere an entry is staged
+/// when HEAD does not hold it with the same blob and mode.
 fn staged_from_index(
     repo: &git2::Repository,
     index: &super::git_index::Index,
 ) -> Result<Vec<StagedFile>, git2::Error> {
     let head = head_tree(repo)?;
-    // Folder -> whether the index's tree for it is HEAD's.
-    let mut same: HashMap<&[u8], bool> = HashMap::new();
+    let odb = repo.odb()?;
+    // Folder -> whether the cache-tree settles it (its files, if any, are already listed).
+    let mut settled: HashMap<&[u8], bool> = HashMap::new();
     let mut out = Vec::new();
-    // The last folder found unchanged: the index is sorted, so the entries under it follow.
+    // The last folder found settled: the index is sorted, so the entries under it follow.
     let mut skipping: Option<&[u8]> = None;
     'entries: for entry in &index.entries {
-        if entry.intent_to_add || !(entry.mode == REGULAR || entry.mode == EXECUTABLE) {
-            continue;
-        }
         let path = entry.path.as_slice();
         if skipping
             .is_some_and(|f| path.len() > f.len() && path[f.len()] == b'/' && path.starts_with(f))
         {
             continue;
         }
+        // Folders from the root down: the first one the cache-tree settles decides.
+        let folders = std::iter::once(0).chain(
+            path.iter()
+                .enumerate()
+                .filter(|(_, &c)| c == b'/')
+                .map(|(i, _)| i),
+        );
+        for end in folders {
+            let folder = &path[..end];
+            let done = match settled.get(folder) {
+                Some(&done) => done,
+                None => {
+                    let done = match index.trees.get(folder) {
+                        Some(tree) => {
+                            let tree = git2::Oid::from_bytes(tree)?;
+                            let at_head = head.as_ref().and_then(|h| head_subtree(h, folder));
+                            if at_head == Some(tree) {
+                                true
+                            } else if odb.exists(tree) {
+                                let old = at_head.map(|id| repo.find_tree(id)).transpose()?;
+                                let new = repo.find_tree(tree)?;
+                                let mut opts = git2::DiffOptions::new();
+                                opts.include_typechange(true);
+                                let diff = repo.diff_tree_to_tree(
+                                    old.as_ref(),
+                                    Some(&new),
+                                    Some(&mut opts),
+                                )?;
+                                collect_staged(&diff, folder, &mut out);
+                                true
+                            } else {
+                                // Git writes this folder anew from the entries.
+                                false
+                            }
+                        }
+                        None => false,
+                    };
+                    settled.insert(folder, done);
+                    done
+                }
+            };
+            if done {
+                skipping = Some(folder);
+                continue 'entries;
+            }
+        }
+        if entry.intent_to_add || !(entry.mode == REGULAR || entry.mode == EXECUTABLE) {
+            continue;
+        }
         let oid = git2::Oid::from_bytes(&entry.oid)?;
         if let Some(head) = &head {
-            // Folders from the root down: the first one unchanged settles it.
-            let folders = std::iter::once(0).chain(
-                path.iter()
-                    .enumerate()
-                    .filter(|(_, &c)| c == b'/')
-                    .map(|(i, _)| i),
-            );
-            for end in folders {
-                let folder = &path[..end];
-                let unchanged = match same.get(folder) {
-                    Some(&u) => u,
-                    None => {
-                        let u = index.trees.get(folder).is_some_and(|tree| {
-                            head_subtree(head, folder).is_some_and(|id| id.as_bytes() == tree)
-                        });
-                        same.insert(folder, u);
-                        u
-                    }
-                };
-                if unchanged {
-                    skipping = Some(folder);
-                    continue 'entries;
-                }
-            }
-            let recorded = std::str::from_utf8(path)
-                .ok()
-                .and_then(|p| head.get_path(Path::new(p)).ok());
+            let recorded = byte_path(path).and_then(|p| head.get_path(p).ok());
             if recorded.is_some_and(|r| r.id() == oid && r.filemode() as u32 == entry.mode) {
                 continue;
             }
@@ -285,10 +320,21 @@ fn head_subtree(head: &git2::Tree<'_>, folder: &[u8]) -> Option<git2::Oid> {
     if folder.is_empty() {
         return Some(head.id());
     }
-    let entry = head
-        .get_path(Path::new(std::str::from_utf8(folder).ok()?))
-        .ok()?;
+    let entry = head.get_path(byte_path(folder)?).ok()?;
     (entry.kind() == Some(git2::ObjectType::Tree)).then(|| entry.id())
+}
+
+/// A path of the index as a `Path` for libgit2: any bytes on Unix, UTF-8 elsewhere.
+fn byte_path(path: &[u8]) -> Option<&Path> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Some(Path::new(std::ffi::OsStr::from_bytes(path)))
+    }
+    #[cfg(not(unix))]
+    {
+        std::str::from_utf8(path).ok().map(Path::new)
+    }
 }
 
 /// Where staged content is looked up: the directly read index, or libgit2's.

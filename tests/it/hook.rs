@@ -1051,3 +1051,114 @@ fn content_too_large_to_judge_blocks_everywhere() {
         "{r:?}"
     );
 }
+
+fn blob_id(s: &Sandbox, spec: &str) -> git2::Oid {
+    git2::Oid::from_str(git(s, &["rev-parse", spec]).ok().stdout.trim()).unwrap()
+}
+
+/// `git commit` writes its tree from the index's cache-tree wherever a node is valid (Git's
+/// `cache_tree_update` takes such a node as it is), whatever the entries under it say. A
+/// cache-tree left valid after an entry changed (by a tool that writes the index without
+/// invalidating it, or by hand) commits the tree it names: here one holding a plaintext Secret
+/// while the entry is back to HEAD's clean blob. The hook must judge what Git commits.
+#[test]
+fn a_stale_cache_tree_is_judged_as_git_commits_it() {
+    let s = repo(&[]);
+    s.write("deploy/app.yaml", CONFIGMAP);
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "clean").ok();
+    let clean = blob_id(&s, "HEAD:deploy/app.yaml");
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "deploy/app.yaml"]).ok();
+    let plain = blob_id(&s, ":deploy/app.yaml");
+    // The cache-tree now names, for deploy/ and the root, trees holding the plaintext.
+    git(&s, &["write-tree"]).ok();
+    let index = s.path(".git/index");
+    let bytes = std::fs::read(&index).unwrap();
+    let at: Vec<usize> = bytes
+        .windows(20)
+        .enumerate()
+        .filter(|(_, w)| *w == plain.as_bytes())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "the entry's blob id, once");
+    let mut patched = bytes;
+    patched[at[0]..at[0] + 20].copy_from_slice(clean.as_bytes());
+    std::fs::write(&index, &patched).unwrap();
+    assert_eq!(
+        blob_id(&s, ":deploy/app.yaml"),
+        clean,
+        "the entry is HEAD's again"
+    );
+    // Something else to commit (which invalidates the root's node, not deploy/'s).
+    s.write("other.yaml", CONFIGMAP);
+    git(&s, &["add", "other.yaml"]).ok();
+    let listed: Vec<_> = git_staged(&s).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(listed, ["other.yaml"], "git diff --cached does not show it");
+    let stale = std::fs::read(&index).unwrap();
+
+    let before = head(&s);
+    let c = commit(&s, "stale cache-tree").fails();
+    assert!(
+        c.stderr
+            .contains("deploy/app.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    assert_eq!(head(&s), before);
+    // What Git commits from that index: the plaintext, from the cache-tree.
+    std::fs::write(&index, &stale).unwrap();
+    git(&s, &["commit", "-qm", "unchecked", "--no-verify"]).ok();
+    assert!(committed(&s, "deploy/app.yaml").contains("hunter2-plaintext"));
+}
+
+/// `git reset --soft` moves HEAD back and leaves the index, cache-tree and all, as it was: the
+/// cache-tree is valid and names the newer tree. What it holds beyond HEAD is staged.
+#[test]
+fn after_reset_soft_the_valid_cache_tree_is_compared_with_the_new_head() {
+    let s = repo(&[]);
+    s.write("deploy/cfg.yaml", CONFIGMAP);
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "clean").ok();
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "leak", "--no-verify"]).ok();
+    git(&s, &["reset", "-q", "--soft", "HEAD~1"]).ok();
+    let before = head(&s);
+    let c = commit(&s, "again").fails();
+    assert!(
+        c.stderr
+            .contains("deploy/app.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    assert_eq!(head(&s), before);
+}
+
+/// Before the first commit there is no HEAD to compare with: a cache-tree filled by
+/// `git write-tree` names the whole tree the commit records, and all of it is judged; with the
+/// index deleted, nothing is staged and nothing is refused.
+#[test]
+fn the_first_commit_and_a_deleted_index_are_judged_as_git_commits_them() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.write(".gitignore", "id.txt\n.config/\nrun/\n");
+    s.run(&["hook", "install"]).ok();
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["write-tree"]).ok();
+    let c = commit(&s, "first").fails();
+    assert!(
+        c.stderr
+            .contains("deploy/app.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    git(&s, &["rm", "-q", "--cached", "deploy/app.yaml"]).ok();
+    commit(&s, "first").ok();
+    std::fs::remove_file(s.path(".git/index")).unwrap();
+    let c = git(&s, &["commit", "-qm", "everything deleted"]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let tree = git(&s, &["ls-tree", "-r", "HEAD"]).ok().stdout;
+    assert_eq!(tree, "", "the commit recorded the empty index");
+}
