@@ -1162,3 +1162,31 @@ fn the_first_commit_and_a_deleted_index_are_judged_as_git_commits_them() {
     let tree = git(&s, &["ls-tree", "-r", "HEAD"]).ok().stdout;
     assert_eq!(tree, "", "the commit recorded the empty index");
 }
+
+/// The clean record is void once the judging executable is replaced, even by a file of the same
+/// size and modification time (`cp -p`, or a package manager that gives every file one fixed
+/// mtime): a rebuilt judge must not inherit the old one's verdicts. Replacing a file changes its
+/// inode and change time, which no tool sets; a `chmod` changes the change time alone and
+/// stands in for it here (the binary's size and mtime stay as they are).
+#[test]
+fn the_clean_record_is_void_when_the_executable_changes_but_size_and_mtime_do_not() {
+    let s = repo(&[]);
+    s.write("cfg.yaml", CONFIGMAP);
+    git(&s, &["add", "cfg.yaml"]).ok();
+    let stamp = || {
+        s.run(&["hook", "run"]).ok();
+        let record = s.read(".git/gitops-seal/judged-clean");
+        record.lines().nth(1).unwrap().to_string()
+    };
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_gitops-seal"));
+    let before = std::fs::metadata(exe).unwrap();
+    let first = stamp();
+    std::fs::set_permissions(exe, before.permissions()).unwrap();
+    let second = stamp();
+    let after = std::fs::metadata(exe).unwrap();
+    assert_eq!(
+        (before.len(), before.modified().unwrap()),
+        (after.len(), after.modified().unwrap())
+    );
+    assert_ne!(first, second, "the record outlived a change of its judge");
+}
