@@ -1135,32 +1135,139 @@ fn after_reset_soft_the_valid_cache_tree_is_compared_with_the_new_head() {
     assert_eq!(head(&s), before);
 }
 
-/// Before the first commit there is no HEAD to compare with: a cache-tree filled by
-/// `git write-tree` names the whole tree the commit records, and all of it is judged; with the
-/// index deleted, nothing is staged and nothing is refused.
+/// Every way of making a commit that hands the hook another index, or an index in another
+/// shape, judges what the commit records: `-a`, `PATH`, `--include` and `--only` run from a
+/// subfolder; a linked worktree; index version 4 with `index.skipHash` (`feature.manyFiles`);
+/// an entry named by bytes Git allows (a newline) or longer than the 12-bit name length
+/// (0xFFF); non-cone sparse-checkout (skip-worktree entries). The refusal must be the judge's
+/// (the Secret is named), not an error, and the same forms with clean content must commit.
 #[test]
-fn the_first_commit_and_a_deleted_index_are_judged_as_git_commits_them() {
-    let s = Sandbox::new();
-    git(&s, &["init", "-q", "-b", "main"]).ok();
-    s.write(".gitignore", "id.txt\n.config/\nrun/\n");
-    s.run(&["hook", "install"]).ok();
-    s.write("deploy/app.yaml", PLAIN);
+fn every_form_of_commit_is_judged_on_the_index_it_records() {
+    #[track_caller]
+    fn refused(s: &Sandbox, args: &[&str], shown: &str) {
+        let before = head(s);
+        let c = git(s, args).fails();
+        assert!(
+            c.stderr
+                .contains(&format!("{shown}: document 1 (Secret prod/db)")),
+            "{args:?}: {}",
+            c.stderr
+        );
+        assert_eq!(head(s), before, "{args:?}");
+    }
+    let s = repo(&[]);
+    s.write("deploy/app.yaml", CONFIGMAP);
+    s.write("deploy/other.yaml", CONFIGMAP);
     git(&s, &["add", "-A"]).ok();
-    git(&s, &["write-tree"]).ok();
-    let c = commit(&s, "first").fails();
-    assert!(
-        c.stderr
-            .contains("deploy/app.yaml: document 1 (Secret prod/db)"),
-        "{}",
-        c.stderr
+    commit(&s, "clean").ok();
+    s.write("deploy/app.yaml", PLAIN);
+    for form in [
+        &["-C", "deploy", "commit", "-qam", "all"][..],
+        &["-C", "deploy", "commit", "-qm", "path", "app.yaml"],
+        &[
+            "-C", "deploy", "commit", "-qm", "only", "--only", "app.yaml",
+        ],
+        &[
+            "-C",
+            "deploy",
+            "commit",
+            "-qm",
+            "include",
+            "--include",
+            "app.yaml",
+        ],
+    ] {
+        refused(&s, form, "deploy/app.yaml");
+    }
+    // Clean content through the same forms commits.
+    s.write("deploy/app.yaml", CONFIGMAP.replace("fast", "slow"));
+    git(
+        &s,
+        &["-C", "deploy", "commit", "-qm", "clean path", "app.yaml"],
+    )
+    .ok();
+
+    // Index version 4 with no checksum, as feature.manyFiles writes it.
+    git(&s, &["config", "feature.manyFiles", "true"]).ok();
+    git(&s, &["update-index", "--index-version", "4"]).ok();
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "deploy/app.yaml"]).ok();
+    let index = std::fs::read(s.path(".git/index")).unwrap();
+    assert_eq!(&index[4..8], &4u32.to_be_bytes());
+    assert_eq!(&index[index.len() - 20..], &[0; 20], "index.skipHash");
+    refused(&s, &["commit", "-qm", "v4"], "deploy/app.yaml");
+    git(&s, &["reset", "-q"]).ok();
+
+    // A linked worktree: its own index, under .git/worktrees/NAME.
+    git(&s, &["worktree", "add", "-q", "wt", "-b", "wt"]).ok();
+    s.write("wt/deploy/app.yaml", PLAIN);
+    refused(
+        &s,
+        &["-C", "wt/deploy", "commit", "-qam", "wt all"],
+        "deploy/app.yaml",
     );
-    git(&s, &["rm", "-q", "--cached", "deploy/app.yaml"]).ok();
-    commit(&s, "first").ok();
-    std::fs::remove_file(s.path(".git/index")).unwrap();
-    let c = git(&s, &["commit", "-qm", "everything deleted"]);
-    assert_eq!(c.code, 0, "{}", c.stderr);
-    let tree = git(&s, &["ls-tree", "-r", "HEAD"]).ok().stdout;
-    assert_eq!(tree, "", "the commit recorded the empty index");
+    refused(
+        &s,
+        &["-C", "wt", "commit", "-qm", "wt path", "deploy/app.yaml"],
+        "deploy/app.yaml",
+    );
+    git(&s, &["-C", "wt", "add", "deploy/app.yaml"]).ok();
+    refused(
+        &s,
+        &["-C", "wt", "commit", "-qm", "wt staged"],
+        "deploy/app.yaml",
+    );
+    git(&s, &["-C", "wt", "checkout", "-q", "--", "."]).ok();
+    git(&s, &["-C", "wt", "reset", "-q", "--hard"]).ok();
+
+    // A name with a newline, and one past the 12-bit name length, staged without a file.
+    s.write("run/blob", PLAIN);
+    let blob = git(&s, &["hash-object", "-w", "run/blob"]).ok().stdout;
+    let long = format!("{}/s.yaml", vec!["d".repeat(200); 21].join("/"));
+    assert!(long.len() > 0xFFF);
+    for name in ["a\nb.yaml", long.as_str()] {
+        git(
+            &s,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{},{name}", blob.trim()),
+            ],
+        )
+        .ok();
+        let c = commit(&s, "odd name").fails();
+        assert!(
+            c.stderr.contains("document 1 (Secret prod/db)"),
+            "{}",
+            c.stderr
+        );
+        git(&s, &["rm", "-q", "--cached", name]).ok();
+    }
+
+    // Non-cone sparse-checkout: deploy/other.yaml is skip-worktree; a plaintext staged for
+    // it without a file in the working tree is still committed, so still judged.
+    git(
+        &s,
+        &[
+            "sparse-checkout",
+            "set",
+            "--no-cone",
+            "/*",
+            "!/deploy/other.yaml",
+        ],
+    )
+    .ok();
+    git(
+        &s,
+        &[
+            "update-index",
+            "--cacheinfo",
+            &format!("100644,{},deploy/other.yaml", blob.trim()),
+        ],
+    )
+    .ok();
+    refused(&s, &["commit", "-qm", "sparse"], "deploy/other.yaml");
 }
 
 /// The clean record is void once the judging executable is replaced, even by a file of the same
@@ -1189,4 +1296,73 @@ fn the_clean_record_is_void_when_the_executable_changes_but_size_and_mtime_do_no
         (after.len(), after.modified().unwrap())
     );
     assert_ne!(first, second, "the record outlived a change of its judge");
+}
+
+/// Before the first commit there is no HEAD to compare with: a cache-tree filled by
+/// `git write-tree` names the whole tree the commit records, and all of it is judged; with the
+/// index deleted, nothing is staged and nothing is refused.
+#[test]
+fn the_first_commit_and_a_deleted_index_are_judged_as_git_commits_them() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.write(".gitignore", "id.txt\n.config/\nrun/\n");
+    s.run(&["hook", "install"]).ok();
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["write-tree"]).ok();
+    let c = commit(&s, "first").fails();
+    assert!(
+        c.stderr
+            .contains("deploy/app.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    git(&s, &["rm", "-q", "--cached", "deploy/app.yaml"]).ok();
+    commit(&s, "first").ok();
+    std::fs::remove_file(s.path(".git/index")).unwrap();
+    let c = git(&s, &["commit", "-qm", "everything deleted"]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let tree = git(&s, &["ls-tree", "-r", "HEAD"]).ok().stdout;
+    assert_eq!(tree, "", "the commit recorded the empty index");
+}
+
+/// A split index (`core.splitIndex`) and a sparse index (cone sparse-checkout with
+/// `--sparse-index`) are read by neither the direct reader nor libgit2: the hook fails, and
+/// the commit with it, rather than pass what it cannot see.
+#[test]
+fn indexes_neither_reader_handles_refuse_the_commit() {
+    let s = repo(&[]);
+    s.write("deploy/cfg.yaml", CONFIGMAP);
+    s.write("other/cfg.yaml", CONFIGMAP);
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "clean").ok();
+
+    git(&s, &["config", "core.splitIndex", "true"]).ok();
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "deploy/app.yaml"]).ok();
+    let index = std::fs::read(s.path(".git/index")).unwrap();
+    assert!(index.windows(4).any(|w| w == b"link"), "a split index");
+    let before = head(&s);
+    commit(&s, "split").fails();
+    assert_eq!(head(&s), before);
+    git(&s, &["reset", "-q"]).ok();
+    git(&s, &["config", "core.splitIndex", "false"]).ok();
+    git(&s, &["update-index", "--no-split-index"]).ok();
+
+    git(
+        &s,
+        &[
+            "sparse-checkout",
+            "set",
+            "--cone",
+            "--sparse-index",
+            "deploy",
+        ],
+    )
+    .ok();
+    let index = std::fs::read(s.path(".git/index")).unwrap();
+    assert!(index.windows(4).any(|w| w == b"sdir"), "a sparse index");
+    git(&s, &["add", "deploy/app.yaml"]).ok();
+    commit(&s, "sparse").fails();
+    assert_eq!(head(&s), before);
 }
