@@ -12,6 +12,37 @@ use crate::core::error::{Error, ErrorKind};
 use crate::core::rules::{Config, CONFIG_FILE_NAME};
 use crate::ops;
 
+/// `SSL_CERT_FILE` as it was before [`without_tls_trust_store`], once that ran.
+static CHILD_SSL_CERT_FILE: std::sync::OnceLock<Option<std::ffi::OsString>> =
+    std::sync::OnceLock::new();
+
+/// Points OpenSSL at an empty CA bundle for this process (libgit2 then skips loading the
+/// system's, most of a local command's start), for commands that never open a connection
+/// themselves. The `git` they run gets the variable as it was: Git may need it (a partial
+/// clone fetches missing objects on demand). Call before any thread exists.
+pub fn without_tls_trust_store() {
+    #[cfg(unix)]
+    {
+        let _ = CHILD_SSL_CERT_FILE.set(std::env::var_os("SSL_CERT_FILE"));
+        std::env::set_var("SSL_CERT_FILE", "/dev/null");
+    }
+}
+
+/// `git`, with the environment this process was given.
+fn git_command() -> Command {
+    let mut c = Command::new("git");
+    match CHILD_SSL_CERT_FILE.get() {
+        Some(Some(original)) => {
+            c.env("SSL_CERT_FILE", original);
+        }
+        Some(None) => {
+            c.env_remove("SSL_CERT_FILE");
+        }
+        None => {}
+    }
+    c
+}
+
 /// Git's own three-way text merge of three texts. Returns the merged text and whether it
 /// holds conflict markers.
 pub fn merge_text(
@@ -29,7 +60,7 @@ pub fn merge_text(
     fs::write(&b, base)?;
     fs::write(&o, ours)?;
     fs::write(&t, theirs)?;
-    let out = Command::new("git")
+    let out = git_command()
         .arg("merge-file")
         .arg("-p")
         .arg(format!("--marker-size={marker_size}"))
@@ -60,7 +91,7 @@ pub fn merge_file_in_place(
     theirs: &Path,
     marker_size: usize,
 ) -> Result<bool, Error> {
-    let status = Command::new("git")
+    let status = git_command()
         .arg("merge-file")
         .arg(format!("--marker-size={marker_size}"))
         .args(["-L", "ours", "-L", "base", "-L", "theirs"])
@@ -337,25 +368,58 @@ fn byte_path(path: &[u8]) -> Option<&Path> {
     }
 }
 
-/// Where staged content is looked up: the directly read index, or libgit2's.
+/// Where staged content is looked up: the directly read index; else the tree `git write-tree`
+/// makes of the index; else libgit2's index.
 enum IndexSource {
     Direct(super::git_index::Index),
+    /// The tree `git commit` would record, written by Git itself (`git write-tree` builds it
+    /// with the same cache-tree update as `git commit`), for an index the direct reader does
+    /// not handle: a split index, a sparse index, a version it does not know.
+    Tree(git2::Oid),
     Libgit2(git2::Index),
+}
+
+/// `git write-tree` of the index Git names for the hook (`$GIT_INDEX_FILE`, inherited like the
+/// current folder), or `None` when Git cannot make it (then neither could `git commit`).
+fn write_tree(repo: &git2::Repository) -> Option<git2::Oid> {
+    let out = git_command()
+        .arg("write-tree")
+        .env("GIT_DIR", repo.path())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let id = git2::Oid::from_str(std::str::from_utf8(&out.stdout).ok()?.trim()).ok()?;
+    // Git wrote it into this repository's objects: read it from there.
+    repo.find_tree(id).ok().map(|t| t.id())
 }
 
 impl IndexSource {
     fn open(repo: &git2::Repository) -> Result<Self, git2::Error> {
-        Ok(match read_index(repo) {
-            Some(index) => IndexSource::Direct(index),
-            None => IndexSource::Libgit2(repo.index()?),
-        })
+        if let Some(index) = read_index(repo) {
+            return Ok(IndexSource::Direct(index));
+        }
+        if let Some(tree) = write_tree(repo) {
+            return Ok(IndexSource::Tree(tree));
+        }
+        Ok(IndexSource::Libgit2(repo.index()?))
     }
 
-    fn blob_at(&self, path: &str) -> Option<git2::Oid> {
+    fn blob_at(&self, repo: &git2::Repository, path: &str) -> Option<git2::Oid> {
         match self {
             IndexSource::Direct(index) => index
                 .get(path.as_bytes())
                 .and_then(|e| git2::Oid::from_bytes(&e.oid).ok()),
+            IndexSource::Tree(tree) => repo
+                .find_tree(*tree)
+                .ok()?
+                .get_path(Path::new(path))
+                .ok()
+                .filter(|e| e.kind() == Some(git2::ObjectType::Blob))
+                .map(|e| e.id()),
             IndexSource::Libgit2(index) => index.get_path(Path::new(path), 0).map(|e| e.id),
         }
     }
@@ -363,6 +427,16 @@ impl IndexSource {
     fn staged(&self, repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Error> {
         match self {
             IndexSource::Direct(index) => staged_from_index(repo, index),
+            IndexSource::Tree(tree) => {
+                let head = head_tree(repo)?;
+                let tree = repo.find_tree(*tree)?;
+                let mut opts = git2::DiffOptions::new();
+                opts.include_typechange(true);
+                let diff = repo.diff_tree_to_tree(head.as_ref(), Some(&tree), Some(&mut opts))?;
+                let mut out = Vec::new();
+                collect_staged(&diff, b"", &mut out);
+                Ok(out)
+            }
             IndexSource::Libgit2(_) => staged_files_by_diff(repo),
         }
     }
@@ -370,8 +444,9 @@ impl IndexSource {
 
 /// The files staged for the next commit, compared with HEAD (everything, before the first
 /// commit). Reads the index, never the working tree: directly, using its cache-tree as Git
-/// does, or through libgit2's diff when the index uses what the direct reader does not handle
-/// (a split or sparse index, a newer version). Both give the same files (tested).
+/// does; when the index uses what the direct reader does not handle (a split or sparse index,
+/// a newer version), from the tree `git write-tree` makes of it; without Git, through
+/// libgit2's diff. They give the same files (tested).
 pub fn staged_files(repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Error> {
     IndexSource::open(repo)?.staged(repo)
 }
@@ -669,7 +744,7 @@ impl<'r> StagedIgnores<'r> {
             } else {
                 format!("{dir}/{CONFIG_FILE_NAME}")
             };
-            let config = match self.index.blob_at(&path) {
+            let config = match self.index.blob_at(self.repo, &path) {
                 None => None,
                 Some(id) => {
                     let blob = self.repo.find_blob(id)?;

@@ -821,8 +821,8 @@ fn library_staged(
 /// The hook's direct index reader (cache-tree and all) against libgit2's diff and against
 /// `git diff --cached`, after every step of random work in real repositories: adds, edits,
 /// removals, renames, mode and type changes, `git add -N`, resets, `write-tree`, commits, and
-/// index versions 2, 3 and 4. (A split index is refused by both readers: libgit2 does not
-/// support one, and the hook then fails with its error rather than pass anything.)
+/// index versions 2, 3 and 4. (A split index is read by neither: the hook then judges the tree
+/// `git write-tree` makes, see `split_and_sparse_indexes_are_judged_from_the_tree_git_writes`.)
 #[test]
 fn the_direct_index_reader_sees_what_git_and_libgit2_see() {
     use gitops_seal::adapters::git as adapter;
@@ -1327,10 +1327,23 @@ fn the_first_commit_and_a_deleted_index_are_judged_as_git_commits_them() {
 }
 
 /// A split index (`core.splitIndex`) and a sparse index (cone sparse-checkout with
-/// `--sparse-index`) are read by neither the direct reader nor libgit2: the hook fails, and
-/// the commit with it, rather than pass what it cannot see.
+/// `--sparse-index`) are read by neither the direct reader nor libgit2: the hook judges the
+/// tree `git write-tree` makes of them, which is the tree `git commit` records. A plaintext
+/// Secret is refused by the judge (not by an error), and clean content commits.
 #[test]
-fn indexes_neither_reader_handles_refuse_the_commit() {
+fn split_and_sparse_indexes_are_judged_from_the_tree_git_writes() {
+    #[track_caller]
+    fn refused(s: &Sandbox) {
+        let before = head(s);
+        let c = commit(s, "leak").fails();
+        assert!(
+            c.stderr
+                .contains("deploy/app.yaml: document 1 (Secret prod/db)"),
+            "{}",
+            c.stderr
+        );
+        assert_eq!(head(s), before);
+    }
     let s = repo(&[]);
     s.write("deploy/cfg.yaml", CONFIGMAP);
     s.write("other/cfg.yaml", CONFIGMAP);
@@ -1342,10 +1355,17 @@ fn indexes_neither_reader_handles_refuse_the_commit() {
     git(&s, &["add", "deploy/app.yaml"]).ok();
     let index = std::fs::read(s.path(".git/index")).unwrap();
     assert!(index.windows(4).any(|w| w == b"link"), "a split index");
-    let before = head(&s);
-    commit(&s, "split").fails();
-    assert_eq!(head(&s), before);
-    git(&s, &["reset", "-q"]).ok();
+    refused(&s);
+    let c = git(&s, &["commit", "-qam", "leak via -a"]).fails();
+    assert!(
+        c.stderr.contains("deploy/app.yaml: document 1"),
+        "{}",
+        c.stderr
+    );
+    git(&s, &["rm", "-q", "--cached", "deploy/app.yaml"]).ok();
+    s.write("deploy/more.yaml", CONFIGMAP.replace("cfg", "more"));
+    git(&s, &["add", "deploy/more.yaml"]).ok();
+    commit(&s, "clean, split").ok();
     git(&s, &["config", "core.splitIndex", "false"]).ok();
     git(&s, &["update-index", "--no-split-index"]).ok();
 
@@ -1363,6 +1383,10 @@ fn indexes_neither_reader_handles_refuse_the_commit() {
     let index = std::fs::read(s.path(".git/index")).unwrap();
     assert!(index.windows(4).any(|w| w == b"sdir"), "a sparse index");
     git(&s, &["add", "deploy/app.yaml"]).ok();
-    commit(&s, "sparse").fails();
-    assert_eq!(head(&s), before);
+    refused(&s);
+    git(&s, &["rm", "-q", "--cached", "deploy/app.yaml"]).ok();
+    s.write("deploy/last.yaml", CONFIGMAP.replace("cfg", "last"));
+    git(&s, &["add", "deploy/last.yaml"]).ok();
+    commit(&s, "clean, sparse").ok();
+    assert!(committed(&s, "other/cfg.yaml").contains("ConfigMap"));
 }
