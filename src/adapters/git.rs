@@ -12,6 +12,37 @@ use crate::core::error::{Error, ErrorKind};
 use crate::core::rules::{Config, CONFIG_FILE_NAME};
 use crate::ops;
 
+/// `SSL_CERT_FILE` as it was before [`without_tls_trust_store`], once that ran.
+static CHILD_SSL_CERT_FILE: std::sync::OnceLock<Option<std::ffi::OsString>> =
+    std::sync::OnceLock::new();
+
+/// Points OpenSSL at an empty CA bundle for this process (libgit2 then skips loading the
+/// system's, most of a local command's start), for commands that never open a connection
+/// themselves. The `git` they run gets the variable as it was: Git may need it (a partial
+/// clone fetches missing objects on demand). Call before any thread exists.
+pub fn without_tls_trust_store() {
+    #[cfg(unix)]
+    {
+        let _ = CHILD_SSL_CERT_FILE.set(std::env::var_os("SSL_CERT_FILE"));
+        std::env::set_var("SSL_CERT_FILE", "/dev/null");
+    }
+}
+
+/// `git`, with the environment this process was given.
+fn git_command() -> Command {
+    let mut c = Command::new("git");
+    match CHILD_SSL_CERT_FILE.get() {
+        Some(Some(original)) => {
+            c.env("SSL_CERT_FILE", original);
+        }
+        Some(None) => {
+            c.env_remove("SSL_CERT_FILE");
+        }
+        None => {}
+    }
+    c
+}
+
 /// Git's own three-way text merge of three texts. Returns the merged text and whether it
 /// holds conflict markers.
 pub fn merge_text(
@@ -29,7 +60,7 @@ pub fn merge_text(
     fs::write(&b, base)?;
     fs::write(&o, ours)?;
     fs::write(&t, theirs)?;
-    let out = Command::new("git")
+    let out = git_command()
         .arg("merge-file")
         .arg("-p")
         .arg(format!("--marker-size={marker_size}"))
@@ -60,7 +91,7 @@ pub fn merge_file_in_place(
     theirs: &Path,
     marker_size: usize,
 ) -> Result<bool, Error> {
-    let status = Command::new("git")
+    let status = git_command()
         .arg("merge-file")
         .arg(format!("--marker-size={marker_size}"))
         .args(["-L", "ours", "-L", "base", "-L", "theirs"])
@@ -162,6 +193,13 @@ pub fn staged_files_by_diff(repo: &git2::Repository) -> Result<Vec<StagedFile>, 
     opts.include_typechange(true);
     let diff = repo.diff_tree_to_index(head_tree.as_ref(), Some(&index), Some(&mut opts))?;
     let mut out = Vec::new();
+    collect_staged(&diff, b"", &mut out);
+    Ok(out)
+}
+
+/// The regular files `diff` adds, modifies, copies, renames or type-changes, their paths under
+/// `folder` (`""`: the root).
+fn collect_staged(diff: &git2::Diff<'_>, folder: &[u8], out: &mut Vec<StagedFile>) {
     for delta in diff.deltas() {
         use git2::Delta::*;
         if !matches!(
@@ -179,14 +217,18 @@ pub fn staged_files_by_diff(repo: &git2::Repository) -> Result<Vec<StagedFile>, 
             continue;
         }
         if let Some(path) = file.path_bytes() {
+            let mut full = folder.to_vec();
+            if !full.is_empty() {
+                full.push(b'/');
+            }
+            full.extend_from_slice(path);
             // A name that is not UTF-8 is still judged, and shown lossily.
             out.push(StagedFile {
-                path: String::from_utf8_lossy(path).into_owned(),
+                path: String::from_utf8_lossy(&full).into_owned(),
                 blob: file.id(),
             });
         }
     }
-    Ok(out)
 }
 
 /// The index the next commit is made from: `$GIT_INDEX_FILE` when Git sets it for the hook
@@ -216,58 +258,82 @@ fn read_index(repo: &git2::Repository) -> Option<super::git_index::Index> {
 const REGULAR: u32 = 0o100644;
 const EXECUTABLE: u32 = 0o100755;
 
-/// The staged files from a directly read index: an entry is staged when HEAD does not hold it
-/// with the same blob and mode, unless a folder above it is, by the cache-tree, the very tree
-/// HEAD has there (then nothing under it changed, and it is not read at all).
+/// The staged files from a directly read index, as `git commit` builds its tree from it: a
+/// folder with a valid cache-tree node whose tree object is present is committed as that tree
+/// (Git's `cache_tree_update` takes such a node as it is, whatever the entries under it say),
+/// so its files are those the tree holds and HEAD's tree there does not; when that tree is
+/// HEAD's, nothing under it changed and it is not read at all. Elsewhere an entry is staged
+/// when HEAD does not hold it with the same blob and mode.
 fn staged_from_index(
     repo: &git2::Repository,
     index: &super::git_index::Index,
 ) -> Result<Vec<StagedFile>, git2::Error> {
     let head = head_tree(repo)?;
-    // Folder -> whether the index's tree for it is HEAD's.
-    let mut same: HashMap<&[u8], bool> = HashMap::new();
+    let odb = repo.odb()?;
+    // Folder -> whether the cache-tree settles it (its files, if any, are already listed).
+    let mut settled: HashMap<&[u8], bool> = HashMap::new();
     let mut out = Vec::new();
-    // The last folder found unchanged: the index is sorted, so the entries under it follow.
+    // The last folder found settled: the index is sorted, so the entries under it follow.
     let mut skipping: Option<&[u8]> = None;
     'entries: for entry in &index.entries {
-        if entry.intent_to_add || !(entry.mode == REGULAR || entry.mode == EXECUTABLE) {
-            continue;
-        }
         let path = entry.path.as_slice();
         if skipping
             .is_some_and(|f| path.len() > f.len() && path[f.len()] == b'/' && path.starts_with(f))
         {
             continue;
         }
+        // Folders from the root down: the first one the cache-tree settles decides.
+        let folders = std::iter::once(0).chain(
+            path.iter()
+                .enumerate()
+                .filter(|(_, &c)| c == b'/')
+                .map(|(i, _)| i),
+        );
+        for end in folders {
+            let folder = &path[..end];
+            let done = match settled.get(folder) {
+                Some(&done) => done,
+                None => {
+                    let done = match index.trees.get(folder) {
+                        Some(tree) => {
+                            let tree = git2::Oid::from_bytes(tree)?;
+                            let at_head = head.as_ref().and_then(|h| head_subtree(h, folder));
+                            if at_head == Some(tree) {
+                                true
+                            } else if odb.exists(tree) {
+                                let old = at_head.map(|id| repo.find_tree(id)).transpose()?;
+                                let new = repo.find_tree(tree)?;
+                                let mut opts = git2::DiffOptions::new();
+                                opts.include_typechange(true);
+                                let diff = repo.diff_tree_to_tree(
+                                    old.as_ref(),
+                                    Some(&new),
+                                    Some(&mut opts),
+                                )?;
+                                collect_staged(&diff, folder, &mut out);
+                                true
+                            } else {
+                                // Git writes this folder anew from the entries.
+                                false
+                            }
+                        }
+                        None => false,
+                    };
+                    settled.insert(folder, done);
+                    done
+                }
+            };
+            if done {
+                skipping = Some(folder);
+                continue 'entries;
+            }
+        }
+        if entry.intent_to_add || !(entry.mode == REGULAR || entry.mode == EXECUTABLE) {
+            continue;
+        }
         let oid = git2::Oid::from_bytes(&entry.oid)?;
         if let Some(head) = &head {
-            // Folders from the root down: the first one unchanged settles it.
-            let folders = std::iter::once(0).chain(
-                path.iter()
-                    .enumerate()
-                    .filter(|(_, &c)| c == b'/')
-                    .map(|(i, _)| i),
-            );
-            for end in folders {
-                let folder = &path[..end];
-                let unchanged = match same.get(folder) {
-                    Some(&u) => u,
-                    None => {
-                        let u = index.trees.get(folder).is_some_and(|tree| {
-                            head_subtree(head, folder).is_some_and(|id| id.as_bytes() == tree)
-                        });
-                        same.insert(folder, u);
-                        u
-                    }
-                };
-                if unchanged {
-                    skipping = Some(folder);
-                    continue 'entries;
-                }
-            }
-            let recorded = std::str::from_utf8(path)
-                .ok()
-                .and_then(|p| head.get_path(Path::new(p)).ok());
+            let recorded = byte_path(path).and_then(|p| head.get_path(p).ok());
             if recorded.is_some_and(|r| r.id() == oid && r.filemode() as u32 == entry.mode) {
                 continue;
             }
@@ -285,31 +351,75 @@ fn head_subtree(head: &git2::Tree<'_>, folder: &[u8]) -> Option<git2::Oid> {
     if folder.is_empty() {
         return Some(head.id());
     }
-    let entry = head
-        .get_path(Path::new(std::str::from_utf8(folder).ok()?))
-        .ok()?;
+    let entry = head.get_path(byte_path(folder)?).ok()?;
     (entry.kind() == Some(git2::ObjectType::Tree)).then(|| entry.id())
 }
 
-/// Where staged content is looked up: the directly read index, or libgit2's.
+/// A path of the index as a `Path` for libgit2: any bytes on Unix, UTF-8 elsewhere.
+fn byte_path(path: &[u8]) -> Option<&Path> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Some(Path::new(std::ffi::OsStr::from_bytes(path)))
+    }
+    #[cfg(not(unix))]
+    {
+        std::str::from_utf8(path).ok().map(Path::new)
+    }
+}
+
+/// Where staged content is looked up: the directly read index; else the tree `git write-tree`
+/// makes of the index; else libgit2's index.
 enum IndexSource {
     Direct(super::git_index::Index),
+    /// The tree `git commit` would record, written by Git itself (`git write-tree` builds it
+    /// with the same cache-tree update as `git commit`), for an index the direct reader does
+    /// not handle: a split index, a sparse index, a version it does not know.
+    Tree(git2::Oid),
     Libgit2(git2::Index),
+}
+
+/// `git write-tree` of the index Git names for the hook (`$GIT_INDEX_FILE`, inherited like the
+/// current folder), or `None` when Git cannot make it (then neither could `git commit`).
+fn write_tree(repo: &git2::Repository) -> Option<git2::Oid> {
+    let out = git_command()
+        .arg("write-tree")
+        .env("GIT_DIR", repo.path())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let id = git2::Oid::from_str(std::str::from_utf8(&out.stdout).ok()?.trim()).ok()?;
+    // Git wrote it into this repository's objects: read it from there.
+    repo.find_tree(id).ok().map(|t| t.id())
 }
 
 impl IndexSource {
     fn open(repo: &git2::Repository) -> Result<Self, git2::Error> {
-        Ok(match read_index(repo) {
-            Some(index) => IndexSource::Direct(index),
-            None => IndexSource::Libgit2(repo.index()?),
-        })
+        if let Some(index) = read_index(repo) {
+            return Ok(IndexSource::Direct(index));
+        }
+        if let Some(tree) = write_tree(repo) {
+            return Ok(IndexSource::Tree(tree));
+        }
+        Ok(IndexSource::Libgit2(repo.index()?))
     }
 
-    fn blob_at(&self, path: &str) -> Option<git2::Oid> {
+    fn blob_at(&self, repo: &git2::Repository, path: &str) -> Option<git2::Oid> {
         match self {
             IndexSource::Direct(index) => index
                 .get(path.as_bytes())
                 .and_then(|e| git2::Oid::from_bytes(&e.oid).ok()),
+            IndexSource::Tree(tree) => repo
+                .find_tree(*tree)
+                .ok()?
+                .get_path(Path::new(path))
+                .ok()
+                .filter(|e| e.kind() == Some(git2::ObjectType::Blob))
+                .map(|e| e.id()),
             IndexSource::Libgit2(index) => index.get_path(Path::new(path), 0).map(|e| e.id),
         }
     }
@@ -317,6 +427,16 @@ impl IndexSource {
     fn staged(&self, repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Error> {
         match self {
             IndexSource::Direct(index) => staged_from_index(repo, index),
+            IndexSource::Tree(tree) => {
+                let head = head_tree(repo)?;
+                let tree = repo.find_tree(*tree)?;
+                let mut opts = git2::DiffOptions::new();
+                opts.include_typechange(true);
+                let diff = repo.diff_tree_to_tree(head.as_ref(), Some(&tree), Some(&mut opts))?;
+                let mut out = Vec::new();
+                collect_staged(&diff, b"", &mut out);
+                Ok(out)
+            }
             IndexSource::Libgit2(_) => staged_files_by_diff(repo),
         }
     }
@@ -324,8 +444,9 @@ impl IndexSource {
 
 /// The files staged for the next commit, compared with HEAD (everything, before the first
 /// commit). Reads the index, never the working tree: directly, using its cache-tree as Git
-/// does, or through libgit2's diff when the index uses what the direct reader does not handle
-/// (a split or sparse index, a newer version). Both give the same files (tested).
+/// does; when the index uses what the direct reader does not handle (a split or sparse index,
+/// a newer version), from the tree `git write-tree` makes of it; without Git, through
+/// libgit2's diff. They give the same files (tested).
 pub fn staged_files(repo: &git2::Repository) -> Result<Vec<StagedFile>, git2::Error> {
     IndexSource::open(repo)?.staged(repo)
 }
@@ -623,7 +744,7 @@ impl<'r> StagedIgnores<'r> {
             } else {
                 format!("{dir}/{CONFIG_FILE_NAME}")
             };
-            let config = match self.index.blob_at(&path) {
+            let config = match self.index.blob_at(self.repo, &path) {
                 None => None,
                 Some(id) => {
                     let blob = self.repo.find_blob(id)?;

@@ -131,7 +131,9 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
         // 1 to 8 NULs to a multiple of 8 bytes.
         let path: &[u8] = if version == 4 {
             let strip = varint(b, &mut at)?;
-            let nul = b[at..end]
+            let nul = b
+                .get(at..end)
+                .ok_or_else(|| bad("truncated entry"))?
                 .iter()
                 .position(|&c| c == 0)
                 .ok_or_else(|| bad("unterminated path"))?;
@@ -143,7 +145,9 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
             at += nul + 1;
             &previous
         } else {
-            let nul = b[at..end]
+            let nul = b
+                .get(at..end)
+                .ok_or_else(|| bad("truncated entry"))?
                 .iter()
                 .position(|&c| c == 0)
                 .ok_or_else(|| bad("unterminated path"))?;
@@ -155,6 +159,12 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
             }
             path
         };
+        // Git and libgit2 take the name's length from the flags when it is under 0xFFF, and
+        // find the entry's end from it: a length that is not the name's would make them read
+        // another name (and other entries) than the NUL-terminated one read here.
+        if usize::from(flags & 0xFFF) != path.len().min(0xFFF) {
+            return Err(bad("name length does not match the name"));
+        }
         if mode & 0o170000 == 0o040000 {
             return Err(bad("sparse index (folder entries)"));
         }
@@ -192,7 +202,10 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
             .filter(|_| at + 8 + size <= end)
             .ok_or_else(|| bad("truncated extension"))?;
         match signature {
-            b"TREE" => read_cache_tree(data, &mut index.trees)?,
+            b"TREE" => {
+                let longest = index.entries.iter().map(|e| e.path.len()).max();
+                read_cache_tree(data, longest.unwrap_or(0), &mut index.trees)?
+            }
             // Optional extensions start with an upper-case letter; the rest (split index
             // `link`, sparse index `sdir`, ...) change what the entries mean.
             s if s[0].is_ascii_uppercase() => {}
@@ -210,10 +223,22 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
 
 /// The `TREE` extension: nodes in pre-order, each `path NUL entry_count SP subtrees LF` and,
 /// when `entry_count` is not -1 (invalidated), the tree's object id.
-fn read_cache_tree(data: &[u8], out: &mut HashMap<Vec<u8>, [u8; 20]>) -> Result<(), Unsupported> {
+///
+/// Read as Git reads it (`cache-tree.c`, `read_one`): a node's name is one path component
+/// (Git looks children up by component, so a name with a `/` would never be used: refused
+/// here), and when a folder appears twice the later node is the one Git keeps, valid or not.
+/// A folder longer than the longest entry path holds no entry, so is not kept; the path being
+/// built is one buffer, so a deep chain of nodes costs its length, not its length squared.
+fn read_cache_tree(
+    data: &[u8],
+    longest: usize,
+    out: &mut HashMap<Vec<u8>, [u8; 20]>,
+) -> Result<(), Unsupported> {
     let mut at = 0;
-    // (folder path, subtrees still to read under it)
-    let mut stack: Vec<(Vec<u8>, usize)> = Vec::new();
+    // The current node's folder path; the stack holds, for each open node, the length of its
+    // path in this buffer and the subtrees still to read under it.
+    let mut path: Vec<u8> = Vec::new();
+    let mut stack: Vec<(usize, usize)> = Vec::new();
     while at < data.len() {
         let nul = data[at..]
             .iter()
@@ -232,38 +257,41 @@ fn read_cache_tree(data: &[u8], out: &mut HashMap<Vec<u8>, [u8; 20]>) -> Result<
             .ok_or_else(|| bad("bad cache-tree"))?;
         let entries: i64 = entries.parse().map_err(|_| bad("bad cache-tree"))?;
         let subtrees: usize = subtrees.parse().map_err(|_| bad("bad cache-tree"))?;
-        let path = match stack.last_mut() {
+        match stack.last_mut() {
             None => {
                 if !name.is_empty() {
                     return Err(bad("bad cache-tree root"));
                 }
-                Vec::new()
+                path.clear();
             }
             Some((parent, left)) => {
-                if *left == 0 || name.is_empty() {
+                if *left == 0 || name.is_empty() || name.contains(&b'/') {
                     return Err(bad("bad cache-tree"));
                 }
                 *left -= 1;
-                let mut p = parent.clone();
-                if !p.is_empty() {
-                    p.push(b'/');
+                path.truncate(*parent);
+                if !path.is_empty() {
+                    path.push(b'/');
                 }
-                p.extend_from_slice(name);
-                p
+                path.extend_from_slice(name);
             }
-        };
+        }
         if entries >= 0 {
             let oid = data
                 .get(at..at + OID)
                 .ok_or_else(|| bad("bad cache-tree"))?;
             let mut id = [0u8; OID];
             id.copy_from_slice(oid);
-            out.insert(path.clone(), id);
+            if path.len() <= longest {
+                out.insert(path.clone(), id);
+            }
             at += OID;
-        } else if entries != -1 {
+        } else if entries == -1 {
+            out.remove(path.as_slice());
+        } else {
             return Err(bad("bad cache-tree"));
         }
-        stack.push((path, subtrees));
+        stack.push((path.len(), subtrees));
         while stack.last().is_some_and(|(_, left)| *left == 0) {
             stack.pop();
         }
@@ -297,7 +325,7 @@ mod tests {
             b.extend_from_slice(&mode.to_be_bytes());
             b.extend_from_slice(&[0; 12]);
             b.extend_from_slice(&[*oid; 20]);
-            b.extend_from_slice(&(path.len() as u16).to_be_bytes());
+            b.extend_from_slice(&(path.len().min(0xFFF) as u16).to_be_bytes());
             if version == 4 {
                 let common = previous
                     .bytes()
@@ -371,5 +399,88 @@ mod tests {
         assert!(parse(&index(2, &e, &[(b"TREE", b"\x00x y\n".to_vec())])).is_err());
         // Optional extensions are skipped.
         assert!(parse(&index(2, &e, &[(b"UNTR", vec![1, 2, 3])])).is_ok());
+    }
+
+    /// An entry whose fixed part ends right at the checksum, with the extended-flags bit set:
+    /// the reader must stop with an error, not slice past the end and panic.
+    #[test]
+    fn an_entry_cut_after_its_flags_is_an_error_not_a_panic() {
+        for version in [3u32, 4] {
+            let mut b = b"DIRC".to_vec();
+            b.extend_from_slice(&version.to_be_bytes());
+            b.extend_from_slice(&1u32.to_be_bytes());
+            b.extend_from_slice(&[0; 24]);
+            b.extend_from_slice(&0o100644u32.to_be_bytes());
+            b.extend_from_slice(&[0; 12]);
+            b.extend_from_slice(&[1; 20]);
+            b.extend_from_slice(&0x4001u16.to_be_bytes());
+            // The checksum: bytes the entry must not be read from.
+            b.extend_from_slice(&[b'a'; 20]);
+            assert!(parse(&b).is_err(), "version {version}");
+            // And cut anywhere inside the entry.
+            for cut in HEADER + 1..b.len() {
+                let mut short = b[..cut].to_vec();
+                short.extend_from_slice(&[b'a'; 20]);
+                let _ = parse(&short);
+            }
+        }
+    }
+
+    /// A cache-tree node for a folder, as Git writes it.
+    fn node(name: &str, entries: i64, subtrees: usize, oid: Option<u8>) -> Vec<u8> {
+        let mut b = format!("{name}\0{entries} {subtrees}\n").into_bytes();
+        if let Some(o) = oid {
+            b.extend_from_slice(&[o; 20]);
+        }
+        b
+    }
+
+    /// Git keeps the later of two nodes for one folder (`read_one` replaces the child it finds
+    /// by name): a valid node followed by an invalidated one for the same folder is invalid.
+    /// A name with a slash is never looked up by Git, so it cannot stand for a folder here.
+    #[test]
+    fn the_cache_tree_is_read_as_git_reads_it() {
+        let e = [("a/b", 0o100644, 1)];
+        let mut tree = node("", -1, 2, None);
+        tree.extend(node("a", 1, 0, Some(7)));
+        tree.extend(node("a", -1, 0, None));
+        let parsed = parse(&index(2, &e, &[(b"TREE", tree)])).unwrap();
+        assert_eq!(parsed.trees.get(b"a".as_slice()), None);
+
+        let mut tree = node("", -1, 1, None);
+        tree.extend(node("a/b", 1, 0, Some(7)));
+        assert!(parse(&index(2, &[("a/b/c", 0o100644, 1)], &[(b"TREE", tree)])).is_err());
+
+        // A chain of folders deeper than any entry: read in linear time, none kept.
+        let depth = 20_000;
+        let mut tree = Vec::new();
+        for i in 0..depth {
+            let name = if i == 0 { "" } else { "d" };
+            tree.extend(node(name, 0, usize::from(i + 1 < depth), Some(3)));
+        }
+        let parsed = parse(&index(2, &e, &[(b"TREE", tree)])).unwrap();
+        assert!(
+            parsed.trees.keys().all(|k| k.len() <= 3),
+            "{}",
+            parsed.trees.len()
+        );
+    }
+
+    /// A name-length field that is not the name's length: Git would read the entry otherwise.
+    #[test]
+    fn a_name_length_other_than_the_names_is_refused() {
+        for version in [2, 4] {
+            let good = index(version, &[("ab", 0o100644, 1)], &[]);
+            assert!(parse(&good).is_ok());
+            let mut bad = good.clone();
+            // The flags: after the 40 bytes of stat data and mode, and the 20-byte id.
+            bad[HEADER + 60..HEADER + 62].copy_from_slice(&1u16.to_be_bytes());
+            assert!(parse(&bad).is_err(), "version {version}");
+        }
+        let long = "x".repeat(0x1100);
+        let mut b = index(2, &[(&long, 0o100644, 1)], &[]);
+        assert_eq!(parse(&b).unwrap().entries[0].path.len(), 0x1100);
+        b[HEADER + 60..HEADER + 62].copy_from_slice(&0xFFEu16.to_be_bytes());
+        assert!(parse(&b).is_err());
     }
 }

@@ -116,27 +116,50 @@ pub fn fetch(
         // libgit2 replaces the callback's error with its own "invalid or unknown remote ssh
         // hostkey": keep ours to report why.
         let refusal = std::rc::Rc::new(std::cell::RefCell::new(None::<String>));
-        if let (Some((host, port)), Some(known)) = (ssh, &auth.known_hosts) {
+        {
             let refusal = refusal.clone();
-            callbacks.certificate_check(move |cert, _| {
-                let name = known_hosts::host_name(&host, port);
-                let Some(key) = cert.as_hostkey().and_then(|k| k.hostkey()) else {
-                    return Err(git2::Error::from_str(&format!(
-                        "{name} did not present an ssh host key"
-                    )));
+            let known = auth.known_hosts.as_deref();
+            // Installed for every URL: libgit2 also speaks ssh to URLs we may not read as ssh
+            // (any URL with a colon that names no other transport), and would then check only
+            // ~/.ssh/known_hosts. Certificates of https servers are left to libgit2's checks.
+            callbacks.certificate_check(move |cert, connected| {
+                let Some(hostkey) = cert.as_hostkey() else {
+                    return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
                 };
-                let why = match known_hosts::check(known, &name, key) {
-                    Verdict::Known => return Ok(git2::CertificateCheckStatus::CertificateOk),
-                    Verdict::Unknown => format!(
-                        "host {name} is not in the known_hosts file: refused (add its key, \
-                         e.g. from `ssh-keyscan`, after checking it)"
-                    ),
-                    Verdict::Mismatch => format!(
-                        "host {name} presented a key the known_hosts file does not list for \
-                         it: refused (the key changed, or someone is in between)"
-                    ),
-                    Verdict::Revoked => format!(
-                        "host {name} presented a key marked @revoked in the known_hosts file"
+                let why = match (&ssh, known) {
+                    (Some((host, port)), Some(known)) => {
+                        let name = known_hosts::host_name(host, *port);
+                        match hostkey.hostkey() {
+                            // The host libgit2 connected to must be the one checked.
+                            _ if !known_hosts::same_host(host, connected) => format!(
+                                "{url} names host {host}, but the connection is to \
+                                 {connected}: refused"
+                            ),
+                            None => format!("{name} did not present an ssh host key"),
+                            Some(key) => match known_hosts::check(known, &name, key) {
+                                Verdict::Known => {
+                                    return Ok(git2::CertificateCheckStatus::CertificateOk)
+                                }
+                                Verdict::Unknown => format!(
+                                    "host {name} is not in the known_hosts file: refused (add \
+                                     its key, e.g. from `ssh-keyscan`, after checking it)"
+                                ),
+                                Verdict::Mismatch => format!(
+                                    "host {name} presented a key the known_hosts file does not \
+                                     list for it: refused (the key changed, or someone is in \
+                                     between)"
+                                ),
+                                Verdict::Revoked => format!(
+                                    "host {name} presented a key marked @revoked in the \
+                                     known_hosts file"
+                                ),
+                            },
+                        }
+                    }
+                    _ => format!(
+                        "{url} is reached over ssh (host {connected}) but was not read as an \
+                         ssh URL, so its host key cannot be checked: refused (write it as \
+                         ssh://[user@]host[:port]/path)"
                     ),
                 };
                 let e = git2::Error::from_str(&why);

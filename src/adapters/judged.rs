@@ -2,8 +2,8 @@
 //! commit re-judges only content it has not judged before.
 //!
 //! A blob id names its content, so a clean verdict for it holds until the judge changes: the
-//! record is stamped with the judging binary (version, size and modification time of the
-//! executable) and is void under any other. A verdict also depends on whether the file is read
+//! record is stamped with the judging binary (version, size, modification time and, on Unix,
+//! device, inode and change time of the executable) and is void under any other. A verdict also depends on whether the file is read
 //! as a manifest (`.yaml`, `.yml`, `.json`: an unparsable document fails closed), so that is
 //! part of each entry. Only the hook writes entries, only for blobs it judged with neither a
 //! finding nor a note; files skipped by `ignore:` are never judged, so never recorded.
@@ -94,12 +94,33 @@ fn stamp() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!(
-        "{}-{}-{}-{}",
+        "{}-{}-{}-{}{}",
         env!("CARGO_PKG_VERSION"),
         crate::core::judge::JUDGE_REVISION,
         meta.len(),
-        modified
+        modified,
+        replaced(&meta)
     )
+}
+
+/// What changes whenever the executable file is replaced, even by one of the same size and
+/// modification time (`cp -p`, `install -p`, a package whose files all carry one fixed mtime
+/// as Nix's store does): its inode and change time, which no tool can set.
+#[cfg(unix)]
+fn replaced(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "-{}-{}-{}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
+#[cfg(not(unix))]
+fn replaced(_: &std::fs::Metadata) -> String {
+    String::new()
 }
 
 /// The entries of the record at `path` if it is whole, well-formed and stamped `stamp`.

@@ -109,7 +109,8 @@ fn hashed_matches(hashed: &str, host: &str) -> bool {
     let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(&salt) else {
         return false;
     };
-    mac.update(host.as_bytes());
+    // OpenSSH hashes the name in lower case (ssh(1) lowercases the host it connects to).
+    mac.update(host.to_ascii_lowercase().as_bytes());
     mac.verify_slice(&digest).is_ok()
 }
 
@@ -141,14 +142,18 @@ fn wildcard(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
-/// Host and port of an ssh remote: `ssh://[user@]host[:port]/path` or scp-like
-/// `[user@]host:path`. `None` for other URLs.
+/// Host and port of an ssh remote: `ssh://[user@]host[:port]/path` (the scheme in any case, as
+/// libgit2 takes it) or scp-like `[user@]host:path`, `[user@][v6 address]:path`. `None` for
+/// other URLs.
 pub fn ssh_host(url: &str) -> Option<(String, Option<u16>)> {
-    if let Some(rest) = url
-        .strip_prefix("ssh://")
-        .or_else(|| url.strip_prefix("git+ssh://"))
-        .or_else(|| url.strip_prefix("ssh+git://"))
-    {
+    let scheme = ["ssh://", "git+ssh://", "ssh+git://"]
+        .into_iter()
+        .find(|p| {
+            url.get(..p.len())
+                .is_some_and(|u| u.eq_ignore_ascii_case(p))
+        });
+    if let Some(scheme) = scheme {
+        let rest = &url[scheme.len()..];
         let authority = rest.split('/').next()?;
         let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         if let Some(v6) = hostport.strip_prefix('[') {
@@ -164,14 +169,70 @@ pub fn ssh_host(url: &str) -> Option<(String, Option<u16>)> {
     if url.contains("://") {
         return None;
     }
-    // scp-like: a colon before any slash.
-    let colon = url.find(':')?;
-    if url[..colon].contains('/') {
+    // scp-like, as libgit2 reads it (`git_net_url_parse_scp`): a user up to the first `@`
+    // before any colon, then the host up to a colon; an IPv6 address in brackets; or the
+    // whole `[user@host:port]` in brackets.
+    let (bracket, rest) = match url.strip_prefix('[') {
+        Some(r) if !is_ipv6(r) => (true, r),
+        _ => (false, url),
+    };
+    let user_end = rest
+        .find(['@', ':'])
+        .filter(|&i| rest.as_bytes()[i] == b'@')
+        .map_or(0, |i| i + 1);
+    let hostpart = &rest[user_end..];
+    // After the host: `:path`, or with the bracket `:port]:path`.
+    let port_after = |after: &str| -> Option<Option<u16>> {
+        let after = after.strip_prefix(':')?;
+        if !bracket {
+            return Some(None);
+        }
+        let (port, path) = after.split_once(']')?;
+        path.strip_prefix(':')?;
+        Some(Some(port.parse().ok()?))
+    };
+    if let Some(v6) = hostpart.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        return Some((host.to_string(), port_after(after)?));
+    }
+    let end = hostpart.find([':', ']'])?;
+    let host = &hostpart[..end];
+    if host.is_empty() || host.contains(['/', '[']) {
         return None;
     }
-    let hostpart = &url[..colon];
-    let host = hostpart.rsplit_once('@').map_or(hostpart, |(_, h)| h);
-    Some((host.to_string(), None))
+    let after = &hostpart[end..];
+    let port = match after.strip_prefix(']') {
+        // `[host]:path`
+        Some(path) if bracket => {
+            path.strip_prefix(':')?;
+            None
+        }
+        Some(_) => return None,
+        None => port_after(after)?,
+    };
+    Some((host.to_string(), port))
+}
+
+/// libgit2's test for `[` starting an IPv6 address: hex digits and colons up to `]`, with at
+/// least two colons.
+fn is_ipv6(after_bracket: &str) -> bool {
+    let Some((inside, _)) = after_bracket.split_once(']') else {
+        return false;
+    };
+    inside.bytes().all(|c| c == b':' || c.is_ascii_hexdigit())
+        && inside.bytes().filter(|&c| c == b':').count() > 1
+}
+
+/// Whether `connected` (the host libgit2 reports connecting to, an IPv6 address possibly in
+/// brackets) is `host`.
+pub fn same_host(host: &str, connected: &str) -> bool {
+    let bare = |h: &str| {
+        h.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(h)
+            .to_ascii_lowercase()
+    };
+    bare(host) == bare(connected)
 }
 
 #[cfg(test)]
@@ -273,5 +334,76 @@ mod tests {
         assert_eq!(ssh_host("file:///srv/repo.git"), None);
         assert_eq!(ssh_host("/srv/repo.git"), None);
         assert_eq!(ssh_host("./dir:with/colon"), None);
+    }
+
+    /// What OpenSSH does with a line whose only pattern is negated (no match: a negation only
+    /// excludes), a hashed name written for the lower-case host, and a host the URL spells in
+    /// capitals.
+    #[test]
+    fn negation_alone_matches_nothing_and_hashes_ignore_case() {
+        let file = format!("!evil.example ssh-ed25519 {KEY_A}\n");
+        assert_eq!(check(&file, "good.example", &blob(KEY_A)), Verdict::Unknown);
+        assert_eq!(check(&file, "evil.example", &blob(KEY_A)), Verdict::Unknown);
+
+        let salt = [7u8; 20];
+        let mut mac = Hmac::<Sha1>::new_from_slice(&salt).unwrap();
+        mac.update(b"github.com");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let file = format!(
+            "|1|{}|{} ssh-ed25519 {KEY_A}\n",
+            b64.encode(salt),
+            b64.encode(mac.finalize().into_bytes())
+        );
+        assert_eq!(check(&file, "GitHub.com", &blob(KEY_A)), Verdict::Known);
+        assert_eq!(check(&file, "GitHub.com", &blob(KEY_B)), Verdict::Mismatch);
+
+        // A port is part of the name: an entry for port 22 says nothing of 2222.
+        let file = format!("git.example ssh-ed25519 {KEY_A}\n");
+        assert_eq!(
+            check(&file, &host_name("git.example", Some(2222)), &blob(KEY_A)),
+            Verdict::Unknown
+        );
+        assert_eq!(
+            check(&file, &host_name("git.example", Some(22)), &blob(KEY_A)),
+            Verdict::Known
+        );
+    }
+
+    /// URLs libgit2 reaches over ssh: the scheme in any case, scp-like IPv6 addresses. A URL
+    /// read differently from libgit2 is caught by comparing hosts ([`same_host`]).
+    #[test]
+    fn ssh_urls_libgit2_takes_as_ssh_are_read_as_ssh() {
+        assert_eq!(
+            ssh_host("SSH://git@git.example:2222/repo.git"),
+            Some(("git.example".into(), Some(2222)))
+        );
+        assert_eq!(
+            ssh_host("Git+Ssh://git.example/repo.git"),
+            Some(("git.example".into(), None))
+        );
+        assert_eq!(
+            ssh_host("ssh://git.example:22/repo.git"),
+            Some(("git.example".into(), Some(22)))
+        );
+        assert_eq!(ssh_host("[::1]:repo.git"), Some(("::1".into(), None)));
+        assert_eq!(
+            ssh_host("git@[fe80::1]:org/repo.git"),
+            Some(("fe80::1".into(), None))
+        );
+        assert_eq!(
+            ssh_host("[git@git.example:2222]:repo"),
+            Some(("git.example".into(), Some(2222)))
+        );
+        assert_eq!(
+            ssh_host("[git.example]:repo"),
+            Some(("git.example".into(), None))
+        );
+        // libgit2 takes the user up to the first `@`: the host is then "b@host", not "host".
+        assert_eq!(ssh_host("a@b@host:repo"), Some(("b@host".into(), None)));
+        // No panic on a multi-byte character where the scheme would end; scp-like then.
+        assert_eq!(ssh_host("ssh:/é/x"), Some(("ssh".into(), None)));
+        assert!(same_host("::1", "[::1]"));
+        assert!(same_host("Git.Example", "git.example"));
+        assert!(!same_host("git.example", "evil.example"));
     }
 }

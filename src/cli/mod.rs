@@ -85,10 +85,10 @@ fn hint(kind: &gitops_seal::ErrorKind) -> Option<String> {
 /// (`$SSL_CERT_FILE` or the one found on the system) when it starts: 57 M instructions, three
 /// quarters of the pre-commit hook. The commands that only read the local repository (hook,
 /// scan, textconv, merge driver) never open a connection, so they point OpenSSL at an empty
-/// bundle first. Runs before any thread exists.
+/// bundle first; the `git` they run (`merge-file`, `write-tree`) gets the variable as it was.
+/// Runs before any thread exists.
 fn without_tls_trust_store() {
-    #[cfg(unix)]
-    std::env::set_var("SSL_CERT_FILE", "/dev/null");
+    gitops_seal::adapters::git::without_tls_trust_store();
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -821,8 +821,8 @@ fn library_staged(
 /// The hook's direct index reader (cache-tree and all) against libgit2's diff and against
 /// `git diff --cached`, after every step of random work in real repositories: adds, edits,
 /// removals, renames, mode and type changes, `git add -N`, resets, `write-tree`, commits, and
-/// index versions 2, 3 and 4. (A split index is refused by both readers: libgit2 does not
-/// support one, and the hook then fails with its error rather than pass anything.)
+/// index versions 2, 3 and 4. (A split index is read by neither: the hook then judges the tree
+/// `git write-tree` makes, see `split_and_sparse_indexes_are_judged_from_the_tree_git_writes`.)
 #[test]
 fn the_direct_index_reader_sees_what_git_and_libgit2_see() {
     use gitops_seal::adapters::git as adapter;
@@ -1050,4 +1050,343 @@ fn content_too_large_to_judge_blocks_everywhere() {
             .contains("big.yaml: document 0: cannot be judged: "),
         "{r:?}"
     );
+}
+
+fn blob_id(s: &Sandbox, spec: &str) -> git2::Oid {
+    git2::Oid::from_str(git(s, &["rev-parse", spec]).ok().stdout.trim()).unwrap()
+}
+
+/// `git commit` writes its tree from the index's cache-tree wherever a node is valid (Git's
+/// `cache_tree_update` takes such a node as it is), whatever the entries under it say. A
+/// cache-tree left valid after an entry changed (by a tool that writes the index without
+/// invalidating it, or by hand) commits the tree it names: here one holding a plaintext Secret
+/// while the entry is back to HEAD's clean blob. The hook must judge what Git commits.
+#[test]
+fn a_stale_cache_tree_is_judged_as_git_commits_it() {
+    let s = repo(&[]);
+    s.write("deploy/app.yaml", CONFIGMAP);
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "clean").ok();
+    let clean = blob_id(&s, "HEAD:deploy/app.yaml");
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "deploy/app.yaml"]).ok();
+    let plain = blob_id(&s, ":deploy/app.yaml");
+    // The cache-tree now names, for deploy/ and the root, trees holding the plaintext.
+    git(&s, &["write-tree"]).ok();
+    let index = s.path(".git/index");
+    let bytes = std::fs::read(&index).unwrap();
+    let at: Vec<usize> = bytes
+        .windows(20)
+        .enumerate()
+        .filter(|(_, w)| *w == plain.as_bytes())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "the entry's blob id, once");
+    let mut patched = bytes;
+    patched[at[0]..at[0] + 20].copy_from_slice(clean.as_bytes());
+    std::fs::write(&index, &patched).unwrap();
+    assert_eq!(
+        blob_id(&s, ":deploy/app.yaml"),
+        clean,
+        "the entry is HEAD's again"
+    );
+    // Something else to commit (which invalidates the root's node, not deploy/'s).
+    s.write("other.yaml", CONFIGMAP);
+    git(&s, &["add", "other.yaml"]).ok();
+    let listed: Vec<_> = git_staged(&s).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(listed, ["other.yaml"], "git diff --cached does not show it");
+    let stale = std::fs::read(&index).unwrap();
+
+    let before = head(&s);
+    let c = commit(&s, "stale cache-tree").fails();
+    assert!(
+        c.stderr
+            .contains("deploy/app.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    assert_eq!(head(&s), before);
+    // What Git commits from that index: the plaintext, from the cache-tree.
+    std::fs::write(&index, &stale).unwrap();
+    git(&s, &["commit", "-qm", "unchecked", "--no-verify"]).ok();
+    assert!(committed(&s, "deploy/app.yaml").contains("hunter2-plaintext"));
+}
+
+/// `git reset --soft` moves HEAD back and leaves the index, cache-tree and all, as it was: the
+/// cache-tree is valid and names the newer tree. What it holds beyond HEAD is staged.
+#[test]
+fn after_reset_soft_the_valid_cache_tree_is_compared_with_the_new_head() {
+    let s = repo(&[]);
+    s.write("deploy/cfg.yaml", CONFIGMAP);
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "clean").ok();
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["commit", "-qm", "leak", "--no-verify"]).ok();
+    git(&s, &["reset", "-q", "--soft", "HEAD~1"]).ok();
+    let before = head(&s);
+    let c = commit(&s, "again").fails();
+    assert!(
+        c.stderr
+            .contains("deploy/app.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    assert_eq!(head(&s), before);
+}
+
+/// Every way of making a commit that hands the hook another index, or an index in another
+/// shape, judges what the commit records: `-a`, `PATH`, `--include` and `--only` run from a
+/// subfolder; a linked worktree; index version 4 with `index.skipHash` (`feature.manyFiles`);
+/// an entry named by bytes Git allows (a newline) or longer than the 12-bit name length
+/// (0xFFF); non-cone sparse-checkout (skip-worktree entries). The refusal must be the judge's
+/// (the Secret is named), not an error, and the same forms with clean content must commit.
+#[test]
+fn every_form_of_commit_is_judged_on_the_index_it_records() {
+    #[track_caller]
+    fn refused(s: &Sandbox, args: &[&str], shown: &str) {
+        let before = head(s);
+        let c = git(s, args).fails();
+        assert!(
+            c.stderr
+                .contains(&format!("{shown}: document 1 (Secret prod/db)")),
+            "{args:?}: {}",
+            c.stderr
+        );
+        assert_eq!(head(s), before, "{args:?}");
+    }
+    let s = repo(&[]);
+    s.write("deploy/app.yaml", CONFIGMAP);
+    s.write("deploy/other.yaml", CONFIGMAP);
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "clean").ok();
+    s.write("deploy/app.yaml", PLAIN);
+    for form in [
+        &["-C", "deploy", "commit", "-qam", "all"][..],
+        &["-C", "deploy", "commit", "-qm", "path", "app.yaml"],
+        &[
+            "-C", "deploy", "commit", "-qm", "only", "--only", "app.yaml",
+        ],
+        &[
+            "-C",
+            "deploy",
+            "commit",
+            "-qm",
+            "include",
+            "--include",
+            "app.yaml",
+        ],
+    ] {
+        refused(&s, form, "deploy/app.yaml");
+    }
+    // Clean content through the same forms commits.
+    s.write("deploy/app.yaml", CONFIGMAP.replace("fast", "slow"));
+    git(
+        &s,
+        &["-C", "deploy", "commit", "-qm", "clean path", "app.yaml"],
+    )
+    .ok();
+
+    // Index version 4 with no checksum, as feature.manyFiles writes it.
+    git(&s, &["config", "feature.manyFiles", "true"]).ok();
+    git(&s, &["update-index", "--index-version", "4"]).ok();
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "deploy/app.yaml"]).ok();
+    let index = std::fs::read(s.path(".git/index")).unwrap();
+    assert_eq!(&index[4..8], &4u32.to_be_bytes());
+    assert_eq!(&index[index.len() - 20..], &[0; 20], "index.skipHash");
+    refused(&s, &["commit", "-qm", "v4"], "deploy/app.yaml");
+    git(&s, &["reset", "-q"]).ok();
+
+    // A linked worktree: its own index, under .git/worktrees/NAME.
+    git(&s, &["worktree", "add", "-q", "wt", "-b", "wt"]).ok();
+    s.write("wt/deploy/app.yaml", PLAIN);
+    refused(
+        &s,
+        &["-C", "wt/deploy", "commit", "-qam", "wt all"],
+        "deploy/app.yaml",
+    );
+    refused(
+        &s,
+        &["-C", "wt", "commit", "-qm", "wt path", "deploy/app.yaml"],
+        "deploy/app.yaml",
+    );
+    git(&s, &["-C", "wt", "add", "deploy/app.yaml"]).ok();
+    refused(
+        &s,
+        &["-C", "wt", "commit", "-qm", "wt staged"],
+        "deploy/app.yaml",
+    );
+    git(&s, &["-C", "wt", "checkout", "-q", "--", "."]).ok();
+    git(&s, &["-C", "wt", "reset", "-q", "--hard"]).ok();
+
+    // A name with a newline, and one past the 12-bit name length, staged without a file.
+    s.write("run/blob", PLAIN);
+    let blob = git(&s, &["hash-object", "-w", "run/blob"]).ok().stdout;
+    let long = format!("{}/s.yaml", vec!["d".repeat(200); 21].join("/"));
+    assert!(long.len() > 0xFFF);
+    for name in ["a\nb.yaml", long.as_str()] {
+        git(
+            &s,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{},{name}", blob.trim()),
+            ],
+        )
+        .ok();
+        let c = commit(&s, "odd name").fails();
+        assert!(
+            c.stderr.contains("document 1 (Secret prod/db)"),
+            "{}",
+            c.stderr
+        );
+        git(&s, &["rm", "-q", "--cached", name]).ok();
+    }
+
+    // Non-cone sparse-checkout: deploy/other.yaml is skip-worktree; a plaintext staged for
+    // it without a file in the working tree is still committed, so still judged.
+    git(
+        &s,
+        &[
+            "sparse-checkout",
+            "set",
+            "--no-cone",
+            "/*",
+            "!/deploy/other.yaml",
+        ],
+    )
+    .ok();
+    git(
+        &s,
+        &[
+            "update-index",
+            "--cacheinfo",
+            &format!("100644,{},deploy/other.yaml", blob.trim()),
+        ],
+    )
+    .ok();
+    refused(&s, &["commit", "-qm", "sparse"], "deploy/other.yaml");
+}
+
+/// The clean record is void once the judging executable is replaced, even by a file of the same
+/// size and modification time (`cp -p`, or a package manager that gives every file one fixed
+/// mtime): a rebuilt judge must not inherit the old one's verdicts. Replacing a file changes its
+/// inode and change time, which no tool sets; a `chmod` changes the change time alone and
+/// stands in for it here (the binary's size and mtime stay as they are).
+#[test]
+fn the_clean_record_is_void_when_the_executable_changes_but_size_and_mtime_do_not() {
+    let s = repo(&[]);
+    s.write("cfg.yaml", CONFIGMAP);
+    git(&s, &["add", "cfg.yaml"]).ok();
+    let stamp = || {
+        s.run(&["hook", "run"]).ok();
+        let record = s.read(".git/gitops-seal/judged-clean");
+        record.lines().nth(1).unwrap().to_string()
+    };
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_gitops-seal"));
+    let before = std::fs::metadata(exe).unwrap();
+    let first = stamp();
+    std::fs::set_permissions(exe, before.permissions()).unwrap();
+    let second = stamp();
+    let after = std::fs::metadata(exe).unwrap();
+    assert_eq!(
+        (before.len(), before.modified().unwrap()),
+        (after.len(), after.modified().unwrap())
+    );
+    assert_ne!(first, second, "the record outlived a change of its judge");
+}
+
+/// Before the first commit there is no HEAD to compare with: a cache-tree filled by
+/// `git write-tree` names the whole tree the commit records, and all of it is judged; with the
+/// index deleted, nothing is staged and nothing is refused.
+#[test]
+fn the_first_commit_and_a_deleted_index_are_judged_as_git_commits_them() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.write(".gitignore", "id.txt\n.config/\nrun/\n");
+    s.run(&["hook", "install"]).ok();
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "-A"]).ok();
+    git(&s, &["write-tree"]).ok();
+    let c = commit(&s, "first").fails();
+    assert!(
+        c.stderr
+            .contains("deploy/app.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    git(&s, &["rm", "-q", "--cached", "deploy/app.yaml"]).ok();
+    commit(&s, "first").ok();
+    std::fs::remove_file(s.path(".git/index")).unwrap();
+    let c = git(&s, &["commit", "-qm", "everything deleted"]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let tree = git(&s, &["ls-tree", "-r", "HEAD"]).ok().stdout;
+    assert_eq!(tree, "", "the commit recorded the empty index");
+}
+
+/// A split index (`core.splitIndex`) and a sparse index (cone sparse-checkout with
+/// `--sparse-index`) are read by neither the direct reader nor libgit2: the hook judges the
+/// tree `git write-tree` makes of them, which is the tree `git commit` records. A plaintext
+/// Secret is refused by the judge (not by an error), and clean content commits.
+#[test]
+fn split_and_sparse_indexes_are_judged_from_the_tree_git_writes() {
+    #[track_caller]
+    fn refused(s: &Sandbox) {
+        let before = head(s);
+        let c = commit(s, "leak").fails();
+        assert!(
+            c.stderr
+                .contains("deploy/app.yaml: document 1 (Secret prod/db)"),
+            "{}",
+            c.stderr
+        );
+        assert_eq!(head(s), before);
+    }
+    let s = repo(&[]);
+    s.write("deploy/cfg.yaml", CONFIGMAP);
+    s.write("other/cfg.yaml", CONFIGMAP);
+    git(&s, &["add", "-A"]).ok();
+    commit(&s, "clean").ok();
+
+    git(&s, &["config", "core.splitIndex", "true"]).ok();
+    s.write("deploy/app.yaml", PLAIN);
+    git(&s, &["add", "deploy/app.yaml"]).ok();
+    let index = std::fs::read(s.path(".git/index")).unwrap();
+    assert!(index.windows(4).any(|w| w == b"link"), "a split index");
+    refused(&s);
+    let c = git(&s, &["commit", "-qam", "leak via -a"]).fails();
+    assert!(
+        c.stderr.contains("deploy/app.yaml: document 1"),
+        "{}",
+        c.stderr
+    );
+    git(&s, &["rm", "-q", "--cached", "deploy/app.yaml"]).ok();
+    s.write("deploy/more.yaml", CONFIGMAP.replace("cfg", "more"));
+    git(&s, &["add", "deploy/more.yaml"]).ok();
+    commit(&s, "clean, split").ok();
+    git(&s, &["config", "core.splitIndex", "false"]).ok();
+    git(&s, &["update-index", "--no-split-index"]).ok();
+
+    git(
+        &s,
+        &[
+            "sparse-checkout",
+            "set",
+            "--cone",
+            "--sparse-index",
+            "deploy",
+        ],
+    )
+    .ok();
+    let index = std::fs::read(s.path(".git/index")).unwrap();
+    assert!(index.windows(4).any(|w| w == b"sdir"), "a sparse index");
+    git(&s, &["add", "deploy/app.yaml"]).ok();
+    refused(&s);
+    git(&s, &["rm", "-q", "--cached", "deploy/app.yaml"]).ok();
+    s.write("deploy/last.yaml", CONFIGMAP.replace("cfg", "last"));
+    git(&s, &["add", "deploy/last.yaml"]).ok();
+    commit(&s, "clean, sparse").ok();
+    assert!(committed(&s, "other/cfg.yaml").contains("ConfigMap"));
 }

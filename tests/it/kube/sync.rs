@@ -973,6 +973,24 @@ async fn a_remote_over_ssh_with_a_key_and_known_hosts() {
     let mut fresh = settings.clone();
     fresh.cache_dir = tempfile::tempdir().unwrap().keep();
     pass(&env, &fresh, &id).await.unwrap();
+    // Other forms libgit2 reaches over ssh, checked against the same file: the scheme in
+    // capitals, and scp-like with the port inside the brackets.
+    for url in [
+        format!(
+            "SSH://{}@127.0.0.1:{}{}",
+            sshd.user,
+            sshd.port,
+            bare.display()
+        ),
+        format!("[{}@127.0.0.1:{}]:{}", sshd.user, sshd.port, bare.display()),
+    ] {
+        let mut other = settings.clone();
+        other.repo = url.clone();
+        other.cache_dir = tempfile::tempdir().unwrap().keep();
+        if let Err(e) = pass(&env, &other, &id).await {
+            panic!("{url}: {}", sync::error_chain(&e));
+        }
+    }
 
     let refused = |settings: &Settings| {
         let mut s = settings.clone();
@@ -984,6 +1002,12 @@ async fn a_remote_over_ssh_with_a_key_and_known_hosts() {
     let err = pass(&env, &refused(&settings), &id).await.unwrap_err();
     let text = sync::error_chain(&err);
     assert!(matches!(err, SyncError::Fetch { .. }), "{text}");
+    assert!(text.contains("does not list for it"), "{text}");
+    // The same through the scheme in capitals: our check, not only ~/.ssh/known_hosts.
+    let mut upper = refused(&settings);
+    upper.repo = settings.repo.replacen("ssh://", "SSH://", 1);
+    let err = pass(&env, &upper, &id).await.unwrap_err();
+    let text = sync::error_chain(&err);
     assert!(text.contains("does not list for it"), "{text}");
     // A host the file does not know.
     std::fs::write(&known, "# nothing here\n").unwrap();
