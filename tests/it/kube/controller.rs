@@ -1107,6 +1107,108 @@ async fn key_added_later_unseals_the_waiting_sealed_secret() {
     env.cleanup().await;
 }
 
+/// `--key-rotation`: a new identity is added once the newest is older than the period, and
+/// published beside the old one; values sealed for the old key and for the new one both
+/// unseal. Removing the old identity unpublishes it and leaves the Secret it made as it is; a
+/// change still sealed only for the removed key is KeyMissing, and the Secret stays.
+#[tokio::test]
+async fn key_rotation_adds_a_key_and_the_old_one_keeps_working_until_removed() {
+    let env = KubeEnv::new().await;
+    install_crd(&env.client).await;
+    let (sealed_api, secrets) = apis(&env);
+    let first = Identity::generate();
+    let old = first.to_recipient().unwrap();
+    within(
+        "create identity",
+        PATIENCE,
+        secrets.create(&PostParams::default(), &identity_secret("key-a", &first)),
+    )
+    .await
+    .unwrap();
+    let mut s = settings(&env);
+    s.generate = false;
+    s.key_rotation = Some(Duration::from_secs(1));
+    let running = start(&env.client, s);
+    let rotated = wait_for_some("a rotated key published", PATIENCE, || async {
+        let r = controller_recipients(&env).await;
+        r.iter()
+            .find(|r| **r != old)
+            .cloned()
+            .filter(|_| r.contains(&old))
+    })
+    .await;
+
+    let before = unique_value("rotation-old");
+    let after = unique_value("rotation-new");
+    let old_values: [(&str, &[u8]); 1] = [("k", before.as_bytes())];
+    let new_values: [(&str, &[u8]); 1] = [("k", after.as_bytes())];
+    let for_old = |values: &[(&str, &[u8])]| {
+        sealed(
+            "old-key",
+            &env.namespace,
+            std::slice::from_ref(&old),
+            values,
+            &OPAQUE,
+            Scope::Strict,
+        )
+    };
+    create_sealed(&sealed_api, &for_old(&old_values)).await;
+    create_sealed(
+        &sealed_api,
+        &sealed(
+            "new-key",
+            &env.namespace,
+            std::slice::from_ref(&rotated),
+            &new_values,
+            &OPAQUE,
+            Scope::Strict,
+        ),
+    )
+    .await;
+    await_ready(&sealed_api, "old-key", "True", "Unsealed").await;
+    await_ready(&sealed_api, "new-key", "True", "Unsealed").await;
+    await_secret_data(
+        &secrets,
+        "old-key",
+        &want(&old_values),
+        "the old key's Secret",
+    )
+    .await;
+    await_secret_data(
+        &secrets,
+        "new-key",
+        &want(&new_values),
+        "the new key's Secret",
+    )
+    .await;
+
+    within(
+        "delete the old identity",
+        PATIENCE,
+        secrets.delete("key-a", &DeleteParams::default()),
+    )
+    .await
+    .unwrap();
+    wait_for_some("the old recipient unpublished", PATIENCE, || async {
+        let r = controller_recipients(&env).await;
+        (!r.contains(&old) && r.contains(&rotated)).then_some(())
+    })
+    .await;
+    let changed = unique_value("rotation-changed");
+    let changed_values: [(&str, &[u8]); 1] = [("k", changed.as_bytes())];
+    replace_spec(&sealed_api, "old-key", &for_old(&changed_values)).await;
+    await_ready(&sealed_api, "old-key", "False", "KeyMissing").await;
+    await_secret_data(
+        &secrets,
+        "old-key",
+        &want(&old_values),
+        "the old key's Secret, kept",
+    )
+    .await;
+    running.stop().await;
+    env.cleanup().await;
+}
+
 /// Watches resume after an API server restart (every watch closed), a 410 Expired (history
 /// compacted) and a burst of 500s on the SealedSecret list/watch: new SealedSecrets are still
 /// unsealed and a deleted managed Secret still comes back.
