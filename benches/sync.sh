@@ -18,6 +18,8 @@
 #
 # Usage: bash benches/sync.sh                      (TOTAL=1000 SEALED=200 NSS=4 RUNS=3 by default)
 #        TOTAL=200 SEALED=40 RUNS=1 bash benches/sync.sh
+#        LATENCY_MS=2 bash benches/sync.sh     (every API request delayed 2 ms, as a real
+#                                               API server's round trip)
 # Needs kubectl (client only), git, python3 and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,13 +29,18 @@ SEALED=${SEALED:-200}
 NSS=${NSS:-4}
 RUNS=${RUNS:-3}
 TIMEOUT=${TIMEOUT:-300}   # seconds, for every sync run (timeout(1))
+LATENCY_MS=${LATENCY_MS:-0}
 
 cargo build -q --release --bin gitops-seal -p gitops-seal
 cargo build -q --release -p kube-test-server --bin kube-test-server
-BIN="$CARGO_TARGET_DIR/release/gitops-seal"
-SERVER="$CARGO_TARGET_DIR/release/kube-test-server"
-
 work=$(mktemp -d)
+# Copies: another build in the shared target folder must not replace them mid-run.
+mkdir -p "$work/bin"
+# BIN=path: measure that gitops-seal binary instead (an older build, say).
+cp "${BIN:-$CARGO_TARGET_DIR/release/gitops-seal}" "$work/bin/gitops-seal"
+cp "$CARGO_TARGET_DIR/release/kube-test-server" "$work/bin/"
+BIN="$work/bin/gitops-seal"
+SERVER="$work/bin/kube-test-server"
 server_pid=""
 stop() { # stop PID: SIGTERM, then wait for it
   [ -n "${1:-}" ] || return 0
@@ -105,7 +112,7 @@ start_server() {
   local port
   port=$(free_port)
   rm -f "$work/kubeconfig"
-  "$SERVER" --listen "127.0.0.1:$port" --kubeconfig "$work/kubeconfig" > "$work/server.log" 2>&1 &
+  "$SERVER" --listen "127.0.0.1:$port" --kubeconfig "$work/kubeconfig" --latency-ms "$LATENCY_MS" > "$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do grep -q serving "$work/server.log" && break; sleep 0.05; done
   grep -q serving "$work/server.log" || { cat "$work/server.log"; echo "bench: the test API server did not start" >&2; exit 1; }
@@ -169,6 +176,7 @@ spread() {
 median() { cut -d' ' -f"$1" "$work/results.txt" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]/1000}'; }
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN {print (v < t) ? "met" : "MISSED"}'; }
 
+echo "API latency added per request: ${LATENCY_MS} ms"
 echo "sync benchmark: $files manifests in Git ($NSS Namespaces, $sealed_files SealedSecrets × 3 values, $CONFIGMAPS ConfigMaps; $repo_kib KiB), one commit; $RUNS runs"
 echo "build: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates Cargo.toml Cargo.lock || echo ' + uncommitted changes')"
 echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/^Mem:/ {print $2}') GiB"

@@ -332,8 +332,50 @@ fn place(
     Ok((ar, caps.scope))
 }
 
+/// Requests of one kind (ownership reads, dry runs, applies) a stage has in flight at once:
+/// sequential round trips to a real API server (1-5 ms each) would make a pass of 1,000
+/// objects take seconds.
+pub const STAGE_CONCURRENCY: usize = 16;
+
+/// Runs `op` on every item with at most `limit` in flight. Once one fails, no new one starts,
+/// but those in flight are awaited, so what they did is known. The results of those that ran,
+/// in item order.
+async fn bounded<'a, T, R, E, Fut>(
+    items: &'a [T],
+    limit: usize,
+    op: impl Fn(&'a T) -> Fut,
+) -> Vec<(usize, Result<R, E>)>
+where
+    Fut: std::future::Future<Output = Result<R, E>> + 'a,
+{
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut running = FuturesUnordered::new();
+    let mut next = 0;
+    let mut failed = false;
+    let mut done = Vec::with_capacity(items.len());
+    loop {
+        while !failed && next < items.len() && running.len() < limit.max(1) {
+            let i = next;
+            let fut = op(&items[i]);
+            running.push(async move { (i, fut.await) });
+            next += 1;
+        }
+        match running.next().await {
+            Some((i, result)) => {
+                failed |= result.is_err();
+                done.push((i, result));
+            }
+            None => break,
+        }
+    }
+    done.sort_by_key(|(i, _)| *i);
+    done
+}
+
 /// Dry-runs, then applies, one stage. Every object is checked (placement, the label of another
-/// sync) and dry-run before the first real apply; `applied` collects what was applied.
+/// sync) and dry-run before the first real apply; `applied` collects what was applied, including
+/// what was in flight when another apply failed. Each step keeps [`STAGE_CONCURRENCY`] requests
+/// in flight; the failure reported is the first in the plan's order.
 async fn apply_stage(
     client: &Client,
     discovery: &Discovery,
@@ -341,32 +383,35 @@ async fn apply_stage(
     objects: &[&Planned],
     applied: &mut BTreeSet<ObjectRef>,
 ) -> Result<(), SyncError> {
-    let mut placed = Vec::new();
+    let mut placed = Vec::with_capacity(objects.len());
     for o in objects {
         let (ar, scope) = place(discovery, settings, o)?;
         let api = api_for(client, &ar, &scope, o.target.namespace.as_deref());
-        if let Some(live) = api.get_opt(&o.target.name).await? {
-            if let Some(other) = live
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SYNC_LABEL))
-            {
-                if *other != settings.name {
-                    return Err(refused(
-                        o,
-                        format!(
-                            "it belongs to sync {other:?}; sync {:?} will not take it over",
-                            settings.name
-                        ),
-                    ));
-                }
-            }
-        }
         placed.push((*o, api));
     }
+    let owners = bounded(&placed, STAGE_CONCURRENCY, |(o, api)| async move {
+        let live = api.get_opt(&o.target.name).await?;
+        let other = live
+            .and_then(|l| l.metadata.labels)
+            .and_then(|mut l| l.remove(SYNC_LABEL))
+            .filter(|other| *other != settings.name);
+        match other {
+            Some(other) => Err(refused(
+                o,
+                format!(
+                    "it belongs to sync {other:?}; sync {:?} will not take it over",
+                    settings.name
+                ),
+            )),
+            None => Ok(()),
+        }
+    })
+    .await;
+    if let Some((_, Err(e))) = owners.into_iter().find(|(_, r)| r.is_err()) {
+        return Err(e);
+    }
     for dry_run in [true, false] {
-        for (o, api) in &placed {
+        let results = bounded(&placed, STAGE_CONCURRENCY, |(o, api)| async move {
             let mut params = PatchParams::apply(FIELD_MANAGER).force();
             params.dry_run = dry_run;
             let mut body = o.to_apply(&settings.name);
@@ -374,32 +419,45 @@ async fn apply_stage(
                 .patch(&o.target.name, &params, &Patch::Apply(&body))
                 .await;
             yaml::wipe(&mut body);
+            result.map(|mut obj| {
+                if let Some(d) = obj.data.as_object_mut() {
+                    d.values_mut().for_each(yaml::wipe);
+                }
+            })
+        })
+        .await;
+        let mut first_failure = None;
+        for (i, result) in results {
+            let o = placed[i].0;
             match result {
-                Ok(mut obj) => {
-                    if let Some(d) = obj.data.as_object_mut() {
-                        d.values_mut().for_each(yaml::wipe);
-                    }
-                    if !dry_run {
-                        applied.insert(o.target.clone());
-                    }
+                Ok(()) if !dry_run => {
+                    applied.insert(o.target.clone());
                 }
-                Err(source) if dry_run => {
-                    return Err(SyncError::DryRun {
-                        file: o.file.clone(),
-                        document: o.document,
-                        object: o.target.to_string(),
-                        source,
-                    })
+                Ok(()) => {}
+                Err(source) if first_failure.is_none() => {
+                    let (file, document, object) =
+                        (o.file.clone(), o.document, o.target.to_string());
+                    first_failure = Some(if dry_run {
+                        SyncError::DryRun {
+                            file,
+                            document,
+                            object,
+                            source,
+                        }
+                    } else {
+                        SyncError::Apply {
+                            file,
+                            document,
+                            object,
+                            source,
+                        }
+                    });
                 }
-                Err(source) => {
-                    return Err(SyncError::Apply {
-                        file: o.file.clone(),
-                        document: o.document,
-                        object: o.target.to_string(),
-                        source,
-                    })
-                }
+                Err(_) => {}
             }
+        }
+        if let Some(e) = first_failure {
+            return Err(e);
         }
     }
     Ok(())
@@ -717,4 +775,60 @@ async fn annotations(client: &Client, settings: &Settings) -> (bool, Option<Stri
         a.get(SUSPEND_ANNOTATION).is_some_and(|v| v == "true"),
         a.get(RECONCILE_AT_ANNOTATION).cloned(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// At most `limit` in flight; results in item order; after a failure nothing new starts,
+    /// and what was in flight finishes.
+    #[tokio::test]
+    async fn bounded_keeps_its_limit_and_stops_starting_after_a_failure() {
+        let items: Vec<usize> = (0..40).collect();
+        let (in_flight, most, started) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        let run = |fail_at: Option<usize>| {
+            let (in_flight, most, started) = (&in_flight, &most, &started);
+            bounded(&items, 4, move |&i| async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                // Later items finish first, so completion order differs from item order.
+                for _ in 0..(40 - i) % 5 {
+                    tokio::task::yield_now().await;
+                }
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                if Some(i) == fail_at {
+                    Err(i)
+                } else {
+                    Ok(i)
+                }
+            })
+        };
+        let all = run(None).await;
+        assert_eq!(
+            all.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            items,
+            "every item, in order"
+        );
+        assert!(all.iter().all(|(i, r)| r == &Ok(*i)));
+        assert_eq!(most.load(Ordering::SeqCst), 4);
+
+        started.store(0, Ordering::SeqCst);
+        let some = run(Some(10)).await;
+        let ran = started.load(Ordering::SeqCst);
+        assert_eq!(some.len(), ran, "everything started was awaited");
+        assert!(
+            ran < items.len() && ran <= 10 + 4,
+            "nothing new after the failure: {ran}"
+        );
+        assert!(some.iter().any(|(i, r)| *i == 10 && r.is_err()));
+        assert!(some.windows(2).all(|w| w[0].0 < w[1].0), "in item order");
+        assert_eq!(in_flight.load(Ordering::SeqCst), 0);
+    }
 }

@@ -203,6 +203,10 @@ pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> 
             seen.push((format!("{} {path}", req.method()), user.to_string()));
         }
     }
+    let latency = shared.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     if let Some((failure, delay)) = shared.faults.take(req.method(), &path) {
         if let Some(d) = delay {
             tokio::time::sleep(d).await;

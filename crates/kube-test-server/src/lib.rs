@@ -66,9 +66,15 @@ struct DelayRule {
 #[derive(Default)]
 pub(crate) struct Faults {
     rules: Mutex<(Vec<FaultRule>, Vec<DelayRule>)>,
+    /// Added before every response, in microseconds: a real API server's round trip.
+    latency_us: std::sync::atomic::AtomicU64,
 }
 
 impl Faults {
+    pub(crate) fn latency(&self) -> Duration {
+        Duration::from_micros(self.latency_us.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// The fault and delay the next request to `path` meets, consuming one of each rule.
     pub(crate) fn take(
         &self,
@@ -247,6 +253,15 @@ impl TestApiServer {
     }
 
     /// Delay the next `n` responses to paths starting with `path_prefix`.
+    /// Delays every request by `latency` from now on, as the round trip to a real API server
+    /// (TLS, admission, etcd) would: for benchmarks of what many sequential requests cost.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.faults.latency_us.store(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     pub fn delay_next(&self, path_prefix: &str, n: usize, delay: Duration) {
         self.shared
             .faults

@@ -2,7 +2,7 @@
 //! controller's memory measured in its own process) and for trying the controller by hand.
 //!
 //! ```text
-//! kube-test-server [--listen 127.0.0.1:0] [--kubeconfig PATH]
+//! kube-test-server [--listen 127.0.0.1:0] [--kubeconfig PATH] [--latency-ms N]
 //! ```
 //! It writes a kubeconfig for itself (default `./kube-test-server.kubeconfig`), prints the
 //! path and its URL on one line, and serves until interrupted.
@@ -13,6 +13,7 @@ use std::path::PathBuf;
 async fn main() {
     let mut listen = "127.0.0.1:0".to_string();
     let mut kubeconfig = PathBuf::from("kube-test-server.kubeconfig");
+    let mut latency_ms = 0u64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -26,6 +27,12 @@ async fn main() {
                     .next()
                     .map(PathBuf::from)
                     .unwrap_or_else(|| usage("--kubeconfig needs a path"))
+            }
+            "--latency-ms" => {
+                latency_ms = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage("--latency-ms needs a number of milliseconds"))
             }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
@@ -44,6 +51,7 @@ async fn main() {
                 std::process::exit(1);
             }
         };
+    server.set_latency(std::time::Duration::from_millis(latency_ms));
     if let Err(e) = server.write_kubeconfig(&kubeconfig) {
         eprintln!(
             "kube-test-server: cannot write {}: {e}",
@@ -63,6 +71,6 @@ fn usage(problem: &str) -> ! {
     if !problem.is_empty() {
         eprintln!("kube-test-server: {problem}");
     }
-    eprintln!("usage: kube-test-server [--listen ADDR] [--kubeconfig PATH]");
+    eprintln!("usage: kube-test-server [--listen ADDR] [--kubeconfig PATH] [--latency-ms N]");
     std::process::exit(2);
 }
