@@ -87,6 +87,15 @@ fn varint(b: &[u8], at: &mut usize) -> Result<usize, Unsupported> {
     Ok(value)
 }
 
+/// The length of the NUL-terminated path at `at` (before the entries' end).
+fn path_length(b: &[u8], at: usize, end: usize) -> Result<usize, Unsupported> {
+    b.get(at..end)
+        .ok_or_else(|| bad("truncated entry"))?
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or_else(|| bad("unterminated path"))
+}
+
 /// Parses an index file. The trailing checksum is not verified (Git does not either, outside
 /// `git fsck`).
 pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
@@ -131,12 +140,7 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
         // 1 to 8 NULs to a multiple of 8 bytes.
         let path: &[u8] = if version == 4 {
             let strip = varint(b, &mut at)?;
-            let nul = b
-                .get(at..end)
-                .ok_or_else(|| bad("truncated entry"))?
-                .iter()
-                .position(|&c| c == 0)
-                .ok_or_else(|| bad("unterminated path"))?;
+            let nul = path_length(b, at, end)?;
             if strip > previous.len() {
                 return Err(bad("bad path compression"));
             }
@@ -145,12 +149,7 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
             at += nul + 1;
             &previous
         } else {
-            let nul = b
-                .get(at..end)
-                .ok_or_else(|| bad("truncated entry"))?
-                .iter()
-                .position(|&c| c == 0)
-                .ok_or_else(|| bad("unterminated path"))?;
+            let nul = path_length(b, at, end)?;
             let path = &b[at..at + nul];
             let len = at + nul - start;
             at = start + (len + 8) / 8 * 8;

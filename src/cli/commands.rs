@@ -86,6 +86,28 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// A file's new text: staged for the in-place write (nothing to print), or to print; a file
+/// with nothing new is printed as it was, or left alone in place.
+fn stage_or_print(
+    staged: Option<&files::StagedWrites>,
+    path: &Path,
+    text: Option<String>,
+    input: &[u8],
+) -> Option<String> {
+    match (staged, text) {
+        (Some(staged), Some(out)) => {
+            staged.stage(
+                path.to_path_buf(),
+                zeroize::Zeroizing::new(out.into_bytes()),
+            );
+            None
+        }
+        (_, Some(out)) => Some(out),
+        (Some(_), None) => None,
+        (None, None) => Some(String::from_utf8_lossy(input).into_owned()),
+    }
+}
+
 fn display(p: &Path) -> String {
     if p == Path::new("-") {
         "<stdin>".into()
@@ -168,15 +190,7 @@ fn encrypt(
             let report = ops::encrypt_report(&input, settings, None, limits)
                 .map_err(|e| e.in_file(display(p)))?;
             print_notes(p, &report.notes);
-            Ok(match (&staged, report.text) {
-                (Some(staged), Some(out)) => {
-                    staged.stage(p.to_path_buf(), zeroize::Zeroizing::new(out.into_bytes()));
-                    None
-                }
-                (_, Some(out)) => Some(out),
-                (Some(_), None) => None,
-                (None, None) => Some(String::from_utf8_lossy(&input).into_owned()),
-            })
+            Ok(stage_or_print(staged.as_ref(), p, report.text, &input))
         })
         .collect();
     // All or nothing: any error means no file is replaced (dropping `staged` removes its
@@ -243,15 +257,7 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
             }
             .map_err(|e| e.in_file(display(p)))?;
             print_notes(p, &report.notes);
-            let out = match (&staged, report.text) {
-                (Some(staged), Some(out)) => {
-                    staged.stage(p.to_path_buf(), zeroize::Zeroizing::new(out.into_bytes()));
-                    None
-                }
-                (_, Some(out)) => Some(out),
-                (Some(_), None) => None,
-                (None, None) => Some(String::from_utf8_lossy(&input).into_owned()),
-            };
+            let out = stage_or_print(staged.as_ref(), p, report.text, &input);
             Ok((out, report.objects))
         })
         .collect();
