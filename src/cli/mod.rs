@@ -20,12 +20,15 @@ pub use args::Cli;
 /// Exit codes: 0 success, 1 `verify` found problems, 2 an error.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    // libgit2, built with OpenSSL for the sync loop's https remotes, loads the whole CA bundle
+    // when it starts (three quarters of the pre-commit hook's instructions). The commands that
+    // only read the local repository never open a connection: they skip it. Before any thread.
     use args::Command as C;
     if matches!(
         cli.command,
         C::Hook { .. } | C::Scan { .. } | C::Textconv { .. } | C::MergeDriver { .. }
     ) {
-        without_tls_trust_store();
+        gitops_seal::adapters::git::without_tls_trust_store();
     }
     match commands::run(cli) {
         Ok(code) => code,
@@ -79,16 +82,6 @@ fn hint(kind: &gitops_seal::ErrorKind) -> Option<String> {
         K::SopsUnsupportedKeyGroup { .. } => ": gitops-seal opens the data key with age only; add an age recipient with `sops updatekeys` first; nothing written".into(),
         _ => return None,
     })
-}
-
-/// libgit2, built with OpenSSL for the sync loop's https remotes, loads the whole CA bundle
-/// (`$SSL_CERT_FILE` or the one found on the system) when it starts: 57 M instructions, three
-/// quarters of the pre-commit hook. The commands that only read the local repository (hook,
-/// scan, textconv, merge driver) never open a connection, so they point OpenSSL at an empty
-/// bundle first; the `git` they run (`merge-file`, `write-tree`) gets the variable as it was.
-/// Runs before any thread exists.
-fn without_tls_trust_store() {
-    gitops_seal::adapters::git::without_tls_trust_store();
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
