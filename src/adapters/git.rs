@@ -209,10 +209,11 @@ fn collect_staged(diff: &git2::Diff<'_>, folder: &[u8], out: &mut Vec<StagedFile
             continue;
         }
         let file = delta.new_file();
-        // Only regular files: not symlinks or submodules.
+        // Files and symlinks, whose blob (the target text) is judged as a file's is: sync
+        // never reads a symlink, but the text is in Git all the same. Not submodules.
         if !matches!(
             file.mode(),
-            git2::FileMode::Blob | git2::FileMode::BlobExecutable
+            git2::FileMode::Blob | git2::FileMode::BlobExecutable | git2::FileMode::Link
         ) {
             continue;
         }
@@ -257,6 +258,8 @@ fn read_index(repo: &git2::Repository) -> Option<super::git_index::Index> {
 
 const REGULAR: u32 = 0o100644;
 const EXECUTABLE: u32 = 0o100755;
+/// A symlink: its blob is the target text, judged as a file's content is.
+const SYMLINK: u32 = 0o120000;
 
 /// The staged files from a directly read index, as `git commit` builds its tree from it: a
 /// folder with a valid cache-tree node whose tree object is present is committed as that tree
@@ -328,7 +331,9 @@ fn staged_from_index(
                 continue 'entries;
             }
         }
-        if entry.intent_to_add || !(entry.mode == REGULAR || entry.mode == EXECUTABLE) {
+        if entry.intent_to_add
+            || !(entry.mode == REGULAR || entry.mode == EXECUTABLE || entry.mode == SYMLINK)
+        {
             continue;
         }
         let oid = git2::Oid::from_bytes(&entry.oid)?;
@@ -622,9 +627,8 @@ impl TreeWalk<'_, '_, '_> {
                 Some(git2::ObjectType::Tree) => {
                     complete &= self.tree(&path, entry.id())?;
                 }
-                Some(git2::ObjectType::Blob)
-                    if entry.filemode() != i32::from(git2::FileMode::Link) =>
-                {
+                // Symlinks too: the target text is in history like any file's content.
+                Some(git2::ObjectType::Blob) => {
                     if (self.skip)(&path) {
                         complete = false;
                     } else if self.seen.blobs.insert(entry.id()) {

@@ -247,7 +247,11 @@ pub fn read(repo: &Repository, commit: Oid, path: &str) -> Result<Checkout, Erro
     let mut files = Vec::new();
     let mut failure = None;
     let walked = tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.kind() != Some(ObjectType::Blob) {
+        // Regular files only: a symlink (mode 120000) is skipped, as kubectl skips it in a
+        // checkout (its blob is the link's target text, not a manifest).
+        if entry.kind() != Some(ObjectType::Blob)
+            || entry.filemode() == i32::from(git2::FileMode::Link)
+        {
             return TreeWalkResult::Ok;
         }
         let Ok(name) = entry.name() else {

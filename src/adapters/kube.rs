@@ -204,3 +204,69 @@ mod tests {
         assert_eq!(serde_json::to_value(&resource).unwrap(), doc);
     }
 }
+
+/// The API server's refusal of a Secret, without its free text. kube-apiserver redacts a
+/// refused Secret's value (`Invalid value: "<secret contents redacted>"`) but not always the
+/// detail after it: Go's JSON error for a `dockerconfigjson` value quotes one of its bytes
+/// (`invalid character 'X' after top-level value`). What is kept: the HTTP code, the reason, and
+/// each cause's field and reason (`data[.dockerconfigjson]: FieldValueInvalid`). Errors that are
+/// not the server's answer pass through unchanged (they carry no part of a request body).
+pub fn redact_api_error(e: kube::Error) -> kube::Error {
+    let kube::Error::Api(mut status) = e else {
+        return e;
+    };
+    status.message = describe_refusal(&status);
+    if let Some(details) = status.details.as_mut() {
+        for c in &mut details.causes {
+            c.message.clear();
+        }
+    }
+    kube::Error::Api(status)
+}
+
+/// A Secret's refusal for a condition, an Event or a log line: the reason and each cause's
+/// field and reason, never the server's message (see [`redact_api_error`]).
+pub fn describe_refusal(status: &kube::core::Status) -> String {
+    let causes: Vec<String> = status
+        .details
+        .as_ref()
+        .map(|d| {
+            d.causes
+                .iter()
+                .map(|c| match (c.field.is_empty(), c.reason.is_empty()) {
+                    (false, false) => format!("{}: {}", c.field, c.reason),
+                    (false, true) => c.field.clone(),
+                    (true, _) => c.reason.clone(),
+                })
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if causes.is_empty() {
+        format!("the API server refused it ({})", status.reason)
+    } else {
+        format!(
+            "the API server refused it ({}): {}",
+            status.reason,
+            causes.join(", ")
+        )
+    }
+}
+
+/// Added to every log filter, whatever `$RUST_LOG` says: kube's client logs a refused request's
+/// whole Status at DEBUG (target `kube_client::client`), and kube-apiserver's text can quote a
+/// byte of a Secret's value (see [`redact_api_error`]). Its HTTP spans
+/// (`kube_client::client::builder`) stay available to a more specific directive.
+pub const LOG_CAPS: &[&str] = &["kube_client::client=info"];
+
+/// `filter` with [`LOG_CAPS`] added.
+pub fn capped_log_filter(
+    mut filter: tracing_subscriber::EnvFilter,
+) -> tracing_subscriber::EnvFilter {
+    for cap in LOG_CAPS {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}

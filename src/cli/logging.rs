@@ -40,7 +40,9 @@ pub fn init_logging(format: LogFormat) -> Result<()> {
 }
 
 fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+    gitops_seal::adapters::kube::capped_log_filter(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    )
 }
 
 /// The subscriber for `format`, writing to `writer`.

@@ -22,7 +22,7 @@ use super::{ControllerError, FIELD_MANAGER};
 use crate::core::keys::parse_identity_file;
 use crate::core::Identity;
 
-pub const IDENTITY_LABEL: &str = "gitops-seal.dev/identity";
+pub use crate::core::names::IDENTITY_LABEL;
 pub const IDENTITY_KEY: &str = "identity.txt";
 /// The name of the first identity Secret: deterministic, so that two controllers starting at
 /// once create the same object and exactly one create succeeds.

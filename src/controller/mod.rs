@@ -305,7 +305,11 @@ pub async fn run(
             }
         }));
     }
-    if let Some(sync_settings) = settings.sync.clone() {
+    if let Some(mut sync_settings) = settings.sync.clone() {
+        // The loop refuses what this controller would (its deny list, --template-deny
+        // included), and writes nothing in the namespace that holds its keys.
+        sync_settings.plan.deny = ctx.deny.clone();
+        sync_settings.plan.protected_namespace = Some(settings.namespace.clone());
         let keys = keys.clone();
         let sync_client = settings
             .sync_client

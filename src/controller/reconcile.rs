@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
@@ -21,6 +21,7 @@ use super::render::{
 };
 use super::{ReconcileError, Settings, FIELD_MANAGER};
 use crate::adapters::kube::SealedSecret as SealedSecretResource;
+use crate::adapters::kube::{describe_refusal, redact_api_error};
 use crate::core::SealedSecret;
 
 /// What every reconcile shares.
@@ -227,6 +228,15 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<usize
         obj.controller_owner_ref(&())
     };
 
+    // What was read before unsealing, carried into every write: a Secret changed, deleted or
+    // made in between is never overwritten.
+    let mut seen: Option<(String, String)> = existing.as_ref().map(|e| {
+        (
+            e.metadata.uid.clone().unwrap_or_default(),
+            e.metadata.resource_version.clone().unwrap_or_default(),
+        )
+    });
+
     // Another controller's ownerReference (adoption, or a SealedSecret recreated under the
     // same name) goes first: only one may say controller: true.
     if let (Some(existing), Some(owner)) = (&existing, &owner) {
@@ -244,12 +254,18 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<usize
                 .filter(|r| r.controller != Some(true) || r.uid == owner.uid)
                 .collect();
             let patch = json!({"metadata": {
+                "uid": existing.metadata.uid,
                 "resourceVersion": existing.metadata.resource_version,
                 "ownerReferences": kept,
             }});
-            secrets
+            let patched = secrets
                 .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
+                .await
+                .map_err(redact_api_error)?;
+            seen = Some((
+                patched.metadata.uid.unwrap_or_default(),
+                patched.metadata.resource_version.unwrap_or_default(),
+            ));
         }
     }
     if adopting {
@@ -257,47 +273,56 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<usize
     }
 
     let keys: Vec<String> = plain.data.keys().cloned().collect();
-    let desired = DesiredSecret::new(&name, &namespace, &plain, owner);
+    let mut desired = DesiredSecret::new(&name, &namespace, &plain, owner);
     let apply = PatchParams::apply(FIELD_MANAGER).force();
-    let result = match secrets.patch(&name, &apply, &Patch::Apply(&desired)).await {
-        Err(kube::Error::Api(s)) if s.code == 422 && is_immutable_refusal(&s.message) => {
-            if !annotation_is(obj, RECREATE_ANNOTATION, "true") {
+    // At most: create, apply, (recreate:) delete, create, apply.
+    let mut recreated = false;
+    let result = loop {
+        let Some(precondition) = seen.take() else {
+            seen = Some(create(&secrets, &desired, &namespace).await?);
+            continue;
+        };
+        desired.precondition = Some(precondition.clone());
+        match secrets.patch(&name, &apply, &Patch::Apply(&desired)).await {
+            Err(kube::Error::Api(s)) if s.code == 422 && cause_is(&s, "metadata.uid") => {
+                // Deleted and made again by someone else since it was read: not ours to write.
+                return Err(Stop::Kube(redact_api_error(kube::Error::Api(s))));
+            }
+            Err(kube::Error::Api(s)) if s.code == 422 && is_immutable_refusal(&s) && !recreated => {
+                if !annotation_is(obj, RECREATE_ANNOTATION, "true") {
+                    return Err(failed(
+                        reason::IMMUTABLE_CHANGED,
+                        format!(
+                            "Secret {namespace}/{name} is immutable or has another type, and \
+                             {}; annotate the SealedSecret {RECREATE_ANNOTATION}: \"true\" to \
+                             delete and create it",
+                            describe_refusal(&s)
+                        ),
+                    ));
+                }
+                let dp = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: Some(precondition.0.clone()),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
+                match secrets.delete(&name, &dp).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(redact_api_error(e).into()),
+                }
+                tracing::info!(secret = %format!("{namespace}/{name}"), "deleted to recreate");
+                recreated = true;
+            }
+            Err(kube::Error::Api(s)) if s.code == 422 => {
                 return Err(failed(
-                    reason::IMMUTABLE_CHANGED,
-                    format!(
-                        "Secret {namespace}/{name} is immutable or has another type, and the \
-                         API server refuses the change ({}); annotate the SealedSecret \
-                         {RECREATE_ANNOTATION}: \"true\" to delete and create it",
-                        s.message
-                    ),
-                ));
+                    reason::INVALID_SPEC,
+                    format!("Secret {namespace}/{name}: {}", describe_refusal(&s)),
+                ))
             }
-            let uid = existing.as_ref().and_then(|e| e.metadata.uid.clone());
-            let dp = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid,
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
-            };
-            match secrets.delete(&name, &dp).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
-            tracing::info!(secret = %format!("{namespace}/{name}"), "deleted to recreate");
-            secrets.patch(&name, &apply, &Patch::Apply(&desired)).await
+            other => break other.map_err(redact_api_error),
         }
-        Err(kube::Error::Api(s)) if s.code == 422 => {
-            return Err(failed(
-                reason::INVALID_SPEC,
-                format!(
-                    "the API server refuses Secret {namespace}/{name}: {}",
-                    s.message
-                ),
-            ))
-        }
-        other => other,
     };
     drop(desired);
     drop(plain);
@@ -321,7 +346,8 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<usize
         let patch = json!({"metadata": {"resourceVersion": rv}, "data": data});
         let mut patched = secrets
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+            .await
+            .map_err(redact_api_error)?;
         wipe(&mut patched);
         tracing::info!(secret = %format!("{namespace}/{name}"), removed = ?extra, "removed keys added by hand");
     }
@@ -336,10 +362,67 @@ fn wipe(secret: &mut Secret) {
     }
 }
 
-/// kube-apiserver's wording for a change to an immutable Secret's data or to any Secret's
-/// type (`field is immutable`, 422 Invalid).
-fn is_immutable_refusal(message: &str) -> bool {
-    message.contains("field is immutable")
+/// Creates the Secret when nothing existed at the read (a POST: a Secret someone else made in
+/// the meantime is a 409, reported as SecretConflict, never overwritten). Its uid and
+/// resourceVersion, for the apply that follows.
+async fn create(
+    secrets: &Api<Secret>,
+    desired: &DesiredSecret<'_>,
+    namespace: &str,
+) -> Result<(String, String), Stop> {
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    let mut body = desired.create_body();
+    let result = secrets.create(&params, &body).await;
+    wipe(&mut body);
+    let name = desired.name;
+    match result {
+        Ok(mut created) => {
+            wipe(&mut created);
+            Ok((
+                created.metadata.uid.clone().unwrap_or_default(),
+                created
+                    .metadata
+                    .resource_version
+                    .clone()
+                    .unwrap_or_default(),
+            ))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(failed(
+            reason::SECRET_CONFLICT,
+            format!(
+                "Secret {namespace}/{name} was created by someone else while this SealedSecret \
+                 was unsealed; it is not managed by gitops-seal: annotate it {ADOPT_ANNOTATION}: \
+                 \"true\" to have it taken over"
+            ),
+        )),
+        Err(kube::Error::Api(s)) if s.code == 422 => Err(failed(
+            reason::INVALID_SPEC,
+            format!("Secret {namespace}/{name}: {}", describe_refusal(&s)),
+        )),
+        Err(e) => Err(redact_api_error(e).into()),
+    }
+}
+
+/// Whether one of the refusal's causes names `field`.
+fn cause_is(status: &kube::core::Status, field: &str) -> bool {
+    status
+        .details
+        .as_ref()
+        .is_some_and(|d| d.causes.iter().any(|c| c.field == field))
+}
+
+/// kube-apiserver's refusal of a change to an immutable Secret's data or to any Secret's type
+/// (422 Invalid, `field is immutable`, on `data`, `immutable` or `type`).
+fn is_immutable_refusal(status: &kube::core::Status) -> bool {
+    status.details.as_ref().is_some_and(|d| {
+        d.causes.iter().any(|c| {
+            matches!(c.field.as_str(), "data" | "immutable" | "type")
+                && c.message.contains("field is immutable")
+        })
+    })
 }
 
 /// Writes `status` with server-side apply on the status subresource.
@@ -381,16 +464,41 @@ async fn write_status(
 
 #[cfg(test)]
 mod tests {
-    use super::is_immutable_refusal;
+    use super::{cause_is, is_immutable_refusal};
+    use kube::core::Status;
+
+    fn refusal(causes: &[(&str, &str)]) -> Status {
+        let causes: Vec<serde_json::Value> = causes
+            .iter()
+            .map(|(field, message)| {
+                serde_json::json!({"reason": "FieldValueInvalid", "message": message, "field": field})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "status": "Failure", "message": "Secret \"db\" is invalid", "reason": "Invalid",
+            "code": 422, "details": {"name": "db", "kind": "Secret", "causes": causes},
+        }))
+        .unwrap()
+    }
 
     #[test]
-    fn immutable_refusals_are_recognised() {
-        assert!(is_immutable_refusal(
-            "Secret \"db\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
-        ));
-        assert!(is_immutable_refusal(
-            "Secret \"db\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"
-        ));
-        assert!(!is_immutable_refusal("metadata.labels: Invalid value"));
+    fn immutable_refusals_are_recognised_by_their_causes() {
+        assert!(is_immutable_refusal(&refusal(&[(
+            "data",
+            "Forbidden: field is immutable when `immutable` is set"
+        )])));
+        assert!(is_immutable_refusal(&refusal(&[(
+            "type",
+            "Invalid value: \"kubernetes.io/tls\": field is immutable"
+        )])));
+        // Another uid is "field is immutable" too, but on metadata.uid: a replaced Secret, not
+        // one to delete and create.
+        let uid = refusal(&[("metadata.uid", "Invalid value: \"x\": field is immutable")]);
+        assert!(!is_immutable_refusal(&uid));
+        assert!(cause_is(&uid, "metadata.uid"));
+        assert!(!is_immutable_refusal(&refusal(&[(
+            "metadata.labels",
+            "Invalid value"
+        )])));
     }
 }

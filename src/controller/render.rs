@@ -18,7 +18,7 @@ use crate::Error;
 pub const MANAGED_BY_LABEL: &str = "gitops-seal.dev/managed-by";
 pub const MANAGED_BY_VALUE: &str = "controller";
 /// On a Secret the controller does not manage: `"true"` lets it take the Secret over.
-pub const ADOPT_ANNOTATION: &str = "gitops-seal.dev/adopt";
+pub use crate::core::names::ADOPT_ANNOTATION;
 /// On a SealedSecret: `"true"` deletes and creates an immutable Secret (or one whose type
 /// changed) instead of reporting ImmutableChanged.
 pub const RECREATE_ANNOTATION: &str = "gitops-seal.dev/recreate";
@@ -115,6 +115,10 @@ pub struct DesiredSecret<'a> {
     pub namespace: &'a str,
     pub secret: &'a PlainSecret,
     pub owner: Option<OwnerReference>,
+    /// The uid and resourceVersion read before unsealing, carried into the apply: a Secret
+    /// changed or made again in between is refused (409 Conflict, 422 on the uid) rather than
+    /// overwritten.
+    pub precondition: Option<(String, String)>,
 }
 
 impl<'a> DesiredSecret<'a> {
@@ -129,6 +133,7 @@ impl<'a> DesiredSecret<'a> {
             namespace,
             secret,
             owner,
+            precondition: None,
         }
     }
 
@@ -141,6 +146,34 @@ impl<'a> DesiredSecret<'a> {
             .collect();
         labels.insert(MANAGED_BY_LABEL, MANAGED_BY_VALUE);
         labels
+    }
+}
+
+impl DesiredSecret<'_> {
+    /// The body of the create that comes before the first apply (a POST, the one write that
+    /// fails when something exists under the name): type, data and the managed-by label, which
+    /// the type's rules and the controller's watch need. Everything else comes with the apply
+    /// that follows, so that the apply's field manager owns it and can drop it later (data keys
+    /// dropped later are removed as hand-added keys are). Wipe its data once sent.
+    pub fn create_body(&self) -> k8s_openapi::api::core::v1::Secret {
+        use k8s_openapi::ByteString;
+        k8s_openapi::api::core::v1::Secret {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(self.name.to_owned()),
+                namespace: Some(self.namespace.to_owned()),
+                labels: Some([(MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned())].into()),
+                ..Default::default()
+            },
+            type_: Some(self.secret.secret_type.clone()),
+            data: Some(
+                self.secret
+                    .data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ByteString(v.to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
     }
 }
 
@@ -163,6 +196,10 @@ impl Serialize for Metadata<'_, '_> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("name", d.name)?;
         m.serialize_entry("namespace", d.namespace)?;
+        if let Some((uid, rv)) = &d.precondition {
+            m.serialize_entry("uid", uid)?;
+            m.serialize_entry("resourceVersion", rv)?;
+        }
         m.serialize_entry("labels", &d.labels())?;
         if !d.secret.annotations.is_empty() {
             m.serialize_entry("annotations", &d.secret.annotations)?;

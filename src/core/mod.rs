@@ -9,6 +9,7 @@ pub mod keys;
 pub mod kubeyaml;
 pub mod manifest;
 pub mod merge;
+pub mod names;
 pub mod rules;
 pub mod seal;
 pub mod sealed;

@@ -6,14 +6,17 @@
 
 pub mod plan;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{
+    DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, Preconditions,
+};
 use kube::discovery::{ApiResource, Discovery, Scope};
 use kube::{Api, Client};
 use serde_json::json;
@@ -23,7 +26,7 @@ use crate::adapters::gitsource::Auth;
 use crate::core::error::Error;
 use crate::core::yaml;
 use crate::core::Identity;
-use plan::{ObjectRef, Plan, PlanOptions, Planned, PRUNE_ANNOTATION, SYNC_LABEL};
+use plan::{LiveMeta, ObjectRef, Ownership, Plan, PlanOptions, Planned};
 
 /// An annotation on the status ConfigMap that suspends the loop (`"true"`).
 pub const SUSPEND_ANNOTATION: &str = "gitops-seal.dev/suspend";
@@ -179,6 +182,10 @@ struct Status {
     /// `lastAppliedCommit` and `lastAppliedTime`, kept through failed passes (an apply that
     /// left them out would remove them).
     last_applied: Option<(String, String)>,
+    /// The status ConfigMap does not exist (a first pass, or a lost record): objects carrying
+    /// this sync's label and its field manager's apply count as its own (see
+    /// [`plan::ownership`]).
+    lost: bool,
 }
 
 /// Fetches and plans the commit: everything before the first request to the cluster.
@@ -372,104 +379,189 @@ where
     done
 }
 
-/// Dry-runs, then applies, one stage. Every object is checked (placement, the label of another
-/// sync) and dry-run before the first real apply; `applied` collects what was applied, including
-/// what was in flight when another apply failed. Each step keeps [`STAGE_CONCURRENCY`] requests
-/// in flight; the failure reported is the first in the plan's order.
-async fn apply_stage(
+/// One object of the plan, placed: the API it goes to, and who owns it.
+struct Placed<'a> {
+    o: &'a Planned,
+    api: Api<DynamicObject>,
+    ownership: Ownership,
+}
+
+/// What the cluster holds under one name, from a metadata list (see [`LiveMeta`]).
+fn live_meta(m: &ObjectMeta) -> LiveMeta {
+    LiveMeta {
+        uid: m.uid.clone(),
+        labels: m.labels.clone().unwrap_or_default(),
+        annotations: m.annotations.clone().unwrap_or_default(),
+        applied_by_sync: m.managed_fields.iter().flatten().any(|f| {
+            f.manager.as_deref() == Some(FIELD_MANAGER)
+                && f.operation.as_deref() == Some("Apply")
+                && f.subresource.as_deref().unwrap_or_default().is_empty()
+        }),
+    }
+}
+
+/// Everything of one kind in one namespace (or cluster-wide), metadata only, by name.
+async fn list_live(api: &Api<DynamicObject>) -> Result<BTreeMap<String, LiveMeta>, kube::Error> {
+    let mut out = BTreeMap::new();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = api.list_metadata(&params).await?;
+        for item in &page.items {
+            if let Some(name) = &item.metadata.name {
+                out.insert(name.clone(), live_meta(&item.metadata));
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Places every object and decides who owns it, with one metadata-only list per kind and
+/// namespace (not a request per object). Refuses the first object that is not this sync's to
+/// write (see [`plan::ownership`]).
+async fn check<'a>(
     client: &Client,
     discovery: &Discovery,
     settings: &Settings,
-    objects: &[&Planned],
-    applied: &mut BTreeSet<ObjectRef>,
-) -> Result<(), SyncError> {
-    let mut placed = Vec::with_capacity(objects.len());
+    status: &Status,
+    objects: &[&'a Planned],
+) -> Result<Vec<Placed<'a>>, SyncError> {
+    let mut groups: BTreeMap<(String, String, Option<String>), Api<DynamicObject>> =
+        BTreeMap::new();
+    let mut keyed = Vec::with_capacity(objects.len());
     for o in objects {
         let (ar, scope) = place(discovery, settings, o)?;
-        let api = api_for(client, &ar, &scope, o.target.namespace.as_deref());
-        placed.push((*o, api));
+        let ns = match scope {
+            Scope::Namespaced => o.target.namespace.clone(),
+            Scope::Cluster => None,
+        };
+        let key = (ar.api_version.clone(), ar.plural.clone(), ns.clone());
+        groups
+            .entry(key.clone())
+            .or_insert_with(|| api_for(client, &ar, &scope, ns.as_deref()));
+        keyed.push((*o, key, api_for(client, &ar, &scope, ns.as_deref())));
     }
-    let owners = bounded(&placed, STAGE_CONCURRENCY, |(o, api)| async move {
-        let live = api.get_opt(&o.target.name).await?;
-        let other = live
-            .and_then(|l| l.metadata.labels)
-            .and_then(|mut l| l.remove(SYNC_LABEL))
-            .filter(|other| *other != settings.name);
-        match other {
-            Some(other) => Err(refused(
-                o,
-                format!(
-                    "it belongs to sync {other:?}; sync {:?} will not take it over",
-                    settings.name
-                ),
-            )),
-            None => Ok(()),
+    let groups: Vec<_> = groups.into_iter().collect();
+    let lists = bounded(&groups, STAGE_CONCURRENCY, |(_, api)| list_live(api)).await;
+    let mut live = BTreeMap::new();
+    for (i, result) in lists {
+        live.insert(groups[i].0.clone(), result?);
+    }
+    let mut placed = Vec::with_capacity(keyed.len());
+    let mut recovered = 0usize;
+    for (o, key, api) in keyed {
+        let found = live.get(&key).and_then(|l| l.get(&o.target.name));
+        let ownership = plan::ownership(
+            &o.target,
+            found,
+            &settings.name,
+            &status.inventory,
+            status.lost,
+        );
+        if let Ownership::Foreign(why) = ownership {
+            return Err(refused(o, why));
         }
+        if matches!(ownership, Ownership::Ours { .. }) && !status.inventory.contains(&o.target) {
+            recovered += 1;
+        }
+        placed.push(Placed { o, api, ownership });
+    }
+    if recovered > 0 {
+        tracing::warn!(
+            sync = %settings.name, objects = recovered,
+            "the status ConfigMap {} is gone: objects carrying this sync's label and applied by \
+             its field manager are taken as its own again",
+            settings.status_configmap()
+        );
+    }
+    Ok(placed)
+}
+
+/// The apply body: the object with the sync label, and the uid checked, so that an object
+/// deleted and made again by someone else in between is refused rather than taken over.
+fn body(p: &Placed<'_>, sync: &str) -> serde_json::Value {
+    let mut body = p.o.to_apply(sync);
+    if let Some(uid) = p.ownership.uid() {
+        body["metadata"]["uid"] = json!(uid);
+    }
+    body
+}
+
+/// A Secret's refusal is reported by field and reason only (see
+/// [`redact_api_error`](crate::adapters::kube::redact_api_error)).
+fn reported(o: &Planned, e: kube::Error) -> kube::Error {
+    if o.target.group().is_empty() && o.target.kind == "Secret" {
+        crate::adapters::kube::redact_api_error(e)
+    } else {
+        e
+    }
+}
+
+/// Server dry runs (`dry_run`) or applies of `placed`, [`STAGE_CONCURRENCY`] in flight;
+/// `applied` collects what was applied, including what was in flight when another apply
+/// failed. The failure reported is the first in the plan's order.
+async fn send(
+    settings: &Settings,
+    placed: &[Placed<'_>],
+    dry_run: bool,
+    applied: &mut BTreeSet<ObjectRef>,
+) -> Result<(), SyncError> {
+    let results = bounded(placed, STAGE_CONCURRENCY, |p| async move {
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = dry_run;
+        let mut body = body(p, &settings.name);
+        let result = p
+            .api
+            .patch(&p.o.target.name, &params, &Patch::Apply(&body))
+            .await;
+        yaml::wipe(&mut body);
+        result.map(|mut obj| {
+            if let Some(d) = obj.data.as_object_mut() {
+                d.values_mut().for_each(yaml::wipe);
+            }
+        })
     })
     .await;
-    if let Some((_, Err(e))) = owners.into_iter().find(|(_, r)| r.is_err()) {
-        return Err(e);
-    }
-    for dry_run in [true, false] {
-        let results = bounded(&placed, STAGE_CONCURRENCY, |(o, api)| async move {
-            let mut params = PatchParams::apply(FIELD_MANAGER).force();
-            params.dry_run = dry_run;
-            let mut body = o.to_apply(&settings.name);
-            let result = api
-                .patch(&o.target.name, &params, &Patch::Apply(&body))
-                .await;
-            yaml::wipe(&mut body);
-            result.map(|mut obj| {
-                if let Some(d) = obj.data.as_object_mut() {
-                    d.values_mut().for_each(yaml::wipe);
-                }
-            })
-        })
-        .await;
-        let mut first_failure = None;
-        for (i, result) in results {
-            let o = placed[i].0;
-            match result {
-                Ok(()) if !dry_run => {
-                    applied.insert(o.target.clone());
-                }
-                Ok(()) => {}
-                Err(source) if first_failure.is_none() => {
-                    let (file, document, object) =
-                        (o.file.clone(), o.document, o.target.to_string());
-                    first_failure = Some(if dry_run {
-                        SyncError::DryRun {
-                            file,
-                            document,
-                            object,
-                            source,
-                        }
-                    } else {
-                        SyncError::Apply {
-                            file,
-                            document,
-                            object,
-                            source,
-                        }
-                    });
-                }
-                Err(_) => {}
+    let mut first_failure = None;
+    for (i, result) in results {
+        let o = placed[i].o;
+        match result {
+            Ok(()) if !dry_run => {
+                applied.insert(o.target.clone());
             }
-        }
-        if let Some(e) = first_failure {
-            return Err(e);
+            Ok(()) => {}
+            Err(source) if first_failure.is_none() => {
+                let (file, document, object) = (o.file.clone(), o.document, o.target.to_string());
+                let source = reported(o, source);
+                first_failure = Some(if dry_run {
+                    SyncError::DryRun {
+                        file,
+                        document,
+                        object,
+                        source,
+                    }
+                } else {
+                    SyncError::Apply {
+                        file,
+                        document,
+                        object,
+                        source,
+                    }
+                });
+            }
+            Err(_) => {}
         }
     }
-    Ok(())
+    first_failure.map_or(Ok(()), Err)
 }
 
 async fn read_status(client: &Client, settings: &Settings) -> Result<Status, kube::Error> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
-    let mut data = api
-        .get_opt(&settings.status_configmap())
-        .await?
-        .and_then(|c| c.data)
-        .unwrap_or_default();
+    let found = api.get_opt(&settings.status_configmap()).await?;
+    let lost = found.is_none();
+    let mut data = found.and_then(|c| c.data).unwrap_or_default();
     let inventory = data
         .remove("inventory")
         .map(|text| text.lines().filter_map(ObjectRef::from_line).collect())
@@ -480,6 +572,7 @@ async fn read_status(client: &Client, settings: &Settings) -> Result<Status, kub
     Ok(Status {
         inventory,
         last_applied,
+        lost,
     })
 }
 
@@ -599,12 +692,37 @@ where
     report.commit = commit;
     let mut discovery = discover(client).await?;
 
-    // Stage 1: Namespaces and CRDs; wait until the CRDs are Established.
+    // Everything that can be checked and dry-run before the first write is: all but the objects
+    // of a kind this commit's CRDs bring and those in a Namespace this commit creates (neither
+    // exists yet, so the API server cannot judge them). A commit refused there applies nothing.
     let first: Vec<&Planned> = plan.stage(0).collect();
-    apply_stage(client, &discovery, settings, &first, applied).await?;
+    let first = check(client, &discovery, settings, status, &first).await?;
+    let new_namespaces: BTreeSet<&str> = first
+        .iter()
+        .filter(|p| p.ownership == Ownership::Create && p.o.target.kind == "Namespace")
+        .map(|p| p.o.target.name.as_str())
+        .collect();
+    let brings_crds = first
+        .iter()
+        .any(|p| p.o.target.kind == "CustomResourceDefinition");
+    let (now, later): (Vec<&Planned>, Vec<&Planned>) = plan.stage(1).partition(|o| {
+        let known = discovery.resolve_gvk(&gvk(&o.target)).is_some();
+        let in_new_namespace = o
+            .target
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| new_namespaces.contains(ns));
+        (known || !brings_crds) && !in_new_namespace
+    });
+    let now = check(client, &discovery, settings, status, &now).await?;
+    send(settings, &first, true, applied).await?;
+    send(settings, &now, true, applied).await?;
+
+    // Stage 1: Namespaces and CRDs; wait until the CRDs are Established.
+    send(settings, &first, false, applied).await?;
     let crds: Vec<&Planned> = first
         .iter()
-        .copied()
+        .map(|p| p.o)
         .filter(|o| o.target.kind == "CustomResourceDefinition")
         .collect();
     if !crds.is_empty() {
@@ -625,9 +743,13 @@ where
         discovery = discover(client).await?;
     }
 
-    // Stage 2: everything else.
-    let second: Vec<&Planned> = plan.stage(1).collect();
-    apply_stage(client, &discovery, settings, &second, applied).await?;
+    // Stage 2: everything else; what could not be judged before stage 1 is checked and
+    // dry-run now, before any of stage 2 is written.
+    let later = check(client, &discovery, settings, status, &later).await?;
+    send(settings, &later, true, applied).await?;
+    let mut second = now;
+    second.extend(later);
+    send(settings, &second, false, applied).await?;
     report.applied = applied.len();
 
     // Prune what the last successful pass applied and this commit no longer declares.
@@ -659,38 +781,48 @@ where
     Ok(kept)
 }
 
-/// Deletes one object of the old inventory if it still carries this sync's label and does not
-/// opt out; `Ok(false)` when there was nothing to delete.
+/// Deletes one object of the old inventory if this sync created it and it does not opt out
+/// ([`plan::may_prune`]), with its uid as a precondition (an object made again by someone else
+/// under the same name in between is left alone); `Ok(false)` when nothing was deleted.
 async fn prune_one(
     client: &Client,
     discovery: &Discovery,
     settings: &Settings,
     r: &ObjectRef,
 ) -> Result<bool, kube::Error> {
+    if settings.plan.protected_namespace.is_some()
+        && r.namespace == settings.plan.protected_namespace
+    {
+        return Ok(false);
+    }
     let Some((ar, caps)) = discovery.resolve_gvk(&gvk(r)) else {
         return Ok(false);
     };
     let api = api_for(client, &ar, &caps.scope, r.namespace.as_deref());
-    let Some(live) = api.get_opt(&r.name).await? else {
+    let Some(live) = api.get_metadata_opt(&r.name).await? else {
         return Ok(false);
     };
-    let ours = live
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(SYNC_LABEL))
-        .is_some_and(|v| *v == settings.name);
-    let keep = live
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(PRUNE_ANNOTATION))
-        .is_some_and(|v| v == "false");
-    if !ours || keep {
+    let live = live_meta(&live.metadata);
+    if let Err(why) = plan::may_prune(r, &live, &settings.name) {
+        tracing::info!(sync = %settings.name, object = %r, why, "not pruned");
         return Ok(false);
     }
-    api.delete(&r.name, &DeleteParams::default()).await?;
-    Ok(true)
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: live.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&r.name, &params).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            tracing::info!(sync = %settings.name, object = %r, "not pruned: replaced by another object of the same name");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The loop: a pass at once, then every `interval`; a failed pass backs off (5 s doubling, up

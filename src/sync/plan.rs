@@ -7,8 +7,10 @@ use std::fmt;
 
 use serde_json::{json, Value};
 
+use crate::core::deny::DenyList;
 use crate::core::error::{Error, ErrorKind};
 use crate::core::manifest::{self, DocKind};
+use crate::core::names::{ADOPT_ANNOTATION, IDENTITY_LABEL};
 use crate::core::secret::{self, PlainSecret};
 use crate::core::yaml;
 use crate::core::{Identity, SealedSecret};
@@ -174,6 +176,48 @@ impl Plan {
 pub struct PlanOptions {
     /// Accept plaintext Secrets with values in the tree (the repository already leaks them).
     pub allow_plaintext_secrets: bool,
+    /// The template deny list every SealedSecret is checked against, as the controller checks
+    /// it (the default list, plus the controller's `--template-deny` inside the controller).
+    pub deny: DenyList,
+    /// A namespace the commit may not write to at all (inside the controller: its own, which
+    /// holds its identities and its recipients ConfigMap).
+    pub protected_namespace: Option<String>,
+}
+
+/// Refuses what no commit may declare, whatever the sync's other settings: an object in the
+/// protected namespace (or that Namespace itself), and a Secret carrying the identity label.
+fn check_target(
+    planned: &Planned,
+    labels: Option<&Value>,
+    options: &PlanOptions,
+) -> Result<(), Error> {
+    let t = &planned.target;
+    if let Some(protected) = &options.protected_namespace {
+        let inside = t.namespace.as_deref() == Some(protected.as_str())
+            || (t.group().is_empty() && t.kind == "Namespace" && t.name == *protected);
+        if inside {
+            return Err(located(
+                Error::from(ErrorKind::Invalid(format!(
+                    "namespace {protected} is the controller's own (its keys live there): a sync never writes to it"
+                )))
+                .in_object(t.to_string()),
+                &planned.file,
+                planned.document,
+            ));
+        }
+    }
+    let is_secret = t.group().is_empty() && t.kind == "Secret";
+    if is_secret && labels.is_some_and(|l| l.get(IDENTITY_LABEL).is_some()) {
+        return Err(located(
+            Error::from(ErrorKind::Invalid(format!(
+                "a Secret labelled {IDENTITY_LABEL} would be loaded as a controller key: a sync never writes one"
+            )))
+            .in_object(t.to_string()),
+            &planned.file,
+            planned.document,
+        ));
+    }
+    Ok(())
 }
 
 fn located(e: impl Into<Error>, file: &str, document: usize) -> Error {
@@ -242,6 +286,12 @@ pub fn plan(
                 DocKind::SealedSecret => {
                     let sealed =
                         SealedSecret::parse(doc).map_err(|e| located(e, &file.path, document))?;
+                    // What the controller refuses (its own labels, replication annotations),
+                    // a sync refuses too, before anything is unsealed.
+                    options
+                        .deny
+                        .refuse(&sealed)
+                        .map_err(|e| located(e, &file.path, document))?;
                     let plain = sealed
                         .unseal(identities, None)
                         .map_err(|e| located(e, &file.path, document))?;
@@ -299,6 +349,11 @@ pub fn plan(
                     manifest_object(raw, &file.path, document)?
                 }
             };
+            let labels = match &planned.desired {
+                Desired::Manifest(v) => v["metadata"].get("labels").cloned(),
+                Desired::Secret(s) => Some(secret::string_map(&s.labels)),
+            };
+            check_target(&planned, labels.as_ref(), options)?;
             if let Some((f, d)) = seen.insert(
                 planned.target.clone(),
                 (planned.file.clone(), planned.document),
@@ -354,6 +409,120 @@ fn manifest_object(raw: Value, file: &str, document: usize) -> Result<Planned, E
         document,
         unsealed_values: None,
     })
+}
+
+/// What the cluster holds under one object's name: all that ownership is decided on (read from
+/// one metadata-only list per kind and namespace, not a request per object).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveMeta {
+    pub uid: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Whether `managedFields` holds an `Apply` entry of the sync's field manager: the trace
+    /// of an apply by a sync, which a label put on by hand does not leave.
+    pub applied_by_sync: bool,
+}
+
+impl LiveMeta {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+/// What a sync may do with one object of its plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// Nothing by that name: it is created.
+    Create,
+    /// This sync created it: it is changed, with its uid as a precondition.
+    Ours { uid: Option<String> },
+    /// Someone else's, annotated `gitops-seal.dev/adopt: "true"`: taken over, with its uid as a
+    /// precondition.
+    Adopt { uid: Option<String> },
+    /// Not this sync's to change; why, and what would make it so.
+    Foreign(String),
+}
+
+impl Ownership {
+    /// The uid the write must carry (`metadata.uid` in the apply: another object by the same
+    /// name, made in between, is refused by the API server).
+    pub fn uid(&self) -> Option<&str> {
+        match self {
+            Ownership::Ours { uid } | Ownership::Adopt { uid } => uid.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Who owns `target`, given what the cluster holds under its name. A sync changes an existing
+/// object only when it created it, which takes all three of: this sync's label, an `Apply` by
+/// the sync's field manager in `managedFields`, and the object in this sync's inventory (the
+/// status ConfigMap's). When the status ConfigMap is gone (`inventory_lost`), the first two
+/// suffice, so a sync recovers its own objects; a label alone never does. Anything else needs
+/// the adopt annotation. A Secret holding a controller identity is never anyone's to change.
+pub fn ownership(
+    target: &ObjectRef,
+    live: Option<&LiveMeta>,
+    sync: &str,
+    inventory: &BTreeSet<ObjectRef>,
+    inventory_lost: bool,
+) -> Ownership {
+    let Some(live) = live else {
+        return Ownership::Create;
+    };
+    if target.group().is_empty()
+        && target.kind == "Secret"
+        && live.labels.contains_key(IDENTITY_LABEL)
+    {
+        return Ownership::Foreign(format!(
+            "it holds a controller identity (label {IDENTITY_LABEL}): no sync changes it"
+        ));
+    }
+    match live.label(SYNC_LABEL) {
+        Some(other) if other != sync => {
+            return Ownership::Foreign(format!(
+                "it belongs to sync {other:?}; sync {sync:?} will not take it over"
+            ))
+        }
+        Some(_) if live.applied_by_sync && (inventory_lost || inventory.contains(target)) => {
+            return Ownership::Ours {
+                uid: live.uid.clone(),
+            }
+        }
+        _ => {}
+    }
+    if live.annotations.get(ADOPT_ANNOTATION).map(String::as_str) == Some("true") {
+        return Ownership::Adopt {
+            uid: live.uid.clone(),
+        };
+    }
+    Ownership::Foreign(format!(
+        "it exists and sync {sync:?} did not create it; annotate it {ADOPT_ANNOTATION}: \"true\" \
+         to let this sync take it over"
+    ))
+}
+
+/// Whether a prune may delete `live` (an object of the inventory this commit dropped): only
+/// what this sync created (its label and its field manager's `Apply`, as for [`ownership`]),
+/// never a controller identity, never one annotated `gitops-seal.dev/prune: "false"`. The
+/// reason it is kept otherwise.
+pub fn may_prune(target: &ObjectRef, live: &LiveMeta, sync: &str) -> Result<(), &'static str> {
+    if target.group().is_empty()
+        && target.kind == "Secret"
+        && live.labels.contains_key(IDENTITY_LABEL)
+    {
+        return Err("it holds a controller identity");
+    }
+    if live.label(SYNC_LABEL) != Some(sync) {
+        return Err("it does not carry this sync's label");
+    }
+    if !live.applied_by_sync {
+        return Err("no apply of the sync's field manager is recorded on it");
+    }
+    if live.annotations.get(PRUNE_ANNOTATION).map(String::as_str) == Some("false") {
+        return Err("it is annotated gitops-seal.dev/prune: \"false\"");
+    }
+    Ok(())
 }
 
 /// What to prune: objects the last fully successful pass applied (`previous`) that this plan no
@@ -540,6 +709,7 @@ mod tests {
         // A plaintext Secret is accepted only on request.
         let options = PlanOptions {
             allow_plaintext_secrets: true,
+            ..PlanOptions::default()
         };
         let p =
             "apiVersion: v1\nkind: Secret\nmetadata: {name: p, namespace: x}\nstringData: {a: b}\n";
@@ -593,5 +763,160 @@ mod tests {
         assert_eq!(builtin_scope("v1", "Secret"), Some(true));
         assert_eq!(builtin_scope("v1", "Namespace"), Some(false));
         assert_eq!(builtin_scope("example.dev/v1", "Widget"), None);
+    }
+
+    fn live(labels: &[(&str, &str)], annotations: &[(&str, &str)], applied: bool) -> LiveMeta {
+        let map = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        LiveMeta {
+            uid: Some("u1".into()),
+            labels: map(labels),
+            annotations: map(annotations),
+            applied_by_sync: applied,
+        }
+    }
+
+    #[test]
+    fn ownership_takes_label_apply_and_inventory_or_the_adopt_annotation() {
+        let cm = ObjectRef::from_line("v1 ConfigMap x c").unwrap();
+        let secret = ObjectRef::from_line("v1 Secret x s").unwrap();
+        let inv: BTreeSet<ObjectRef> = [cm.clone(), secret.clone()].into_iter().collect();
+        let none = BTreeSet::new();
+        let ours = live(&[(SYNC_LABEL, "apps")], &[], true);
+        let own = |t: &ObjectRef, l: Option<&LiveMeta>, inv: &BTreeSet<ObjectRef>, lost: bool| {
+            ownership(t, l, "apps", inv, lost)
+        };
+        assert_eq!(own(&cm, None, &none, false), Ownership::Create);
+        assert_eq!(
+            own(&cm, Some(&ours), &inv, false),
+            Ownership::Ours {
+                uid: Some("u1".into())
+            }
+        );
+        assert_eq!(own(&cm, Some(&ours), &inv, false).uid(), Some("u1"));
+        // Each of the three missing: not ours.
+        assert!(matches!(
+            own(&cm, Some(&ours), &none, false),
+            Ownership::Foreign(_)
+        ));
+        let label_only = live(&[(SYNC_LABEL, "apps")], &[], false);
+        assert!(matches!(
+            own(&cm, Some(&label_only), &inv, false),
+            Ownership::Foreign(_)
+        ));
+        assert!(matches!(
+            own(&cm, Some(&label_only), &inv, true),
+            Ownership::Foreign(_)
+        ));
+        let unlabelled = live(&[], &[], true);
+        assert!(matches!(
+            own(&cm, Some(&unlabelled), &inv, false),
+            Ownership::Foreign(_)
+        ));
+        // A lost inventory: label and apply suffice.
+        assert!(matches!(
+            own(&cm, Some(&ours), &none, true),
+            Ownership::Ours { .. }
+        ));
+        // Another sync's: never, adopt or not.
+        let other = live(
+            &[(SYNC_LABEL, "other")],
+            &[(ADOPT_ANNOTATION, "true")],
+            true,
+        );
+        let Ownership::Foreign(why) = own(&cm, Some(&other), &inv, false) else {
+            panic!("another sync's object");
+        };
+        assert!(why.contains("\"other\""), "{why}");
+        // Consent.
+        let adopt = live(&[], &[(ADOPT_ANNOTATION, "true")], false);
+        assert_eq!(
+            own(&cm, Some(&adopt), &none, false),
+            Ownership::Adopt {
+                uid: Some("u1".into())
+            }
+        );
+        // A controller identity: never, whatever it carries.
+        let identity = live(
+            &[(IDENTITY_LABEL, "true"), (SYNC_LABEL, "apps")],
+            &[(ADOPT_ANNOTATION, "true")],
+            true,
+        );
+        assert!(matches!(
+            own(&secret, Some(&identity), &inv, true),
+            Ownership::Foreign(_)
+        ));
+    }
+
+    #[test]
+    fn a_prune_takes_only_what_the_sync_applied() {
+        let cm = ObjectRef::from_line("v1 ConfigMap x c").unwrap();
+        let secret = ObjectRef::from_line("v1 Secret x s").unwrap();
+        assert!(may_prune(&cm, &live(&[(SYNC_LABEL, "apps")], &[], true), "apps").is_ok());
+        assert!(may_prune(&cm, &live(&[(SYNC_LABEL, "apps")], &[], false), "apps").is_err());
+        assert!(may_prune(&cm, &live(&[(SYNC_LABEL, "b")], &[], true), "apps").is_err());
+        assert!(may_prune(
+            &cm,
+            &live(
+                &[(SYNC_LABEL, "apps")],
+                &[(PRUNE_ANNOTATION, "false")],
+                true
+            ),
+            "apps"
+        )
+        .is_err());
+        assert!(may_prune(
+            &secret,
+            &live(&[(SYNC_LABEL, "apps"), (IDENTITY_LABEL, "true")], &[], true),
+            "apps"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn the_deny_list_and_the_protected_namespace_refuse_the_commit() {
+        let id = Identity::generate();
+        let plain = PlainSecret {
+            name: "s".into(),
+            namespace: Some("x".into()),
+            secret_type: "Opaque".into(),
+            labels: [(IDENTITY_LABEL.to_string(), "true".to_string())].into(),
+            data: [("k".to_string(), zeroize::Zeroizing::new(b"v".to_vec()))].into(),
+            ..PlainSecret::default()
+        };
+        let sealed = SealedSecret::seal(
+            &plain,
+            &[id.to_recipient().unwrap()],
+            crate::core::Scope::Strict,
+            None,
+            None,
+        )
+        .unwrap();
+        let text = serde_json::to_string(&sealed.to_value()).unwrap();
+        let err = plan(
+            &[file("s.yaml", &text)],
+            std::slice::from_ref(&id),
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), "InvalidSpec", "{err}");
+        assert_eq!(err.location.file.as_deref(), Some("s.yaml"));
+
+        let options = PlanOptions {
+            protected_namespace: Some("keys".into()),
+            ..PlanOptions::default()
+        };
+        for text in [
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: keys}\n",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: keys}\n",
+        ] {
+            let err = plan(&[file("p.yaml", text)], &[], &options).unwrap_err();
+            assert!(err.to_string().contains("controller's own"), "{err}");
+        }
+        let elsewhere = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: apps}\n";
+        assert!(plan(&[file("p.yaml", elsewhere)], &[], &options).is_ok());
     }
 }

@@ -803,7 +803,7 @@ fn git_staged(s: &Sandbox) -> std::collections::BTreeSet<(String, String)> {
         let path = fields.next().unwrap();
         let parts: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
         let (mode, blob, status) = (parts[1], parts[3], parts[4]);
-        if matches!(status, "A" | "M" | "T") && matches!(mode, "100644" | "100755") {
+        if matches!(status, "A" | "M" | "T") && matches!(mode, "100644" | "100755" | "120000") {
             out.insert((path.to_string(), blob.to_string()));
         }
     }
@@ -1389,4 +1389,41 @@ fn split_and_sparse_indexes_are_judged_from_the_tree_git_writes() {
     git(&s, &["add", "deploy/last.yaml"]).ok();
     commit(&s, "clean, sparse").ok();
     assert!(committed(&s, "other/cfg.yaml").contains("ConfigMap"));
+}
+
+/// A symlink's blob is its target text, and Git keeps that text for ever: the hook and
+/// `scan --history` judge it as they judge a file's content (sync never reads symlinks, see
+/// `kube::sync_guards::sync_skips_symlinks`). A target text that is a plaintext Secret is
+/// refused; an ordinary symlink commits.
+#[test]
+fn a_symlink_whose_target_text_is_a_plaintext_secret_is_judged() {
+    let s = repo(&[]);
+    std::os::unix::fs::symlink(PLAIN, s.path("leak.yaml")).unwrap();
+    git(&s, &["add", "-A"]).ok();
+    let before = head(&s);
+    let c = commit(&s, "leak through a symlink").fails();
+    assert_eq!(head(&s), before, "the commit must not happen");
+    assert!(
+        c.stderr.contains("leak.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        c.stderr
+    );
+    assert!(!c.stderr.contains("hunter2"), "{}", c.stderr);
+
+    // Committed past the hook: the history scan finds it.
+    git(&s, &["commit", "-qm", "oops", "--no-verify"]).ok();
+    let h = s.run(&["scan", "--history"]);
+    assert_eq!(h.code, 1, "{}", h.stderr);
+    assert!(
+        h.stdout.contains("leak.yaml: document 1 (Secret prod/db)"),
+        "{}",
+        h.stdout
+    );
+
+    // An ordinary symlink is fine.
+    git(&s, &["rm", "-q", "leak.yaml"]).ok();
+    std::os::unix::fs::symlink("cfg.yaml", s.path("link.yaml")).unwrap();
+    s.write("cfg.yaml", CONFIGMAP);
+    git(&s, &["add", "-A"]).ok();
+    assert_eq!(commit(&s, "a link").code, 0);
 }

@@ -203,6 +203,7 @@ pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> 
             seen.push((format!("{} {path}", req.method()), user.to_string()));
         }
     }
+    shared.faults.hold(req.method(), &path).await;
     let latency = shared.faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

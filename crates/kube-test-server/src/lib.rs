@@ -24,6 +24,7 @@
 pub mod convert;
 pub mod discovery;
 pub mod fields;
+mod gojson;
 mod http;
 pub mod object;
 pub mod patch;
@@ -39,7 +40,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::Method;
+pub use axum::http::Method;
 use tokio::sync::{oneshot, watch as tokio_watch};
 
 use crate::status::Failure;
@@ -63,14 +64,59 @@ struct DelayRule {
     delay: Duration,
 }
 
+struct HoldRule {
+    methods: Vec<Method>,
+    path_prefix: String,
+    arrived: oneshot::Sender<()>,
+    release: oneshot::Receiver<()>,
+}
+
+/// A request held at the server's door by [`TestApiServer::hold_next`]: the test learns that it
+/// arrived, does what must happen in between, then lets it through. Races made deterministic,
+/// without a sleep.
+pub struct Held {
+    arrived: oneshot::Receiver<()>,
+    release: oneshot::Sender<()>,
+}
+
+impl Held {
+    /// Waits until the held request has arrived (and is waiting, not yet processed). `false`
+    /// if the server went away first.
+    pub async fn arrived(&mut self) -> bool {
+        (&mut self.arrived).await.is_ok()
+    }
+
+    /// Lets the held request through.
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Faults {
     rules: Mutex<(Vec<FaultRule>, Vec<DelayRule>)>,
+    holds: Mutex<Vec<HoldRule>>,
     /// Added before every response, in microseconds: a real API server's round trip.
     latency_us: std::sync::atomic::AtomicU64,
 }
 
 impl Faults {
+    /// If a hold rule matches, says the request arrived and waits until it is released (or the
+    /// test dropped its [`Held`]).
+    pub(crate) async fn hold(&self, method: &Method, path: &str) {
+        let rule = {
+            let mut holds = self.holds.lock().expect("holds");
+            let i = holds
+                .iter()
+                .position(|h| path.starts_with(&h.path_prefix) && h.methods.contains(method));
+            i.map(|i| holds.remove(i))
+        };
+        if let Some(rule) = rule {
+            let _ = rule.arrived.send(());
+            let _ = rule.release.await;
+        }
+    }
+
     pub(crate) fn latency(&self) -> Duration {
         Duration::from_micros(self.latency_us.load(std::sync::atomic::Ordering::Relaxed))
     }
@@ -274,6 +320,28 @@ impl TestApiServer {
                 remaining: n,
                 delay,
             });
+    }
+
+    /// Holds the next request with one of `methods` to a path starting with `path_prefix`
+    /// before the server looks at it, until the returned [`Held`] releases it (or is dropped).
+    pub fn hold_next(&self, methods: &[Method], path_prefix: &str) -> Held {
+        let (arrived_tx, arrived_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel();
+        self.shared
+            .faults
+            .holds
+            .lock()
+            .expect("holds")
+            .push(HoldRule {
+                methods: methods.to_vec(),
+                path_prefix: path_prefix.to_string(),
+                arrived: arrived_tx,
+                release: release_rx,
+            });
+        Held {
+            arrived: arrived_rx,
+            release: release_tx,
+        }
     }
 
     /// Close every open watch (clients resume from their last resourceVersion).

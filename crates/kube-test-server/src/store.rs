@@ -607,6 +607,11 @@ impl State {
         opts: &WriteOptions,
         warnings: Vec<String>,
     ) -> Result<Written, Failure> {
+        if let Some(uid) = meta_str(&new, "uid").filter(|u| !u.is_empty()) {
+            if Some(uid) != meta_str(old, "uid") {
+                return Err(validate::uid_changed(rt, name, uid).into());
+            }
+        }
         {
             let meta = meta_mut(&mut new);
             // Server-owned metadata comes from the stored object.
@@ -901,6 +906,11 @@ impl State {
                 return Err(Failure::conflict(rt, name));
             }
         }
+        if let (Some(l), Some(uid)) = (&live, meta_str(&config, "uid")) {
+            if !uid.is_empty() && Some(uid) != meta_str(l, "uid") {
+                return Err(validate::uid_changed(rt, name, uid).into());
+            }
+        }
         if live.is_none() {
             if subresource.is_some() {
                 return Err(Failure::not_found(rt, name));
@@ -987,22 +997,47 @@ impl State {
     ) -> Result<Value, Failure> {
         let ns = ns.unwrap_or_default();
         let old = self.stored(rt, ns, name)?;
-        if let Some(rv) = options["preconditions"]["resourceVersion"].as_str() {
-            if Some(rv) != meta_str(&old, "resourceVersion") {
-                return Err(Failure::conflict(rt, name));
+        // rest.BeforeDelete: the uid first, then the resourceVersion; a Conflict on the group
+        // and *kind* (not the resource), as kube-apiserver words it.
+        let conflict = |what: &str, wanted: &str, field: &str, tail: &str| {
+            let qualified = if rt.group.is_empty() {
+                rt.kind.clone()
+            } else {
+                format!("{}.{}", rt.kind, rt.group)
+            };
+            let mut details = serde_json::Map::new();
+            details.insert("name".into(), json!(name));
+            if !rt.group.is_empty() {
+                details.insert("group".into(), json!(rt.group));
             }
-        }
+            details.insert("kind".into(), json!(rt.kind));
+            Failure::status(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {qualified} \"{name}\": the {what} in the precondition ({wanted}) does not match the {what} in record ({}). {tail}",
+                    meta_str(&old, field).unwrap_or_default()
+                ),
+                Some(Value::Object(details)),
+            )
+        };
         if let Some(uid) = options["preconditions"]["uid"].as_str() {
             if Some(uid) != meta_str(&old, "uid") {
-                return Err(Failure::status(
-                    409,
-                    "Conflict",
-                    format!(
-                        "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        rt.qualified_plural(),
-                        meta_str(&old, "uid").unwrap_or_default()
-                    ),
-                    Some(status::details(rt, name)),
+                return Err(conflict(
+                    "UID",
+                    uid,
+                    "uid",
+                    "The object might have been deleted and then recreated",
+                ));
+            }
+        }
+        if let Some(rv) = options["preconditions"]["resourceVersion"].as_str() {
+            if Some(rv) != meta_str(&old, "resourceVersion") {
+                return Err(conflict(
+                    "ResourceVersion",
+                    rv,
+                    "resourceVersion",
+                    "The object might have been modified",
                 ));
             }
         }

@@ -146,6 +146,15 @@ fn status(code: u16, reason: Option<&str>, message: &str, details: Option<Value>
     Value::Object(m)
 }
 
+/// An update whose `metadata.uid` is not the stored object's: kube-apiserver checks it twice
+/// (`validateCommonFields`, then the kind's own update validation), so the 422 lists the cause
+/// twice under one message. An apply carrying the uid it read is refused this way when the
+/// object was deleted and made again in between.
+pub fn uid_changed(rt: &ResourceType, name: &str, uid: &str) -> Rejection {
+    let e = FieldError::invalid_str("metadata.uid", uid, "field is immutable");
+    invalid(&rt.group, &rt.kind, name, &[e.clone(), e])
+}
+
 /// `errors.NewInvalid`: 422 with one cause per error; the message aggregates them (deduplicated,
 /// bracketed when more than one).
 fn invalid(group: &str, kind: &str, name: &str, errs: &[FieldError]) -> Rejection {
@@ -572,9 +581,33 @@ fn validate_secret(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>)
                 "",
             ));
         }
-        "kubernetes.io/dockercfg" if !has(".dockercfg") => errs.push(required(".dockercfg")),
-        "kubernetes.io/dockerconfigjson" if !has(".dockerconfigjson") => {
-            errs.push(required(".dockerconfigjson"))
+        t @ ("kubernetes.io/dockercfg" | "kubernetes.io/dockerconfigjson") => {
+            let key = if t == "kubernetes.io/dockercfg" {
+                ".dockercfg"
+            } else {
+                ".dockerconfigjson"
+            };
+            if !has(key) {
+                errs.push(required(key));
+            } else {
+                // stringData wins over data; the value must unmarshal into a JSON object, and
+                // Go's error (which can quote a byte of the value) becomes the detail, with the
+                // value itself redacted.
+                let bytes = match obj["stringData"][key].as_str() {
+                    Some(s) => Some(s.as_bytes().to_vec()),
+                    None => obj["data"][key]
+                        .as_str()
+                        .and_then(crate::object::base64_decode),
+                };
+                if let Some(e) = bytes.and_then(|b| crate::gojson::unmarshal_object_error(&b)) {
+                    errs.push(FieldError::new(
+                        ErrType::Invalid,
+                        format!("data[{key}]"),
+                        "\"<secret contents redacted>\"".into(),
+                        e,
+                    ));
+                }
+            }
         }
         "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
             errs.push(required("username"));

@@ -101,6 +101,8 @@ transcript_tests! {
     owner_references_and_validation => "owner-references-and-validation.json",
     partial_object_metadata => "partial-object-metadata.json",
     patch_update_optimistic => "patch-update-optimistic.json",
+    preconditions => "preconditions.json",
+    secret_type_refusals => "secret-type-refusals.json",
     server_side_apply => "server-side-apply.json",
     ssa_secret => "ssa-secret.json",
     ssa_unknown_kind => "ssa-unknown-kind.json",
@@ -327,7 +329,11 @@ async fn seed(file: &str, conn: &Conn, server: &TestApiServer) {
         "create-get-conflict.json"
         | "discovery.json"
         | "strategic-merge-and-json-patch.json"
+        | "secret-type-refusals.json"
         | "version.json" => {}
+        // Only the namespace `transcripts4` (secret-type-refusals, recorded just before on the
+        // same server, created it).
+        "preconditions.json" => conn.namespace("transcripts4").await,
         // Only the namespace `transcripts`.
         "crd-status-subresource.json"
         | "lease-and-events.json"
@@ -611,11 +617,16 @@ impl Maps {
         }
     }
 
-    /// A recorded message with the generated names it mentions replaced by the server's.
+    /// A recorded message with the generated names and uids it mentions replaced by the
+    /// server's, and resourceVersions where a message quotes one (`(994)`, as a precondition's
+    /// refusal does).
     fn message(&self, m: &str) -> String {
         let mut m = m.to_string();
-        for (rec, act) in &self.name {
+        for (rec, act) in self.name.iter().chain(&self.uid) {
             m = m.replace(rec.as_str(), act);
+        }
+        for (rec, act) in &self.rv {
+            m = m.replace(&format!("({rec})"), &format!("({act})"));
         }
         m
     }
@@ -662,7 +673,13 @@ fn prepare(step: &Value, maps: &Maps) -> Prepared {
     let content_type = r["content_type"].as_str().map(str::to_string);
     let body = match &r["body"] {
         Value::Null => None,
-        Value::String(s) => Some(s.clone().into_bytes()),
+        // An apply body is recorded as the text sent: a JSON object in it is mapped like any
+        // other body (its uid and resourceVersion are the server's own), anything else is
+        // sent as recorded.
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(v @ Value::Object(_)) => Some(serde_json::to_vec(&maps.body(&v)).expect("json")),
+            _ => Some(s.clone().into_bytes()),
+        },
         v => Some(serde_json::to_vec(&maps.body(v)).expect("json")),
     };
     let mut line = format!("{method} {path}");

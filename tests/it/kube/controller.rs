@@ -62,8 +62,12 @@ fn capture_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "gitops_seal=trace,kube_runtime=debug,kube_client=debug",
+            // The production filter's caps (kube_client's DEBUG line for a refused request
+            // prints the server's text) over everything else at its most verbose.
+            .with_env_filter(gitops_seal::adapters::kube::capped_log_filter(
+                tracing_subscriber::EnvFilter::new(
+                    "gitops_seal=trace,kube_runtime=debug,kube_client=debug",
+                ),
             ))
             .with_ansi(false)
             .with_writer(|| LogWriter)
@@ -1517,5 +1521,195 @@ async fn two_replicas_one_leader_with_health_and_metrics() {
     })
     .await;
     follower.stop().await;
+    env.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 21: no race, no value in any message.
+
+/// A Secret someone else creates while the controller unseals is never overwritten: the
+/// controller creates (a POST) when nothing existed at its read, so it gets 409 and reports
+/// SecretConflict; the other Secret keeps its data and gets no managed-by label. The write is
+/// held at the server's door until the other Secret exists (no sleep).
+#[tokio::test]
+async fn a_secret_made_while_unsealing_is_never_overwritten() {
+    let env = KubeEnv::new().await;
+    let server = require_fake!(env);
+    install_crd(&env.client).await;
+    let running = start(&env.client, settings(&env));
+    let recipients = controller_recipients(&env).await;
+    let (sealed_api, secrets) = apis(&env);
+    let mut held = server.hold_next(
+        &[
+            kube_test_server::Method::POST,
+            kube_test_server::Method::PATCH,
+        ],
+        &format!("/api/v1/namespaces/{}/secrets", env.namespace),
+    );
+    let value = unique_value("raced");
+    let values: [(&str, &[u8]); 1] = [("password", value.as_bytes())];
+    create_sealed(
+        &sealed_api,
+        &sealed(
+            "raced",
+            &env.namespace,
+            &recipients,
+            &values,
+            &OPAQUE,
+            Scope::Strict,
+        ),
+    )
+    .await;
+    assert!(
+        within("the controller's write", PATIENCE, held.arrived()).await,
+        "the write arrived"
+    );
+    let theirs: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "raced"},
+        "data": {"theirs": base64::engine::general_purpose::STANDARD.encode("keep me")},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("the other Secret is created while the controller waits");
+    held.release();
+    let failed = await_ready(&sealed_api, "raced", "False", "SecretConflict").await;
+    let message = &failed.status.unwrap().conditions[0].message;
+    assert!(message.contains("raced"), "{message}");
+    let live = secrets.get("raced").await.unwrap();
+    assert_eq!(
+        data_of(&live),
+        BTreeMap::from([("theirs".to_string(), b"keep me".to_vec())])
+    );
+    assert!(
+        !live.labels().contains_key("gitops-seal.dev/managed-by"),
+        "not taken over"
+    );
+    running.stop().await;
+    env.cleanup().await;
+}
+
+/// A recreate (immutable Secret, annotated) deletes with the uid it read: a Secret deleted and
+/// made again by someone else in between survives, and the SealedSecret then reports the
+/// conflict instead of taking it over.
+#[tokio::test]
+async fn a_recreate_never_deletes_a_secret_made_again_in_between() {
+    let env = KubeEnv::new().await;
+    let server = require_fake!(env);
+    install_crd(&env.client).await;
+    let running = start(&env.client, settings(&env));
+    let recipients = controller_recipients(&env).await;
+    let (sealed_api, secrets) = apis(&env);
+    let immutable = Template {
+        secret_type: "Opaque",
+        immutable: Some(true),
+        labels: &[],
+        annotations: &[],
+    };
+    let (first, second) = (unique_value("first"), unique_value("second"));
+    let v1: [(&str, &[u8]); 1] = [("k", first.as_bytes())];
+    let v2: [(&str, &[u8]); 1] = [("k", second.as_bytes())];
+    create_sealed(
+        &sealed_api,
+        &sealed(
+            "frozen",
+            &env.namespace,
+            &recipients,
+            &v1,
+            &immutable,
+            Scope::Strict,
+        ),
+    )
+    .await;
+    await_ready(&sealed_api, "frozen", "True", "Unsealed").await;
+    let mut held = server.hold_next(
+        &[kube_test_server::Method::DELETE],
+        &format!("/api/v1/namespaces/{}/secrets/frozen", env.namespace),
+    );
+    sealed_api
+        .patch(
+            "frozen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({
+                "metadata": {"annotations": {"gitops-seal.dev/recreate": "true"}},
+                "spec": sealed("frozen", &env.namespace, &recipients, &v2, &immutable, Scope::Strict).spec,
+            })),
+        )
+        .await
+        .unwrap();
+    assert!(
+        within("the controller's delete", PATIENCE, held.arrived()).await,
+        "the delete arrived"
+    );
+    // Someone else replaces the Secret in the meantime.
+    secrets
+        .delete("frozen", &DeleteParams::default())
+        .await
+        .unwrap();
+    let theirs: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "frozen"},
+        "data": {"theirs": base64::engine::general_purpose::STANDARD.encode("keep me")},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    held.release();
+    await_ready(&sealed_api, "frozen", "False", "SecretConflict").await;
+    assert_eq!(
+        data_of(&secrets.get("frozen").await.unwrap()),
+        BTreeMap::from([("theirs".to_string(), b"keep me".to_vec())])
+    );
+    running.stop().await;
+    env.cleanup().await;
+}
+
+/// kube-apiserver refuses a `dockerconfigjson` value that is not JSON with a message quoting a
+/// byte of it. The condition, the Event and the log name the field and the reason only.
+#[tokio::test]
+async fn no_byte_of_a_refused_docker_config_reaches_condition_event_or_log() {
+    let env = KubeEnv::new().await;
+    install_crd(&env.client).await;
+    let running = start(&env.client, settings(&env));
+    let recipients = controller_recipients(&env).await;
+    let (sealed_api, secrets) = apis(&env);
+    let docker = Template {
+        secret_type: "kubernetes.io/dockerconfigjson",
+        immutable: None,
+        labels: &[],
+        annotations: &[],
+    };
+    // The byte after the JSON is the one Go's error quotes.
+    let value = format!("{{\"auths\":{{}}}}Q{}", unique_value("docker"));
+    let values: [(&str, &[u8]); 1] = [(".dockerconfigjson", value.as_bytes())];
+    create_sealed(
+        &sealed_api,
+        &sealed(
+            "regcred",
+            &env.namespace,
+            &recipients,
+            &values,
+            &docker,
+            Scope::Strict,
+        ),
+    )
+    .await;
+    let failed = await_ready(&sealed_api, "regcred", "False", "InvalidSpec").await;
+    let message = failed.status.unwrap().conditions[0].message.clone();
+    let note = await_event(&env, "regcred", "InvalidSpec").await;
+    for text in [&message, &note] {
+        assert!(text.contains("data[.dockerconfigjson]"), "{text}");
+        assert!(
+            !text.contains("'Q'") && !text.contains("invalid character"),
+            "the server's free text: {text}"
+        );
+    }
+    let logs = logs();
+    assert!(!logs.contains("invalid character 'Q'"), "{logs}");
+    assert!(!logs.contains(&value[12..]), "a value in the log");
+    assert!(secrets.get_opt("regcred").await.unwrap().is_none());
+    running.stop().await;
     env.cleanup().await;
 }

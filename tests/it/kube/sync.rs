@@ -17,13 +17,13 @@ use gitops_seal::sync::{self, plan::SYNC_LABEL, Settings, SyncError};
 use super::harness::{random_suffix, within, KubeEnv, PATIENCE};
 
 /// A Git repository in a temporary folder, committed to with the real `git` CLI.
-struct Repo {
+pub(super) struct Repo {
     dir: tempfile::TempDir,
     cache: tempfile::TempDir,
 }
 
 impl Repo {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let r = Repo {
             dir: tempfile::tempdir().unwrap(),
             cache: tempfile::tempdir().unwrap(),
@@ -32,7 +32,7 @@ impl Repo {
         r
     }
 
-    fn git(&self, args: &[&str]) {
+    pub(super) fn git(&self, args: &[&str]) {
         let out = Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
             .args(args)
@@ -46,28 +46,28 @@ impl Repo {
         );
     }
 
-    fn write(&self, path: &str, text: &str) {
+    pub(super) fn write(&self, path: &str, text: &str) {
         let p = self.dir.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
 
-    fn remove(&self, path: &str) {
+    pub(super) fn remove(&self, path: &str) {
         std::fs::remove_file(self.dir.path().join(path)).unwrap();
     }
 
-    fn commit(&self, message: &str) {
+    pub(super) fn commit(&self, message: &str) {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "--allow-empty", "-m", message]);
     }
 
-    fn settings(&self, name: &str, namespace: &str) -> Settings {
+    pub(super) fn settings(&self, name: &str, namespace: &str) -> Settings {
         let mut s = Settings::new(name, self.dir.path().to_str().unwrap(), namespace);
         s.cache_dir = self.cache.path().to_path_buf();
         s
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.dir.path()
     }
 
@@ -88,7 +88,7 @@ impl Repo {
 }
 
 /// A sealed Secret manifest for `identity`'s recipient.
-fn sealed(identity: &Identity, ns: &str, name: &str, key: &str, value: &str) -> String {
+pub(super) fn sealed(identity: &Identity, ns: &str, name: &str, key: &str, value: &str) -> String {
     let settings = SealSettings {
         recipients: vec![identity.to_recipient().unwrap()],
         ..SealSettings::default()
@@ -101,11 +101,11 @@ fn sealed(identity: &Identity, ns: &str, name: &str, key: &str, value: &str) -> 
         .unwrap()
 }
 
-fn configmap(ns: &str, name: &str, value: &str) -> String {
+pub(super) fn configmap(ns: &str, name: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\ndata: {{mode: \"{value}\"}}\n")
 }
 
-async fn pass(
+pub(super) async fn pass(
     env: &KubeEnv,
     settings: &Settings,
     id: &Arc<[Identity]>,
@@ -122,7 +122,10 @@ fn secret_value(s: &Secret, key: &str) -> Vec<u8> {
     s.data.as_ref().unwrap()[key].0.clone()
 }
 
-async fn status(env: &KubeEnv, settings: &Settings) -> std::collections::BTreeMap<String, String> {
+pub(super) async fn status(
+    env: &KubeEnv,
+    settings: &Settings,
+) -> std::collections::BTreeMap<String, String> {
     let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &settings.namespace);
     api.get(&settings.status_configmap())
         .await
@@ -520,8 +523,19 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
     )
     .await
     .unwrap();
+    // The controller's keys live in `ns`; the loop may not write there, so the repository's
+    // objects go to a namespace of their own.
+    let apps = format!("t-apps-{}", random_suffix());
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    namespaces
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": apps}})).unwrap(),
+        )
+        .await
+        .unwrap();
     let repo = Repo::new();
-    repo.write("a.yaml", &configmap(&ns, "a", "1"));
+    repo.write("a.yaml", &configmap(&apps, "a", "1"));
     repo.commit("without secrets yet");
     let mut settings = ControllerSettings::new(ns.clone());
     settings.watch_namespaces = vec![ns.clone()];
@@ -564,18 +578,38 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
         recipients,
         ..SealSettings::default()
     };
-    let manifest = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: {ns}}}\nstringData: {{password: hunter2}}\n"
-    );
-    repo.write(
-        "db.yaml",
-        &ops::encrypt(manifest.as_bytes(), &settings, None)
+    // A commit that writes in the controller's own namespace is refused whole.
+    let seal = |ns: &str| {
+        let manifest = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: {ns}}}\nstringData: {{password: hunter2}}\n"
+        );
+        ops::encrypt(manifest.as_bytes(), &settings, None)
             .unwrap()
-            .unwrap(),
-    );
+            .unwrap()
+    };
+    repo.write("db.yaml", &seal(&ns));
+    repo.commit("a sealed Secret in the controller's namespace");
+    let status_cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    super::harness::wait_for("the refusal in the sync's status", PATIENCE, || async {
+        status_cms
+            .get_opt("gitops-seal-sync-in-controller")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.data)
+            .is_some_and(|d| {
+                d.get("lastError")
+                    .is_some_and(|e| e.contains("controller's own"))
+            })
+    })
+    .await;
+    let own: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    assert!(own.get_opt("db").await.unwrap().is_none());
+
+    repo.write("db.yaml", &seal(&apps));
     repo.commit("a sealed Secret");
 
-    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &apps);
     let db = super::harness::wait_for_some("the synced Secret", PATIENCE, || async {
         secrets.get_opt("db").await.ok()?
     })
@@ -614,6 +648,7 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
         .await
         .unwrap()
         .unwrap();
+    let _ = namespaces.delete(&apps, &DeleteParams::default()).await;
     env.cleanup().await;
 }
 
