@@ -7,3 +7,4 @@ mod controller;
 pub mod harness;
 mod production;
 mod sync;
+mod sync_entry_points;

@@ -17,13 +17,13 @@ use gitops_seal::sync::{self, plan::SYNC_LABEL, Settings, SyncError};
 use super::harness::{random_suffix, within, KubeEnv, PATIENCE};
 
 /// A Git repository in a temporary folder, committed to with the real `git` CLI.
-struct Repo {
+pub(super) struct Repo {
     dir: tempfile::TempDir,
-    cache: tempfile::TempDir,
+    pub(super) cache: tempfile::TempDir,
 }
 
 impl Repo {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let r = Repo {
             dir: tempfile::tempdir().unwrap(),
             cache: tempfile::tempdir().unwrap(),
@@ -46,7 +46,7 @@ impl Repo {
         );
     }
 
-    fn write(&self, path: &str, text: &str) {
+    pub(super) fn write(&self, path: &str, text: &str) {
         let p = self.dir.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
@@ -56,7 +56,7 @@ impl Repo {
         std::fs::remove_file(self.dir.path().join(path)).unwrap();
     }
 
-    fn commit(&self, message: &str) {
+    pub(super) fn commit(&self, message: &str) {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "--allow-empty", "-m", message]);
     }
@@ -67,7 +67,7 @@ impl Repo {
         s
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.dir.path()
     }
 
@@ -101,7 +101,7 @@ fn sealed(identity: &Identity, ns: &str, name: &str, key: &str, value: &str) -> 
         .unwrap()
 }
 
-fn configmap(ns: &str, name: &str, value: &str) -> String {
+pub(super) fn configmap(ns: &str, name: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\ndata: {{mode: \"{value}\"}}\n")
 }
 
