@@ -102,6 +102,7 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
                 config,
                 &settings.namespace,
                 "the controller's own account",
+                "--sync-service-account",
             )?));
         }
         let shutdown = super::sync_config::shutdown_signal();

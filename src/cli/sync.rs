@@ -76,9 +76,12 @@ pub fn run(args: SyncArgs) -> Result<i32> {
             .options
             .settings(namespace.clone())?
             .context("sync needs --repo")?;
-        let client = args
-            .options
-            .loop_client(config, &namespace, "the kubeconfig's user")?;
+        let client = args.options.loop_client(
+            config,
+            &namespace,
+            "the kubeconfig's user",
+            "--service-account",
+        )?;
         if args.once {
             return match sync::pass(&client, &settings, identities.clone()).await {
                 Ok(r) => {

@@ -159,14 +159,15 @@ impl SyncOptions {
     }
 
     /// The client the loop applies with, from the configuration of the account that runs it
-    /// (`whose`, for the log: "the controller's ServiceAccount", "the kubeconfig's user"):
-    /// impersonating the `--service-account` when one is given, else that account itself,
-    /// with a warning at start that the repository gets its rights.
+    /// (`whose`, for the log: "the controller's own account", "the kubeconfig's user"):
+    /// impersonating the service account when one is given (`flag`, for the log), else that
+    /// account itself, with a warning at start that the repository gets its rights.
     pub fn loop_client(
         &self,
         mut config: kube::Config,
         namespace: &str,
         whose: &str,
+        flag: &str,
     ) -> Result<kube::Client> {
         match self.service_account(namespace)? {
             Some((ns, name)) => {
@@ -177,7 +178,7 @@ impl SyncOptions {
                 );
             }
             None => tracing::warn!(
-                "no service account to impersonate: the sync loop writes with the rights of {whose}, so the repository can change whatever that account can; pass a service account (docs/OPERATIONS.md)"
+                "no service account to impersonate: the sync loop writes with the rights of {whose}, so the repository can change whatever that account can; pass {flag} (docs/OPERATIONS.md)"
             ),
         }
         kube::Client::try_from(config).context("connecting to the Kubernetes API")
@@ -408,6 +409,46 @@ mod tests {
         assert!(controller["sync-allow-cluster-scoped"]
             .2
             .contains("--sync-allowed-namespaces"));
+    }
+
+    /// Every `--sync-*` option the README, docs/OPERATIONS.md and deploy/ name is one
+    /// `gitops-seal controller` takes.
+    #[test]
+    fn the_documented_sync_options_exist() {
+        let controller = options("controller");
+        for (file, text) in [
+            ("README.md", include_str!("../../README.md")),
+            (
+                "docs/OPERATIONS.md",
+                include_str!("../../docs/OPERATIONS.md"),
+            ),
+            (
+                "deploy/deployment.yaml",
+                include_str!("../../deploy/deployment.yaml"),
+            ),
+            (
+                "deploy/sync-rbac-example.yaml",
+                include_str!("../../deploy/sync-rbac-example.yaml"),
+            ),
+        ] {
+            let mut seen = 0;
+            for (at, _) in text.match_indices("--sync-") {
+                let rest = &text[at + 2..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                    .unwrap_or(rest.len());
+                let long = rest[..end].trim_end_matches('-');
+                if long == "sync" {
+                    continue; // "the `--sync-` names"
+                }
+                assert!(
+                    controller.contains_key(long),
+                    "{file} names --{long}, which `gitops-seal controller` does not take"
+                );
+                seen += 1;
+            }
+            assert!(seen > 0, "{file} names no --sync- option");
+        }
     }
 
     /// The same command line gives the same settings through either entry point.
