@@ -45,54 +45,14 @@ pub struct ControllerArgs {
     /// so several replicas can run.
     #[arg(long)]
     leader_election: bool,
-    /// Also run the GitOps reconcile loop on this repository (as `gitops-seal sync`, with the
-    /// controller's keys; only the leader syncs).
-    #[arg(long, value_name = "URL")]
-    sync_repo: Option<String>,
-    /// Branch, tag or commit to sync.
-    #[arg(
-        long,
-        value_name = "REF",
-        default_value = "main",
-        requires = "sync_repo"
-    )]
-    sync_ref: String,
-    /// Folder of the repository to sync (default: the root).
-    #[arg(long, value_name = "DIR", default_value = "", requires = "sync_repo")]
-    sync_path: String,
-    /// Name of the sync (the gitops-seal.dev/sync label; status in ConfigMap
-    /// gitops-seal-sync-NAME in --namespace).
-    #[arg(long, value_name = "NAME", requires = "sync_repo")]
-    sync_name: Option<String>,
-    /// Time between sync passes.
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration, requires = "sync_repo")]
-    sync_interval: Duration,
-    /// A file holding a token for an https sync repository (a mounted Secret).
-    #[arg(long, value_name = "FILE", requires = "sync_repo")]
-    sync_git_token_file: Option<PathBuf>,
-    /// A private key file for an ssh sync repository (a mounted Secret; no passphrase).
-    #[arg(long, value_name = "FILE", requires = "sync_repo")]
-    sync_git_ssh_key: Option<PathBuf>,
-    /// The known_hosts file that must list the ssh sync repository's host (a mounted
-    /// ConfigMap; unknown hosts are refused).
-    #[arg(long, value_name = "FILE", requires = "sync_repo")]
-    sync_git_known_hosts: Option<PathBuf>,
     /// SealedSecrets reconciled at once (0: no bound).
     #[arg(long, value_name = "N", default_value_t = controller::DEFAULT_CONCURRENCY)]
     concurrency: u16,
-    /// Apply the sync loop's objects as this ServiceAccount (NAMESPACE/NAME, by impersonation;
-    /// the controller's account needs `impersonate` on it), so its RBAC bounds what the
-    /// repository can change.
-    #[arg(long, value_name = "NS/NAME", requires = "sync_repo")]
-    sync_service_account: Option<String>,
-    /// Where fetched repositories are cached (a writable volume in cluster).
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "/tmp/gitops-seal-sync",
-        requires = "sync_repo"
-    )]
-    sync_cache_dir: PathBuf,
+    /// The GitOps reconcile loop, as `gitops-seal sync` runs it but with the controller's keys
+    /// (only the leader syncs): every option of `sync` that shapes a pass, under its --sync-
+    /// name.
+    #[command(flatten, next_help_heading = "Sync loop (as `gitops-seal sync`)")]
+    pub sync: super::sync_config::ControllerSyncOptions,
     #[command(flatten)]
     log: super::logging::LogArgs,
 }
@@ -123,68 +83,29 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
     settings.template_deny = args.template_deny;
     settings.instance = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
     settings.listen = Some(args.listen);
-    if let Some(repo) = &args.sync_repo {
-        let name = args
-            .sync_name
-            .clone()
-            .context("--sync-repo needs --sync-name (the sync's label value)")?;
-        let mut sync =
-            gitops_seal::sync::Settings::new(name, repo.clone(), settings.namespace.clone());
-        sync.reference = args.sync_ref.clone();
-        sync.path = args.sync_path.clone();
-        sync.interval = args.sync_interval;
-        sync.cache_dir = args.sync_cache_dir.clone();
-        sync.token_file = args.sync_git_token_file.clone();
-        sync.ssh_key_file = args.sync_git_ssh_key.clone();
-        sync.known_hosts_file = args.sync_git_known_hosts.clone();
-        settings.sync = Some(sync);
-    }
+    settings.sync = args.sync.0.settings(settings.namespace.clone())?;
     settings.leader_election = args.leader_election;
     settings.concurrency = args.concurrency;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let sync_service_account = args
-        .sync_service_account
-        .as_deref()
-        .map(|sa| super::sync::parse_service_account("--sync-service-account", sa))
-        .transpose()?;
     runtime.block_on(async move {
         let client = kube_adapter::client(args.kubeconfig.as_deref(), args.context.as_deref())
             .await
             .context("connecting to the Kubernetes API")?;
-        if let Some((ns, name)) = &sync_service_account {
-            let mut config =
-                kube_adapter::config(args.kubeconfig.as_deref(), args.context.as_deref())
-                    .await
-                    .context("reading the Kubernetes client configuration")?;
-            kube_adapter::impersonate_service_account(&mut config, ns, name);
-            settings.sync_client = Some(controller::SyncClient(
-                kube::Client::try_from(config).context("connecting to the Kubernetes API")?,
-            ));
+        if settings.sync.is_some() {
+            let config = kube_adapter::config(args.kubeconfig.as_deref(), args.context.as_deref())
+                .await
+                .context("reading the Kubernetes client configuration")?;
+            settings.sync_client = Some(controller::SyncClient(args.sync.0.loop_client(
+                config,
+                &settings.namespace,
+                "the controller's own account",
+                "--sync-service-account",
+            )?));
         }
-        let shutdown = async {
-            // SIGINT, or SIGTERM (what the kubelet sends).
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{signal, SignalKind};
-                match signal(SignalKind::terminate()) {
-                    Ok(mut term) => {
-                        tokio::select! {
-                            _ = tokio::signal::ctrl_c() => {}
-                            _ = term.recv() => {}
-                        }
-                    }
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
-                }
-            }
-            #[cfg(not(unix))]
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
-        };
+        let shutdown = super::sync_config::shutdown_signal();
         controller::run(client, settings, shutdown).await?;
         Ok(0)
     })

@@ -10,6 +10,7 @@ mod hook;
 mod logging;
 mod settings;
 mod sync;
+mod sync_config;
 
 use std::io::Write;
 

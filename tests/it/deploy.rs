@@ -14,6 +14,8 @@ use gitops_seal::adapters::http::{DEFAULT_LISTEN, HEALTHZ, METRICS, READYZ};
 use gitops_seal::adapters::leader::LEASE_NAME;
 
 const NAMESPACE: &str = "gitops-seal";
+/// The in-cluster sync loop's own ServiceAccount.
+const SYNC_ACCOUNT: &str = "gitops-seal-sync";
 
 fn render() -> Option<Vec<Value>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
@@ -240,6 +242,56 @@ fn kustomize_renders_a_consistent_installation() {
         );
     }
 
+    // The sync loop applies as its own ServiceAccount, by default: the Deployment names it, the
+    // controller's account may impersonate exactly that one (and nothing else), and deploy/
+    // grants it nothing (sync-rbac-example.yaml shows what to grant, in one namespace).
+    let sync_account = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--sync-service-account="))
+        .expect("deploy/deployment.yaml passes --sync-service-account=NAME");
+    let sync_account = sync_account
+        .strip_prefix(&format!("{NAMESPACE}/"))
+        .unwrap_or(sync_account);
+    assert_eq!(sync_account, SYNC_ACCOUNT);
+    get("ServiceAccount", SYNC_ACCOUNT);
+    let controller_roles: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            d["subjects"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["name"] == account))
+        })
+        .map(|d| get(str_of(d, "/roleRef/kind"), str_of(d, "/roleRef/name")))
+        .collect();
+    let impersonations: Vec<(Vec<&str>, Vec<&str>)> = controller_roles
+        .iter()
+        .flat_map(|role| role["rules"].as_array().expect("rules"))
+        .filter(|r| {
+            r["verbs"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|v| v == "impersonate" || v == "*"))
+        })
+        .map(|r| {
+            let strings = |k: &str| -> Vec<&str> {
+                r[k].as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default()
+            };
+            (strings("resources"), strings("resourceNames"))
+        })
+        .collect();
+    assert_eq!(
+        impersonations,
+        [(vec!["serviceaccounts"], vec![SYNC_ACCOUNT])],
+        "the controller may impersonate the sync's ServiceAccount and no one else"
+    );
+    assert!(
+        docs.iter().all(|d| d["subjects"]
+            .as_array()
+            .is_none_or(|s| s.iter().all(|s| s["name"] != SYNC_ACCOUNT))),
+        "deploy/ grants the sync's account nothing by default"
+    );
+
     // The metrics Service selects the pods and targets the named port.
     let service = get("Service", "gitops-seal-metrics");
     let service_selector = labels(service.pointer("/spec/selector"));
@@ -311,6 +363,60 @@ fn kustomize_renders_a_consistent_installation() {
     assert_eq!(
         grants(reader, "", "configmaps", "get"),
         [vec![RECIPIENTS_CONFIGMAP]]
+    );
+}
+
+/// deploy/sync-rbac-example.yaml (not installed by the kustomization): Roles and RoleBindings
+/// only, each binding the sync's ServiceAccount, the status ConfigMap's get/patch limited to its
+/// name, and no impersonation or wildcard anywhere.
+#[test]
+fn the_sync_rbac_example_grants_one_namespace_to_the_sync_account() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/sync-rbac-example.yaml");
+    let text = std::fs::read_to_string(path).expect("deploy/sync-rbac-example.yaml");
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("it parses");
+    let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    let mut namespaces = std::collections::BTreeSet::new();
+    for d in &docs {
+        let (kind, name) = key(d);
+        assert!(
+            ["Role", "RoleBinding"].contains(&kind.as_str()),
+            "{kind} {name}"
+        );
+        namespaces.insert(str_of(d, "/metadata/namespace").to_owned());
+        if kind == "RoleBinding" {
+            assert_eq!(str_of(d, "/roleRef/kind"), "Role");
+            let subjects = d["subjects"].as_array().expect("subjects");
+            assert_eq!(subjects.len(), 1);
+            assert_eq!(str_of(&subjects[0], "/name"), SYNC_ACCOUNT);
+            assert_eq!(str_of(&subjects[0], "/namespace"), NAMESPACE);
+        } else {
+            for rule in d["rules"].as_array().expect("rules") {
+                let text = rule.to_string();
+                assert!(
+                    !text.contains('*') && !text.contains("impersonate"),
+                    "{text}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        namespaces.len(),
+        2,
+        "the controller's and one other: {namespaces:?}"
+    );
+    let status = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == NAMESPACE)
+        .expect("the status ConfigMap's Role");
+    for verb in ["get", "patch"] {
+        assert_eq!(
+            grants(status, "", "configmaps", verb),
+            [vec!["gitops-seal-sync-apps"]]
+        );
+    }
+    assert!(
+        text.contains("--sync-allowed-namespaces=apps") && text.contains("--sync-name=apps"),
+        "the example's flags match its namespace and status ConfigMap"
     );
 }
 

@@ -7,4 +7,5 @@ mod controller;
 pub mod harness;
 mod production;
 mod sync;
+mod sync_entry_points;
 mod sync_guards;

@@ -19,7 +19,7 @@ use super::harness::{random_suffix, within, KubeEnv, PATIENCE};
 /// A Git repository in a temporary folder, committed to with the real `git` CLI.
 pub(super) struct Repo {
     dir: tempfile::TempDir,
-    cache: tempfile::TempDir,
+    pub(super) cache: tempfile::TempDir,
 }
 
 impl Repo {
