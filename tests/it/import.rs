@@ -725,3 +725,308 @@ fn sops_files_joined_into_one_or_a_document_added_by_hand_are_named() {
         );
     }
 }
+
+// ---- No key material and no value in any message ----
+
+/// Every 16-character window of `text` with no line break: a printed piece of it is found
+/// wherever it was cut.
+fn windows(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .windows(16)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|w| !w.contains('\n') && !w.contains("-----"))
+        .collect()
+}
+
+/// What must never be printed: the controller keys' PEM bodies and `tls.key` base64, the age
+/// identity, and every plaintext with its base64.
+fn secret_windows(s: &Sandbox) -> Vec<String> {
+    let mut out = Vec::new();
+    let body = |pem: &str| -> String {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    out.extend(windows(&body(&s.read("key-pkcs8.pem"))));
+    let backup = s.read("keys-backup.yaml");
+    for line in backup.lines() {
+        if let Some(b64) = line.trim().strip_prefix("tls.key: ") {
+            let b64 = b64.trim_matches('"');
+            out.extend(windows(b64));
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            out.extend(windows(&body(std::str::from_utf8(&pem).unwrap())));
+        }
+    }
+    let id = s.read("id.txt");
+    let age_key = id
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    out.extend(windows(age_key));
+    for p in PLAINTEXTS {
+        out.push((*p).to_string());
+        out.push(base64::engine::general_purpose::STANDARD.encode(p));
+    }
+    out
+}
+
+#[track_caller]
+fn assert_nothing_secret(secrets: &[String], r: &Run, what: &str) {
+    for w in secrets {
+        assert!(
+            !r.stdout.contains(w.as_str()) && !r.stderr.contains(w.as_str()),
+            "{what}: {w:?} printed:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_pem_whose_begin_line_lost_a_dash_is_named_by_file_and_line_only() {
+    let s = bitnami();
+    let secrets = secret_windows(&s);
+    let pem = s.read("key-pkcs8.pem");
+    s.write(
+        "broken.pem",
+        pem.replacen(
+            "-----BEGIN PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY----",
+            1,
+        ),
+    );
+    let r = s
+        .run(&[
+            "import",
+            "sealed-secrets",
+            "--key",
+            "broken.pem",
+            "-r",
+            &s.recipient.clone(),
+            "app.yaml",
+        ])
+        .fails();
+    assert_eq!(
+        r.error_line(),
+        "error: broken.pem:1: invalid sealed-secrets key: malformed PEM BEGIN line (expected -----BEGIN LABEL-----)"
+    );
+    assert_nothing_secret(&secrets, &r, "PEM file");
+
+    // The same accident inside a key backup's tls.key.
+    let backup = s.read("keys-backup.yaml");
+    let broken: String = backup
+        .lines()
+        .map(|line| match line.split_once("tls.key: ") {
+            Some((lead, b64)) => {
+                let engine = base64::engine::general_purpose::STANDARD;
+                let pem = engine.decode(b64.trim_matches('"')).unwrap();
+                let pem = String::from_utf8(pem).unwrap().replacen(
+                    "-----BEGIN RSA PRIVATE KEY-----",
+                    "-----BEGIN RSA PRIVATE KEY----",
+                    1,
+                );
+                format!("{lead}tls.key: \"{}\"\n", engine.encode(pem))
+            }
+            None => format!("{line}\n"),
+        })
+        .collect();
+    s.write("broken-backup.yaml", broken);
+    let r = s
+        .run(&[
+            "import",
+            "sealed-secrets",
+            "--key",
+            "broken-backup.yaml",
+            "-r",
+            &s.recipient.clone(),
+            "app.yaml",
+        ])
+        .fails();
+    assert_eq!(
+        r.error_line(),
+        "error: broken-backup.yaml: document 1 (List item 1): key \"tls.key\": invalid sealed-secrets key: line 1 of its PEM text: malformed PEM BEGIN line (expected -----BEGIN LABEL-----)"
+    );
+    assert_nothing_secret(&secrets, &r, "key backup");
+}
+
+/// One random change to a text: a byte removed, added or replaced, a dash removed from a
+/// boundary, a line removed or doubled, or the text cut short.
+#[derive(Debug, Clone)]
+enum Corruption {
+    Remove(usize),
+    Insert(usize, u8),
+    Replace(usize, u8),
+    DropDash(usize),
+    DropLine(usize),
+    DoubleLine(usize),
+    Cut(usize),
+}
+
+fn corruption() -> impl proptest::strategy::Strategy<Value = Corruption> {
+    use proptest::prelude::*;
+    let byte = prop_oneof![
+        Just(b'-'),
+        Just(b'\n'),
+        Just(b' '),
+        Just(b':'),
+        Just(b'"'),
+        Just(b'{'),
+        0x20u8..0x7f
+    ];
+    prop_oneof![
+        any::<usize>().prop_map(Corruption::Remove),
+        (any::<usize>(), byte.clone()).prop_map(|(i, b)| Corruption::Insert(i, b)),
+        (any::<usize>(), byte).prop_map(|(i, b)| Corruption::Replace(i, b)),
+        any::<usize>().prop_map(Corruption::DropDash),
+        any::<usize>().prop_map(Corruption::DropLine),
+        any::<usize>().prop_map(Corruption::DoubleLine),
+        any::<usize>().prop_map(Corruption::Cut),
+    ]
+}
+
+fn corrupt(text: &[u8], changes: &[Corruption]) -> Vec<u8> {
+    let mut t = text.to_vec();
+    for c in changes {
+        let len = t.len().max(1);
+        match *c {
+            Corruption::Remove(i) if !t.is_empty() => {
+                t.remove(i % t.len());
+            }
+            Corruption::Insert(i, b) => t.insert(i % (t.len() + 1), b),
+            Corruption::Replace(i, b) if !t.is_empty() => t[i % len] = b,
+            Corruption::DropDash(i) => {
+                let dashes: Vec<usize> = t
+                    .windows(5)
+                    .enumerate()
+                    .filter(|(_, w)| *w == b"-----")
+                    .map(|(k, _)| k)
+                    .collect();
+                if !dashes.is_empty() {
+                    t.remove(dashes[i % dashes.len()]);
+                }
+            }
+            Corruption::DropLine(i) | Corruption::DoubleLine(i) => {
+                let mut lines: Vec<Vec<u8>> = t
+                    .split_inclusive(|b| *b == b'\n')
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                if !lines.is_empty() {
+                    let k = i % lines.len();
+                    if matches!(c, Corruption::DropLine(_)) {
+                        lines.remove(k);
+                    } else {
+                        let line = lines[k].clone();
+                        lines.insert(k, line);
+                    }
+                }
+                t = lines.concat();
+            }
+            Corruption::Cut(i) => t.truncate(i % len),
+            _ => {}
+        }
+    }
+    t
+}
+
+#[test]
+fn random_corruptions_of_keys_backups_and_sops_files_never_print_a_key_or_a_value() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let s = bitnami();
+    sops_encrypt(
+        &s,
+        "sops.yaml",
+        SOPS_SECRETS,
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    let sops_good = std::fs::read(s.path("sops.yaml")).unwrap();
+    let pem_good = std::fs::read(s.path("key-pkcs8.pem")).unwrap();
+    let backup_good = s.read("keys-backup.yaml");
+    let secrets = secret_windows(&s);
+    let recipient = s.recipient.clone();
+    let engine = base64::engine::general_purpose::STANDARD;
+    // (which file, whether a backup's tls.key is corrupted inside its base64, the changes)
+    let strategy = (
+        0..3usize,
+        any::<bool>(),
+        proptest::collection::vec(corruption(), 1..4),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 96,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(which, inside, changes)| {
+            let (file, args): (&str, Vec<&str>) = match which {
+                0 => {
+                    s.write("k.pem", corrupt(&pem_good, &changes));
+                    (
+                        "PEM key",
+                        vec![
+                            "import",
+                            "sealed-secrets",
+                            "--key",
+                            "k.pem",
+                            "-r",
+                            &recipient,
+                            "app.yaml",
+                        ],
+                    )
+                }
+                1 => {
+                    let text = if inside {
+                        backup_good
+                            .lines()
+                            .map(|line| match line.split_once("tls.key: ") {
+                                Some((lead, b64)) => {
+                                    let pem = engine.decode(b64.trim_matches('"')).unwrap();
+                                    let pem = corrupt(&pem, &changes);
+                                    format!("{lead}tls.key: \"{}\"\n", engine.encode(pem))
+                                }
+                                None => format!("{line}\n"),
+                            })
+                            .collect::<String>()
+                            .into_bytes()
+                    } else {
+                        corrupt(backup_good.as_bytes(), &changes)
+                    };
+                    s.write("k.yaml", text);
+                    (
+                        "key backup",
+                        vec![
+                            "import",
+                            "sealed-secrets",
+                            "--key",
+                            "k.yaml",
+                            "-r",
+                            &recipient,
+                            "app.yaml",
+                            "list.yaml",
+                        ],
+                    )
+                }
+                _ => {
+                    s.write("s.yaml", corrupt(&sops_good, &changes));
+                    (
+                        "SOPS file",
+                        vec!["import", "sops", "-i", "id.txt", "-r", &recipient, "s.yaml"],
+                    )
+                }
+            };
+            let r = s.run(&args);
+            for w in &secrets {
+                prop_assert!(
+                    !r.stdout.contains(w.as_str()) && !r.stderr.contains(w.as_str()),
+                    "{file} {changes:?}: {w:?} printed:\n{}{}",
+                    r.stdout,
+                    r.stderr
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+}
