@@ -239,7 +239,7 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
     let staged = common
         .in_place
         .then(|| files::StagedWrites::new(jobs.len()));
-    type Done = (Option<String>, Vec<ops::Imported>);
+    type Done = (Option<String>, Vec<ops::Imported>, Vec<(usize, String)>);
     let results: Vec<Result<Done>> = jobs
         .par_iter()
         .map(|(p, seal)| {
@@ -258,29 +258,46 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
             .map_err(|e| e.in_file(display(p)))?;
             print_notes(p, &report.notes);
             let out = stage_or_print(staged.as_ref(), p, report.text, &input);
-            Ok((out, report.objects))
+            Ok((out, report.objects, report.rewritten))
         })
         .collect();
     // All or nothing: any error means no file is replaced (dropping `staged` removes its
     // temp files).
     let outputs: Vec<Done> = results.into_iter().collect::<Result<_>>()?;
-    let objects: usize = outputs.iter().map(|(_, o)| o.len()).sum();
-    let touched = outputs.iter().filter(|(_, o)| !o.is_empty()).count();
+    let objects: usize = outputs.iter().map(|(_, o, _)| o.len()).sum();
+    let rewritten: usize = outputs.iter().map(|(_, _, r)| r.len()).sum();
+    let touched = outputs
+        .iter()
+        .filter(|(_, o, r)| !o.is_empty() || !r.is_empty())
+        .count();
+    // Documents with nothing to seal that are rewritten all the same (their sops block goes).
+    let also = if rewritten > 0 {
+        format!(" ({rewritten} Secret(s) with no values rewritten without their sops metadata)")
+    } else {
+        String::new()
+    };
     if common.dry_run {
         let mut stdout = std::io::stdout().lock();
-        for ((p, _), (_, imported)) in jobs.iter().zip(&outputs) {
+        for ((p, _), (_, imported, plain)) in jobs.iter().zip(&outputs) {
             for o in imported {
                 writeln!(stdout, "{}", describe_import(p, o))?;
             }
+            for (n, object) in plain {
+                writeln!(
+                    stdout,
+                    "{}: document {n}: {object}: no values to seal; rewritten without its sops metadata",
+                    display(p)
+                )?;
+            }
         }
-        eprintln!("dry run: {objects} object(s) in {touched} file(s) would be imported; nothing was written");
+        eprintln!("dry run: {objects} object(s) in {touched} file(s) would be imported{also}; nothing was written");
         return Ok(0);
     }
     if let Some(staged) = staged {
         staged.finish().map_err(|(p, e)| Error::io(&p, e))?;
-        eprintln!("imported {objects} object(s) in {touched} file(s)");
+        eprintln!("imported {objects} object(s) in {touched} file(s){also}");
     } else {
-        print_files(outputs.iter().filter_map(|(o, _)| o.as_deref()))?;
+        print_files(outputs.iter().filter_map(|(o, _, _)| o.as_deref()))?;
     }
     Ok(0)
 }

@@ -78,7 +78,8 @@ fn hint(kind: &gitops_seal::ErrorKind) -> Option<String> {
         K::NoLongerSealed { .. } => "; nothing written. To rename or delete a Secret, use `decrypt` and `encrypt`, or delete its SealedSecret document.".into(),
         K::StillPlaintext => "; nothing written".into(),
         K::ImportKeyMismatch { .. } => "; pass every key of the controller's backup with --key (it keeps its old keys after a rotation); nothing written".into(),
-        K::ImportTampered(_) | K::SopsMacMismatch => "; nothing written".into(),
+        K::ImportTampered(_) | K::SopsMacMismatch | K::SopsNothingToSeal { .. } => "; nothing written".into(),
+        K::SopsEncryptedMetadata { .. } => "; nothing written. Decrypt it with sops, move the label or annotation out of the encrypted part (see docs/MIGRATING.md) and import again".into(),
         K::SopsUnsupportedKeyGroup { .. } => ": gitops-seal opens the data key with age only; add an age recipient with `sops updatekeys` first; nothing written".into(),
         _ => return None,
     })

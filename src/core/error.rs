@@ -183,6 +183,15 @@ pub enum ErrorKind {
         "the SOPS data key is not sealed for any age recipient (it is sealed for {found} only)"
     )]
     SopsUnsupportedKeyGroup { found: String },
+    /// import: a label or annotation value that sops encrypted; a SealedSecret's template
+    /// carries labels and annotations in clear, so it is not imported (the key is the
+    /// location's).
+    #[error("sops encrypted this {field} value, and a SealedSecret carries {field}s in clear")]
+    SopsEncryptedMetadata { field: &'static str },
+    /// import: a Secret in which sops encrypted something (`path`, keys joined with `.`) but
+    /// which has no `data`/`stringData` value to seal: writing it would write plaintext.
+    #[error("sops encrypted {path} but the Secret has no data or stringData values to seal; it would be written in plaintext")]
+    SopsNothingToSeal { path: String },
     /// import: a SOPS file's structure or options gitops-seal does not handle.
     #[error("{0}")]
     SopsUnsupported(String),
@@ -242,6 +251,7 @@ impl ErrorKind {
             | ErrorKind::NoLongerSealed { .. }
             | ErrorKind::StillPlaintext
             | ErrorKind::ImportNotSecret { .. }
+            | ErrorKind::SopsNothingToSeal { .. }
             | ErrorKind::SopsUnsupported(_) => "InvalidManifest",
             // One object's fields: what a SealedSecret's status shows as InvalidSpec.
             ErrorKind::Invalid(_)
@@ -249,6 +259,7 @@ impl ErrorKind {
             | ErrorKind::InvalidBase64
             | ErrorKind::InvalidKeyName
             | ErrorKind::DeniedTemplateKey(_)
+            | ErrorKind::SopsEncryptedMetadata { .. }
             | ErrorKind::UnknownScope(_)
             | ErrorKind::MissingNamespace { .. }
             | ErrorKind::ImportUnsupported(_) => "InvalidSpec",

@@ -47,6 +47,9 @@ pub struct Imported {
 pub struct ImportReport {
     pub text: Option<String>,
     pub objects: Vec<Imported>,
+    /// Documents rewritten with nothing to seal (a SOPS Secret with no values and nothing
+    /// encrypted, which loses its `sops` block): `(document, object)`.
+    pub rewritten: Vec<(usize, String)>,
     pub notes: Vec<String>,
 }
 
@@ -369,12 +372,12 @@ pub fn import_sops(
     }
     let key = meta.data_key(identities)?;
     // Empty documents are not numbered, so the n-th parsed document is document n.
-    sops::decrypt_documents(&mut values.0, &meta, &key)?;
+    let opened = sops::decrypt_documents(&mut values.0, &meta, &key)?;
     drop(key);
     let json = yaml::is_json(first.text);
     let mut out = String::new();
     let mut report = ImportReport::default();
-    for ((n, _), value) in numbered.iter().zip(values.0.iter()) {
+    for (((n, _), value), opened) in numbered.iter().zip(values.0.iter()).zip(&opened) {
         let object = object_of(value);
         let kind = manifest::kind_of(
             value.get("apiVersion").and_then(Value::as_str),
@@ -386,11 +389,36 @@ pub fn import_sops(
             })
             .in_document(*n));
         }
+        // Labels and annotations are carried in clear: one that sops encrypted is refused.
+        for path in opened {
+            if let [meta, field, key, ..] = &path[..] {
+                if meta == "metadata" && (field == "labels" || field == "annotations") {
+                    let field = if field == "labels" {
+                        "label"
+                    } else {
+                        "annotation"
+                    };
+                    return Err(Error::from(ErrorKind::SopsEncryptedMetadata { field })
+                        .at_key(key)
+                        .in_object(object)
+                        .in_document(*n));
+                }
+            }
+        }
         if !out.is_empty() {
             out.push_str("---\n");
         }
         if !secret::has_values(value) {
-            // Nothing to seal and nothing to leak (a service-account-token placeholder).
+            // Nothing to seal: written as it is only when sops encrypted nothing in it (a
+            // service-account-token placeholder), else it would be written in plaintext.
+            if let Some(path) = opened.first() {
+                return Err(Error::from(ErrorKind::SopsNothingToSeal {
+                    path: path.join("."),
+                })
+                .in_object(object)
+                .in_document(*n));
+            }
+            report.rewritten.push((*n, object));
             out.push_str(&if json {
                 yaml::to_json(value)
             } else {

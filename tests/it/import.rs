@@ -577,27 +577,32 @@ fn assert_rich_values(s: &Sandbox, name: &str) {
 
 #[test]
 fn every_sops_encryption_rule_and_value_type_verifies_and_imports() {
-    // (sops flags, an unencrypted line to change: the MAC must notice it)
-    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>);
+    // (sops flags, an unencrypted line to change: the MAC must notice it, whether the rule
+    // encrypts labels and annotations)
+    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, bool);
     let cases: &[Case<'_>] = &[
-        (&[], None),
+        (&[], None, true),
         (
             &["--encrypted-regex", "^(data|stringData)$"],
             Some(("  generation: 3\n", "  generation: 4\n")),
+            false,
         ),
         (
             &["--unencrypted-suffix", "_unencrypted"],
             Some(("note_unencrypted: visible", "note_unencrypted: visibly")),
+            true,
         ),
         (
             &["--encrypted-suffix", "Data"],
             Some(("    controller: false\n", "    controller: true\n")),
+            false,
         ),
         (
             &["--unencrypted-regex", "^(metadata|type|immutable)$"],
             Some(("    - example.com/audit\n", "    - example.com/audiT\n")),
+            false,
         ),
-        (&["--mac-only-encrypted"], None),
+        (&["--mac-only-encrypted"], None, true),
         (
             &[
                 "--mac-only-encrypted",
@@ -605,11 +610,28 @@ fn every_sops_encryption_rule_and_value_type_verifies_and_imports() {
                 "^(data|stringData)$",
             ],
             None,
+            false,
         ),
     ];
-    for (flags, tamper) in cases {
+    for (flags, tamper, labels_encrypted) in cases {
         let s = Sandbox::new();
-        sops_encrypt(&s, "a.yaml", SOPS_RICH, flags);
+        let mut rich = SOPS_RICH.to_string();
+        if *labels_encrypted {
+            // Carried in clear, so refused, naming the first one; without them the file imports.
+            sops_encrypt(&s, "a.yaml", SOPS_RICH, flags);
+            let before = s.snapshot();
+            let r = import_sops(&s, &["--in-place", "a.yaml"]).fails();
+            assert!(
+                r.error_line().starts_with("error: a.yaml: document 1 (Secret prod/db): key \"tier\": sops encrypted this label value"),
+                "{flags:?}: {}",
+                r.stderr
+            );
+            assert_eq!(s.snapshot(), before);
+            rich = rich
+                .replace("    tier: \"1\"\n", "")
+                .replace("    multi: |\n      line one\n      line two\n", "");
+        }
+        sops_encrypt(&s, "a.yaml", &rich, flags);
         let good = s.read("a.yaml");
         if let Some((from, to)) = tamper {
             assert!(good.contains(from), "{flags:?}: {good}");
@@ -1029,4 +1051,97 @@ fn random_corruptions_of_keys_backups_and_sops_files_never_print_a_key_or_a_valu
             Ok(())
         })
         .unwrap();
+}
+
+// ---- SOPS: nothing decrypted is written outside a SealedSecret ----
+
+#[test]
+fn a_sops_secret_without_values_to_seal_in_which_sops_encrypted_something_is_refused() {
+    let s = Sandbox::new();
+    // stringData as one string: the regex encrypts it, and no mapping holds a value to seal.
+    sops_encrypt(
+        &s,
+        "one.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: \"hunter2\"\n",
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    // sops' default rule, no values, an annotation encrypted with the rest.
+    sops_encrypt(
+        &s,
+        "empty.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  annotations: {note: s3cr3t-t0ken}\ndata: {}\n",
+        &[],
+    );
+    // sops' default rule, no values and no metadata: its apiVersion and kind were encrypted.
+    sops_encrypt(
+        &s,
+        "bare.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\ndata: {}\n",
+        &[],
+    );
+    let before = s.snapshot();
+    for (file, expected) in [
+        ("one.yaml", "error: one.yaml: document 1 (Secret prod/db): sops encrypted stringData but the Secret has no data or stringData values to seal; it would be written in plaintext; nothing written"),
+        ("empty.yaml", "error: empty.yaml: document 1 (Secret prod/db): key \"note\": sops encrypted this annotation value, and a SealedSecret carries annotations in clear; nothing written. Decrypt it with sops, move the label or annotation out of the encrypted part (see docs/MIGRATING.md) and import again"),
+        ("bare.yaml", "error: bare.yaml: document 1 (Secret prod/db): sops encrypted apiVersion but the Secret has no data or stringData values to seal; it would be written in plaintext; nothing written"),
+    ] {
+        for mode in ["--in-place", "--dry-run"] {
+            let r = import_sops(&s, &[mode, file]).fails();
+            assert_eq!(r.error_line(), expected, "{mode}");
+        }
+        let r = import_sops(&s, &[file]).fails();
+        assert_eq!(r.stdout, "");
+    }
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn a_sops_label_encrypted_beside_values_is_refused_naming_it() {
+    let s = Sandbox::new();
+    sops_encrypt(&s, "a.yaml", SOPS_SECRETS, &[]);
+    let before = s.snapshot();
+    let r = import_sops(&s, &["--in-place", "a.yaml"]).fails();
+    assert!(
+        r.error_line().starts_with(
+            "error: a.yaml: document 1 (Secret prod/db): key \"app\": sops encrypted this label value, and a SealedSecret carries labels in clear; nothing written"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn every_sops_document_rewritten_is_counted_even_without_values() {
+    let s = Sandbox::new();
+    let placeholder = "apiVersion: v1\nkind: Secret\nmetadata: {name: token, namespace: prod}\ntype: kubernetes.io/service-account-token\n";
+    sops_encrypt(
+        &s,
+        "a.yaml",
+        &format!("{placeholder}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: prod}}\nstringData: {{password: hunter2}}\n"),
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    sops_encrypt(
+        &s,
+        "b.yaml",
+        placeholder,
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    let r = import_sops(&s, &["--dry-run", "a.yaml", "b.yaml"]).ok();
+    assert_eq!(
+        r.stdout,
+        "a.yaml: document 2: Secret prod/db -> SealedSecret prod/db: scope strict, 1 recipient(s), keys password; replacing it\n\
+         a.yaml: document 1: Secret prod/token: no values to seal; rewritten without its sops metadata\n\
+         b.yaml: document 1: Secret prod/token: no values to seal; rewritten without its sops metadata\n"
+    );
+    assert_eq!(
+        r.stderr,
+        "dry run: 1 object(s) in 2 file(s) would be imported (2 Secret(s) with no values rewritten without their sops metadata); nothing was written\n"
+    );
+    let r = import_sops(&s, &["--in-place", "a.yaml", "b.yaml"]).ok();
+    assert_eq!(
+        r.stderr,
+        "imported 1 object(s) in 2 file(s) (2 Secret(s) with no values rewritten without their sops metadata)\n"
+    );
+    assert!(!s.read("b.yaml").contains("sops"));
 }
