@@ -22,23 +22,31 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Recipient { fetch, .. } if fetch.fetch => super::fetch::run(&fetch),
         Command::Recipient { .. } => recipient(settings),
         Command::Encrypt {
-            files, in_place, ..
-        } => encrypt(&files, settings, in_place, limits),
+            files,
+            in_place,
+            force,
+            ..
+        } => encrypt(&files, settings, in_place, force, limits),
         Command::Import { source } => import(&source, settings, limits),
         Command::Decrypt { files, .. } => decrypt(&files, settings, limits),
-        Command::Edit { file, .. } => super::edit::edit(&file, settings),
+        Command::Edit { file, force, .. } => super::edit::edit(&file, force, settings),
         Command::Set {
             file,
             name,
             key,
             from_file,
             from_literal,
+            force,
             ..
-        } => set(&file, &name, &key, from_file, from_literal, settings),
+        } => set(&file, &name, &key, from_file, from_literal, force, settings),
         Command::Unset {
-            file, name, key, ..
-        } => unset(&file, &name, &key, settings),
-        Command::Rekey { files, .. } => rekey(&files, settings, limits),
+            file,
+            name,
+            key,
+            force,
+            ..
+        } => unset(&file, &name, &key, force, settings),
+        Command::Rekey { files, force, .. } => rekey(&files, force, settings, limits),
         Command::MergeDriver {
             base,
             ours,
@@ -171,6 +179,7 @@ fn encrypt(
     inputs: &[PathBuf],
     settings: &mut Settings,
     in_place: bool,
+    force: bool,
     limits: &Limits,
 ) -> Result<i32> {
     let paths = walked_files(inputs, settings)?;
@@ -182,7 +191,7 @@ fn encrypt(
         let file = settings.file(p)?;
         jobs.push((p, settings.seal_settings(&file, false)));
     }
-    let staged = in_place.then(|| files::StagedWrites::new(jobs.len()));
+    let staged = in_place.then(|| files::StagedWrites::new(jobs.len()).force(force));
     let results: Vec<Result<Option<String>>> = jobs
         .par_iter()
         .map(|(p, settings)| {
@@ -238,7 +247,7 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
     }
     let staged = common
         .in_place
-        .then(|| files::StagedWrites::new(jobs.len()));
+        .then(|| files::StagedWrites::new(jobs.len()).force(common.force));
     type Done = (Option<String>, Vec<ops::Imported>, Vec<(usize, String)>);
     let results: Vec<Result<Done>> = jobs
         .par_iter()
@@ -380,6 +389,7 @@ fn set(
     key: &str,
     from_file: Option<PathBuf>,
     from_literal: Option<String>,
+    force: bool,
     settings: &mut Settings,
 ) -> Result<i32> {
     let value = match (from_file, from_literal) {
@@ -398,26 +408,26 @@ fn set(
         rule: resolved.rule.recipients.as_deref(),
     };
     let out = ops::set_value(&input, &request).map_err(|e| e.in_file(display(file)))?;
-    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, e))?;
+    files::write_in_place(file, out.as_bytes(), force).map_err(|e| Error::io(file, e))?;
     Ok(0)
 }
 
-fn unset(file: &Path, name: &str, key: &str, settings: &Settings) -> Result<i32> {
+fn unset(file: &Path, name: &str, key: &str, force: bool, settings: &Settings) -> Result<i32> {
     let input = read(file)?;
     let out = ops::unset_value(&input, name, settings.namespace(), key)
         .map_err(|e| e.in_file(display(file)))?;
-    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, e))?;
+    files::write_in_place(file, out.as_bytes(), force).map_err(|e| Error::io(file, e))?;
     Ok(0)
 }
 
-fn rekey(inputs: &[PathBuf], settings: &mut Settings, limits: &Limits) -> Result<i32> {
+fn rekey(inputs: &[PathBuf], force: bool, settings: &mut Settings, limits: &Limits) -> Result<i32> {
     let paths = walked_files(inputs, settings)?;
     let identities = settings.identities()?;
     let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
         jobs.push((p, settings.file(p)?));
     }
-    let staged = files::StagedWrites::new(paths.len());
+    let staged = files::StagedWrites::new(paths.len()).force(force);
     let results: Vec<Result<()>> = jobs
         .par_iter()
         .map(|(p, file)| {

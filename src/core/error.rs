@@ -195,6 +195,10 @@ pub enum ErrorKind {
     /// import: a SOPS file's structure or options gitops-seal does not handle.
     #[error("{0}")]
     SopsUnsupported(String),
+    /// An in-place write to a file with more than one hard link: the rename would give this
+    /// path new content and leave the old (a plaintext Secret, say) in every other link.
+    #[error("the file has {links} hard links: replacing it would leave its old content in the other {}", .links - 1)]
+    HardLinked { links: u64 },
     /// A file-system or process failure, worded as the OS words it (the cause is kept).
     #[error("{}", io_message(.0))]
     Io(#[source] std::io::Error),
@@ -234,7 +238,10 @@ impl ErrorKind {
             | ErrorKind::InvalidImportKey(_)
             | ErrorKind::SopsUnsupportedKeyGroup { .. } => "KeyError",
             ErrorKind::Seal(_) => "SealFailed",
-            ErrorKind::Io(_) | ErrorKind::IdentityExists | ErrorKind::Git(_) => "IoError",
+            ErrorKind::Io(_)
+            | ErrorKind::IdentityExists
+            | ErrorKind::Git(_)
+            | ErrorKind::HardLinked { .. } => "IoError",
             // The file or document itself: not text, not YAML, too large, empty.
             ErrorKind::Empty
             | ErrorKind::NotUtf8 { .. }
@@ -291,6 +298,19 @@ impl From<git2::Error> for Error {
     }
 }
 
+/// Why an in-place write was refused, carried inside an [`std::io::Error`] from the write
+/// itself to [`Error::io`]: the file has this many hard links.
+#[derive(Debug)]
+pub struct HardLinks(pub u64);
+
+impl fmt::Display for HardLinks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the file has {} hard links", self.0)
+    }
+}
+
+impl std::error::Error for HardLinks {}
+
 /// An [`ErrorKind`] at a [`Location`]. Its [`source`](std::error::Error::source) is the kind's
 /// typed cause, if it has one, so a printed chain reaches the OS, age or Git error beneath.
 #[derive(Debug)]
@@ -326,9 +346,14 @@ impl From<ErrorKind> for Error {
 }
 
 impl Error {
-    /// An I/O error on `path`; the error itself is kept as the cause.
+    /// An I/O error on `path`; the error itself is kept as the cause. An in-place write
+    /// refused for [`HardLinks`] becomes [`ErrorKind::HardLinked`].
     pub fn io(path: &std::path::Path, e: std::io::Error) -> Self {
-        Error::from(ErrorKind::Io(e)).in_file(path.display().to_string())
+        let kind = match e.get_ref().and_then(|i| i.downcast_ref::<HardLinks>()) {
+            Some(HardLinks(links)) => ErrorKind::HardLinked { links: *links },
+            None => ErrorKind::Io(e),
+        };
+        Error::from(kind).in_file(path.display().to_string())
     }
 
     pub fn reason(&self) -> &'static str {

@@ -368,3 +368,147 @@ fn vim_is_started_without_viminfo_or_swap_files() {
     let args = s.read("vim-args");
     assert!(args.contains("-i NONE -n"), "{args}");
 }
+
+/// Every command that writes a manifest in place, run on `a.yaml` (a plaintext Secret for
+/// `encrypt`, a Bitnami file for `import sealed-secrets`, sealed for the rest).
+fn in_place_commands(s: &Sandbox) -> Vec<(&'static str, Vec<String>, Option<&'static str>)> {
+    let r = s.recipient.clone();
+    let v = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    vec![
+        (
+            "encrypt",
+            v(&["encrypt", "--in-place", "-r", &r, "a.yaml"]),
+            None,
+        ),
+        (
+            "rekey",
+            v(&["rekey", "-i", "id.txt", "-r", &r, "a.yaml"]),
+            None,
+        ),
+        (
+            "set",
+            v(&["set", "a.yaml", "prod/db", "token", "--from-literal", "x"]),
+            None,
+        ),
+        ("unset", v(&["unset", "a.yaml", "prod/db", "user"]), None),
+        (
+            "edit",
+            v(&["edit", "-i", "id.txt", "a.yaml"]),
+            Some("sed -i s/hunter2/changed/"),
+        ),
+    ]
+}
+
+#[test]
+fn an_in_place_write_to_a_file_with_another_hard_link_is_refused_unless_forced() {
+    for force in [false, true] {
+        let base = Sandbox::new();
+        for (what, args, editor) in in_place_commands(&base) {
+            let s = Sandbox::new();
+            if what == "encrypt" {
+                s.write("a.yaml", MIXED);
+            } else {
+                s.seal("a.yaml", MIXED);
+            }
+            // A snapshot as `cp -al` makes it: the same inode under another name.
+            std::fs::create_dir_all(s.path("snap")).unwrap();
+            std::fs::hard_link(s.path("a.yaml"), s.path("snap/a.yaml")).unwrap();
+            let before = s.snapshot();
+            let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let args_recipient;
+            if args.contains(&"-r") {
+                // The sandbox's own recipient, not the base's.
+                args_recipient = s.recipient.clone();
+                let i = args.iter().position(|a| *a == "-r").unwrap();
+                args[i + 1] = &args_recipient;
+            }
+            if force {
+                args.push("--force");
+            }
+            let mut c = s.command(&args);
+            if let Some(editor) = editor {
+                c.env("EDITOR", editor);
+            }
+            let r = super::harness::run_command(c, b"");
+            if force {
+                assert_eq!(r.code, 0, "{what}: {}", r.stderr);
+                assert_ne!(s.read("a.yaml"), s.read("snap/a.yaml"), "{what}");
+                continue;
+            }
+            assert_eq!(r.code, 2, "{what}: {}", r.stdout);
+            assert_eq!(
+                r.error_line(),
+                "error: a.yaml: the file has 2 hard links: replacing it would leave its old content in the other 1; nothing written. Pass --force to write anyway (the other links keep the old content), or first give this path a file of its own: cp a.yaml a.yaml.tmp && mv a.yaml.tmp a.yaml",
+                "{what}"
+            );
+            assert_eq!(s.snapshot(), before, "{what}: nothing written");
+        }
+    }
+}
+
+#[test]
+fn import_in_place_refuses_a_hard_linked_file_and_writes_no_file() {
+    let s = Sandbox::new();
+    s.write(
+        "a.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: hunter2}\n",
+    );
+    let sops = std::process::Command::new("sops")
+        .current_dir(s.dir.path())
+        .env("HOME", s.dir.path())
+        .args([
+            "--encrypt",
+            "--age",
+            &s.recipient,
+            "--encrypted-regex",
+            "^(data|stringData)$",
+            "--in-place",
+            "a.yaml",
+        ])
+        .status()
+        .unwrap();
+    assert!(sops.success());
+    s.write("b.yaml", s.read("a.yaml"));
+    std::fs::hard_link(s.path("b.yaml"), s.path("b-link.yaml")).unwrap();
+    let before = s.snapshot();
+    let recipient = s.recipient.clone();
+    let r = s
+        .run(&[
+            "import",
+            "sops",
+            "-i",
+            "id.txt",
+            "-r",
+            &recipient,
+            "--in-place",
+            "a.yaml",
+            "b.yaml",
+        ])
+        .fails();
+    assert!(r.error_line().starts_with("error: "), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("b.yaml: the file has 2 hard links"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        s.snapshot(),
+        before,
+        "all or nothing: a.yaml is not written either"
+    );
+    s.run(&[
+        "import",
+        "sops",
+        "-i",
+        "id.txt",
+        "-r",
+        &recipient,
+        "--in-place",
+        "--force",
+        "a.yaml",
+        "b.yaml",
+    ])
+    .ok();
+    assert!(s.read("b-link.yaml").contains("sops:"));
+    assert!(!s.read("b.yaml").contains("sops:"));
+}
