@@ -512,3 +512,94 @@ fn import_in_place_refuses_a_hard_linked_file_and_writes_no_file() {
     assert!(s.read("b-link.yaml").contains("sops:"));
     assert!(!s.read("b.yaml").contains("sops:"));
 }
+
+/// Runs `command` (a shell command line) under a pseudo-terminal made by util-linux `script`,
+/// typing `keys` into it, with the sandbox as HOME and no $EDITOR/$VISUAL unless `env` sets
+/// them.
+fn under_a_pty(
+    s: &Sandbox,
+    command: &str,
+    env: &[(&str, String)],
+    keys: &[u8],
+) -> super::harness::Run {
+    std::fs::create_dir_all(s.path("run")).unwrap();
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", command, "/dev/null"])
+        .current_dir(s.dir.path())
+        .env("HOME", s.dir.path())
+        .env("XDG_CONFIG_HOME", s.path(".config"))
+        .env("XDG_RUNTIME_DIR", s.path("run"))
+        .env("TERM", "xterm")
+        .env_remove("GITOPS_SEAL_IDENTITY")
+        .env_remove("VISUAL")
+        .env_remove("EDITOR")
+        .env_remove("VIMINIT")
+        .env_remove("MYVIMRC");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    super::harness::run_command(c, keys)
+}
+
+/// Keys that make vim remember the old value: a search for it, a yank of its line, a
+/// substitution; then write and quit.
+const VIM_KEYS: &[u8] = b"/hunter2\ryy:s/hunter2/changed-in-vim/\r:wq!\r";
+
+#[test]
+fn every_vim_the_editor_resolves_to_keeps_the_old_value_out_of_viminfo() {
+    assert!(
+        std::path::Path::new("/usr/bin/vim").exists(),
+        "Debian's vim is needed (`apt-get install vim`; .ci/run installs it)"
+    );
+    // The control: the real vim, run directly, does write the old value to ~/.viminfo with
+    // these keys, so its absence below means something.
+    let s = Sandbox::new();
+    s.write("plain.txt", "password: hunter2\n");
+    let r = under_a_pty(&s, "vi plain.txt", &[], VIM_KEYS);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(s.read("plain.txt"), "password: changed-in-vim\n");
+    assert!(s.read(".viminfo").contains("hunter2"));
+
+    let bin = env!("CARGO_BIN_EXE_gitops-seal");
+    // (what $EDITOR is, or none: the tool runs `vi`)
+    let cases: &[Option<&str>] = &[
+        None,
+        Some("/usr/bin/vi"),
+        Some("vim.basic"),
+        Some("view"),
+        Some("myedit"),
+    ];
+    for editor in cases {
+        let s = Sandbox::new();
+        s.seal("a.yaml", MIXED);
+        // A link of one's own, found through PATH: resolved to vim.basic.
+        std::fs::create_dir_all(s.path("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/vim", s.path("bin/myedit")).unwrap();
+        let mut env = vec![(
+            "PATH",
+            format!(
+                "{}:{}",
+                s.path("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )];
+        if let Some(e) = editor {
+            env.push(("EDITOR", e.to_string()));
+        }
+        let r = under_a_pty(&s, &format!("{bin} edit -i id.txt a.yaml"), &env, VIM_KEYS);
+        assert_eq!(r.code, 0, "{editor:?}: {r:?}");
+        let opened = s.run(&["decrypt", "-i", "id.txt", "a.yaml"]).ok().stdout;
+        assert!(
+            opened.contains("password: changed-in-vim"),
+            "{editor:?}: {opened}"
+        );
+        for (path, bytes) in s.snapshot() {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("hunter2"),
+                "{editor:?}: the old value is in {}",
+                path.display()
+            );
+        }
+        assert!(!s.path(".viminfo").exists(), "{editor:?}");
+    }
+}
