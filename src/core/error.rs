@@ -98,6 +98,12 @@ pub enum ErrorKind {
     InvalidKeyName,
     #[error("unknown scope {0:?} (expected strict, namespace or cluster)")]
     UnknownScope(String),
+    /// A name or namespace Kubernetes would refuse (the object's location names it).
+    #[error("{field} is not a valid Kubernetes name (it must be {rule})")]
+    InvalidObjectName {
+        field: &'static str,
+        rule: &'static str,
+    },
     #[error("no namespace to bind to scope {scope}")]
     MissingNamespace { scope: &'static str },
     #[error("no recipients")]
@@ -267,6 +273,7 @@ impl ErrorKind {
             | ErrorKind::InvalidKeyName
             | ErrorKind::DeniedTemplateKey(_)
             | ErrorKind::SopsEncryptedMetadata { .. }
+            | ErrorKind::InvalidObjectName { .. }
             | ErrorKind::UnknownScope(_)
             | ErrorKind::MissingNamespace { .. }
             | ErrorKind::ImportUnsupported(_) => "InvalidSpec",

@@ -1145,3 +1145,52 @@ fn every_sops_document_rewritten_is_counted_even_without_values() {
     );
     assert!(!s.read("b.yaml").contains("sops"));
 }
+
+// ---- Names as Kubernetes reads them ----
+
+#[test]
+fn a_value_sealed_strictly_for_prod_db_does_not_import_as_namespace_prod_slash_db() {
+    let s = bitnami();
+    let app = s.read("app.yaml");
+    // The strict value of prod/db: its RSA-OAEP label is "prod/db", which is also the label
+    // of a namespace-wide value of a namespace named "prod/db".
+    let password = app
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap()
+        .to_string();
+    s.write(
+        "moved-ns.yaml",
+        format!("apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: other\n  namespace: prod/db\n  annotations:\n    sealedsecrets.bitnami.com/namespace-wide: \"true\"\nspec:\n  encryptedData:\n    password: {password}\n"),
+    );
+    let before = s.snapshot();
+    for mode in ["--in-place", "--dry-run"] {
+        let r = import_bitnami(&s, &[mode, "moved-ns.yaml"]).fails();
+        assert_eq!(
+            r.error_line(),
+            "error: moved-ns.yaml: document 1 (bitnami.com SealedSecret prod/db/other): metadata.namespace is not a valid Kubernetes name (it must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)"
+        );
+    }
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn a_sops_secret_with_a_name_kubernetes_refuses_is_not_imported() {
+    let s = Sandbox::new();
+    sops_encrypt(
+        &s,
+        "a.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: ok, namespace: prod}\nstringData: {k: nope-1}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: Bad_Name, namespace: prod}\nstringData: {k: hunter2}\n",
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    let before = s.snapshot();
+    let r = import_sops(&s, &["--in-place", "a.yaml"]).fails();
+    assert!(
+        r.error_line().starts_with(
+            "error: a.yaml: document 2 (Secret prod/Bad_Name): metadata.name is not a valid Kubernetes name (it must be a DNS-1123 subdomain"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.snapshot(), before);
+}

@@ -466,6 +466,9 @@ impl BitnamiSealedSecret {
         let object = self.object_ref();
         let located = |e: ErrorKind| Error::from(e).in_object(object.clone());
         let bound_namespace = self.namespace.as_deref().or(namespace);
+        // Before any value is opened: a namespace `prod/db` would read a strict label as a
+        // namespace-wide one, and Kubernetes refuses such names anyway.
+        secret::check_names(&self.name, bound_namespace).map_err(located)?;
         let label = match (self.scope, bound_namespace) {
             (Scope::Cluster, _) => String::new(),
             (scope, Some(ns)) => label(scope, ns, &self.name),
