@@ -248,7 +248,11 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
     let staged = common
         .in_place
         .then(|| files::StagedWrites::new(jobs.len()).force(common.force));
-    type Done = (Option<String>, Vec<ops::Imported>, Vec<(usize, String)>);
+    type Done = (
+        Option<String>,
+        Vec<ops::Imported>,
+        Vec<ops::RewrittenDocument>,
+    );
     let results: Vec<Result<Done>> = jobs
         .par_iter()
         .map(|(p, seal)| {
@@ -279,9 +283,10 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
         .iter()
         .filter(|(_, o, r)| !o.is_empty() || !r.is_empty())
         .count();
-    // Documents with nothing to seal that are rewritten all the same (their sops block goes).
+    // Documents rewritten with nothing imported (a SOPS Secret without values loses its sops
+    // block; with --replace, a Bitnami object imported before goes).
     let also = if rewritten > 0 {
-        format!(" ({rewritten} Secret(s) with no values rewritten without their sops metadata)")
+        format!(" ({rewritten} other document(s) rewritten)")
     } else {
         String::new()
     };
@@ -291,12 +296,12 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
             for o in imported {
                 writeln!(stdout, "{}", describe_import(p, o))?;
             }
-            for (n, object) in plain {
-                writeln!(
-                    stdout,
-                    "{}: document {n}: {object}: no values to seal; rewritten without its sops metadata",
-                    display(p)
-                )?;
+            for r in plain {
+                let at = match r.item {
+                    Some(i) => format!("document {}, List item {i}", r.document),
+                    None => format!("document {}", r.document),
+                };
+                writeln!(stdout, "{}: {at}: {}: {}", display(p), r.object, r.what)?;
             }
         }
         eprintln!("dry run: {objects} object(s) in {touched} file(s) would be imported{also}; nothing was written");

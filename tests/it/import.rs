@@ -230,7 +230,29 @@ fn a_second_import_adds_nothing_and_replace_then_drops_theirs_keeping_ours() {
     let r = import_bitnami(&s, &["--in-place", "app.yaml", "list.yaml"]).ok();
     assert_eq!(r.stderr, "imported 0 object(s) in 0 file(s)\n");
     assert_eq!((s.read("app.yaml"), s.read("list.yaml")), beside);
-    import_bitnami(&s, &["--in-place", "--replace", "app.yaml", "list.yaml"]).ok();
+    let r = import_bitnami(&s, &["--dry-run", "--replace", "app.yaml", "list.yaml"]).ok();
+    assert_eq!(
+        r.stderr,
+        "dry run: 0 object(s) in 2 file(s) would be imported (4 other document(s) rewritten); nothing was written\n"
+    );
+    assert!(
+        r.stdout.starts_with(
+            "app.yaml: document 2: bitnami.com SealedSecret prod/db: imported before; removed\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("list.yaml: document 1, List item 2: bitnami.com SealedSecret web/one: imported before; removed\n"),
+        "{}",
+        r.stdout
+    );
+    let r = import_bitnami(&s, &["--in-place", "--replace", "app.yaml", "list.yaml"]).ok();
+    assert_eq!(
+        r.stderr,
+        "imported 0 object(s) in 2 file(s) (4 other document(s) rewritten)\n"
+    );
     let (app, list) = (s.read("app.yaml"), s.read("list.yaml"));
     assert!(!app.contains("bitnami.com") && !list.contains("bitnami.com"));
     assert_eq!(app.matches("kind: SealedSecret").count(), 2);
@@ -1136,12 +1158,12 @@ fn every_sops_document_rewritten_is_counted_even_without_values() {
     );
     assert_eq!(
         r.stderr,
-        "dry run: 1 object(s) in 2 file(s) would be imported (2 Secret(s) with no values rewritten without their sops metadata); nothing was written\n"
+        "dry run: 1 object(s) in 2 file(s) would be imported (2 other document(s) rewritten); nothing was written\n"
     );
     let r = import_sops(&s, &["--in-place", "a.yaml", "b.yaml"]).ok();
     assert_eq!(
         r.stderr,
-        "imported 1 object(s) in 2 file(s) (2 Secret(s) with no values rewritten without their sops metadata)\n"
+        "imported 1 object(s) in 2 file(s) (2 other document(s) rewritten)\n"
     );
     assert!(!s.read("b.yaml").contains("sops"));
 }
