@@ -69,17 +69,75 @@ impl Drop for PrivateTemp {
 
 /// Vim and Neovim keep registers and history in ~/.viminfo or shada and write swap files
 /// beside the file: an old value would outlive the edit there. Started without either.
+///
+/// The editor's program (its first word) is found as the shell would find it, through `PATH`,
+/// and then through symlinks: `vi`, `/usr/bin/vi`, `editor` or a link of one's own are vim on
+/// most systems, and are recognised by the name of the file they resolve to, or by the name
+/// given. A wrapper this cannot see through (`env vim`, a shell function or alias, a script
+/// under another name) is not recognised; the README's `edit` section says how to make those
+/// safe.
 pub fn private_editor(editor: &str) -> String {
     let program = editor.split_whitespace().next().unwrap_or("");
-    let name = Path::new(program)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("");
-    if matches!(name, "vim" | "nvim" | "gvim" | "mvim" | "vimdiff") {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let given = Path::new(program).file_name().and_then(|n| n.to_str());
+    let resolved = resolve_program(program, &path).and_then(|p| fs::canonicalize(p).ok());
+    let resolved_name = resolved
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str());
+    // The resolved file decides when there is one (`vi` may be busybox, which takes no `-i`);
+    // a name that resolves to nothing is judged by itself.
+    let vi = match resolved_name {
+        Some(name) => is_vi_family(name),
+        None => given.is_some_and(is_vi_family),
+    };
+    if vi {
         format!("{editor} -i NONE -n")
     } else {
         editor.to_string()
     }
+}
+
+/// The vi family by program name: `vi`, `vim*` (`vim.basic`, `vim.tiny`, `vimdiff`), `view`,
+/// `ex`, `rvim`, `rview`, `nvim*`, and the GUI `gvim`/`gview`/`mvim`/`evim`.
+pub fn is_vi_family(name: &str) -> bool {
+    matches!(
+        name,
+        "vi" | "view" | "ex" | "rvim" | "rview" | "gvim" | "gview" | "mvim" | "evim"
+    ) || name.starts_with("vim")
+        || name.starts_with("nvim")
+}
+
+/// Where the shell would find `program`: as given when it holds a `/`, else the first
+/// executable file of that name in `path`'s folders.
+fn resolve_program(program: &str, path: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    if program.is_empty() {
+        return None;
+    }
+    if program.contains('/') {
+        return Some(Path::new(program).to_path_buf());
+    }
+    std::env::split_paths(path)
+        .map(|dir| {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".").to_path_buf()
+            } else {
+                dir
+            };
+            dir.join(program)
+        })
+        .find(|candidate| is_executable_file(candidate))
+}
+
+#[cfg(unix)]
+fn is_executable_file(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable_file(p: &Path) -> bool {
+    p.is_file()
 }
 
 /// `$VISUAL`, else `$EDITOR`, else `vi` (blank values skipped).
@@ -173,6 +231,59 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vi_family_is_known_by_name() {
+        for name in [
+            "vi",
+            "vim",
+            "vim.basic",
+            "vim.tiny",
+            "vimdiff",
+            "view",
+            "ex",
+            "rvim",
+            "rview",
+            "nvim",
+            "nvim-qt",
+            "gvim",
+            "mvim",
+        ] {
+            assert!(is_vi_family(name), "{name}");
+        }
+        for name in [
+            "nano", "emacs", "code", "busybox", "editor", "vis", "exo", "env", "",
+        ] {
+            assert!(!is_vi_family(name), "{name}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn programs_are_found_through_path_and_symlinks() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("vim.basic");
+        fs::write(&real, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o755)).unwrap();
+        symlink(&real, dir.path().join("myedit")).unwrap();
+        let plain = dir.path().join("notexec");
+        fs::write(&plain, "").unwrap();
+        let path = std::env::join_paths(["/nonexistent".as_ref(), dir.path()]).unwrap();
+        let found = resolve_program("myedit", &path).unwrap();
+        assert_eq!(found, dir.path().join("myedit"));
+        assert_eq!(
+            fs::canonicalize(found).unwrap().file_name().unwrap(),
+            "vim.basic"
+        );
+        assert_eq!(resolve_program("notexec", &path), None);
+        assert_eq!(
+            resolve_program("/x/vim", &path).as_deref(),
+            Some(Path::new("/x/vim"))
+        );
+        let link = dir.path().join("myedit").display().to_string();
+        assert_eq!(private_editor(&link), format!("{link} -i NONE -n"));
+    }
 
     #[test]
     fn vim_and_neovim_start_without_history_or_swap_files() {

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use zeroize::Zeroizing;
 
-use crate::core::error::Error;
+use crate::core::error::{Error, HardLinks};
 
 /// Reads a file, or stdin for `-`, into a zeroizing buffer (inputs may hold plaintext).
 pub fn read_input(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
@@ -29,11 +29,50 @@ pub fn read_input(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
 
 /// Replaces `path` with `contents` atomically: a temp file in the same folder, fsync, then
 /// rename. The temp file gets the original's permissions before any byte is written, and is
-/// removed if anything fails.
+/// removed if anything fails. For files gitops-seal keeps (hooks, `.gitattributes`); a
+/// manifest rewritten in place goes through [`write_in_place`].
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let tmp = stage(path, contents)?;
+    let tmp = stage(path, contents, true)?;
     tmp.as_file().sync_all()?;
     tmp.persist(through_symlinks(path)?).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// [`write_atomic`] for a manifest rewritten in place (`encrypt`/`import`/`rekey --in-place`,
+/// `set`, `unset`, `edit`): a file with more than one hard link is refused unless `force`,
+/// and nothing is written. The rename gives the path a new inode, so every other link would
+/// keep the old content (a plaintext Secret). The error's inner error is [`HardLinks`], which
+/// [`Error::io`] turns into [`crate::ErrorKind::HardLinked`].
+pub fn write_in_place(path: &Path, contents: &[u8], force: bool) -> io::Result<()> {
+    let tmp = stage(path, contents, force)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(through_symlinks(path)?).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Refuses, before any work, a file [`write_in_place`] would refuse (`edit` asks before it
+/// opens the editor).
+pub fn check_in_place(path: &Path, force: bool) -> Result<(), Error> {
+    through_symlinks(path)
+        .and_then(|target| single_link(&target, force))
+        .map_err(|e| Error::io(path, e))
+}
+
+/// An error unless the file at `path` (symlinks resolved) has one link, or `force`. A file
+/// that does not exist yet has none.
+fn single_link(path: &Path, force: bool) -> io::Result<()> {
+    if force {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = fs::metadata(path) {
+            if meta.nlink() > 1 {
+                return Err(io::Error::other(HardLinks(meta.nlink())));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -46,9 +85,11 @@ fn through_symlinks(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
-/// Writes and returns the temp file that will replace `path` (not yet synced).
-fn stage(path: &Path, contents: &[u8]) -> io::Result<tempfile::NamedTempFile> {
+/// Writes and returns the temp file that will replace `path` (not yet synced); refused for a
+/// file with more than one hard link unless `hard_links`.
+fn stage(path: &Path, contents: &[u8], hard_links: bool) -> io::Result<tempfile::NamedTempFile> {
     let path = &through_symlinks(path)?;
+    single_link(path, hard_links)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -74,9 +115,11 @@ type Staged = Result<(PathBuf, tempfile::NamedTempFile), (PathBuf, io::Error)>;
 /// any failed to stage (a full disk, a missing folder), replaces nothing. Each rename is
 /// atomic; a rename that fails after others succeeded (an immutable file) leaves those
 /// replaced, and the error names the file. Dropped without `finish`, it removes every temp
-/// file.
+/// file. As [`write_in_place`], a file with more than one hard link fails to stage unless
+/// [`StagedWrites::force`].
 pub struct StagedWrites {
     staged: Mutex<Vec<Staged>>,
+    hard_links: bool,
 }
 
 impl StagedWrites {
@@ -84,14 +127,21 @@ impl StagedWrites {
     pub fn new(files: usize) -> Self {
         StagedWrites {
             staged: Mutex::new(Vec::with_capacity(files)),
+            hard_links: false,
         }
+    }
+
+    /// With `force`, files with more than one hard link are written too.
+    pub fn force(mut self, force: bool) -> Self {
+        self.hard_links = force;
+        self
     }
 
     /// Writes `contents` to a temp file beside `path` (through symlinks). A failure is kept
     /// and reported by [`StagedWrites::finish`].
     pub fn stage(&self, path: PathBuf, contents: Zeroizing<Vec<u8>>) {
         let staged = match through_symlinks(&path)
-            .and_then(|target| Ok((stage(&target, &contents)?, target)))
+            .and_then(|target| Ok((stage(&target, &contents, self.hard_links)?, target)))
         {
             Ok((tmp, target)) => Ok((target, tmp)),
             Err(e) => Err((path, e)),
@@ -309,6 +359,38 @@ mod tests {
             assert_eq!(fs::read_to_string(p).unwrap(), "old");
         }
         assert_eq!(names(dir.path()).len(), 20, "no temp file left");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_with_another_hard_link_is_refused_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a.yaml"),
+            dir.path().join("b.yaml"),
+            dir.path().join("c.yaml"),
+        );
+        fs::write(&a, "old a").unwrap();
+        fs::hard_link(&a, &b).unwrap();
+        fs::write(&c, "old c").unwrap();
+        let e = write_in_place(&a, b"new", false).unwrap_err();
+        let e = Error::io(&a, e);
+        assert!(
+            matches!(e.kind, crate::ErrorKind::HardLinked { links: 2 }),
+            "{e}"
+        );
+        let w = StagedWrites::new(2);
+        w.stage(c.clone(), bytes("new c"));
+        w.stage(b.clone(), bytes("new b"));
+        let (path, e) = w.finish().unwrap_err();
+        assert_eq!(path, b);
+        assert_eq!(Error::io(&path, e).reason(), "IoError");
+        assert_eq!(fs::read_to_string(&a).unwrap(), "old a");
+        assert_eq!(fs::read_to_string(&c).unwrap(), "old c");
+        assert_eq!(names(dir.path()), ["a.yaml", "b.yaml", "c.yaml"]);
+        write_in_place(&a, b"new", true).unwrap();
+        assert_eq!(fs::read_to_string(&a).unwrap(), "new");
+        assert_eq!(fs::read_to_string(&b).unwrap(), "old a");
     }
 
     #[test]

@@ -137,7 +137,10 @@ pub fn read_sealed_secrets_keys(
         let in_file = |e: ErrorKind| Error::from(e).in_file(path.display().to_string());
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| in_file(ErrorKind::InvalidImportKey("not a text file".into())))?;
-        out.extend(crate::core::import::bitnami::parse_keys(text).map_err(in_file)?);
+        out.extend(
+            crate::core::import::bitnami::parse_keys(text)
+                .map_err(|e| e.in_file(path.display().to_string()))?,
+        );
         if path != Path::new("-") {
             check_private(path, "key file", warn);
         }

@@ -65,6 +65,10 @@ pub enum Command {
         /// Rewrite each file in place (atomic; keeps the file mode).
         #[arg(long)]
         in_place: bool,
+        /// With --in-place: write even to a file with more than one hard link (the other
+        /// links keep the old content; without it such a file is refused).
+        #[arg(long, requires = "in_place")]
+        force: bool,
     },
     /// Move Bitnami SealedSecrets or SOPS-encrypted Secrets to gitops-seal SealedSecrets,
     /// offline; nothing is written unless every value of every file opens.
@@ -91,6 +95,10 @@ pub enum Command {
         recipients: RecipientArgs,
         #[command(flatten)]
         namespace: NamespaceArg,
+        /// Write in place even to a file with more than one hard link (the other links keep
+        /// the old content; without it such a file is refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Seal one value into an existing SealedSecret (public recipients only, no key needed).
     Set {
@@ -111,6 +119,10 @@ pub enum Command {
         recipients: RecipientArgs,
         #[command(flatten)]
         namespace: NamespaceArg,
+        /// Write in place even to a file with more than one hard link (the other links keep
+        /// the old content; without it such a file is refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Remove one value from a SealedSecret.
     Unset {
@@ -122,6 +134,10 @@ pub enum Command {
         key: String,
         #[command(flatten)]
         namespace: NamespaceArg,
+        /// Write in place even to a file with more than one hard link (the other links keep
+        /// the old content; without it such a file is refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Re-seal every value to a new recipient list, in place (needs an identity).
     Rekey {
@@ -133,6 +149,10 @@ pub enum Command {
         recipients: RecipientArgs,
         #[command(flatten)]
         namespace: NamespaceArg,
+        /// Write in place even to a file with more than one hard link (the other links keep
+        /// the old content; without it such a file is refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Git merge driver: merge SealedSecrets key by key (Git runs it as `%O %A %B %P`).
     MergeDriver {
@@ -242,6 +262,10 @@ pub struct ImportArgs {
     /// Rewrite each file in place (atomic; all files or none).
     #[arg(long)]
     pub in_place: bool,
+    /// With --in-place: write even to a file with more than one hard link (the other links
+    /// keep the old content; without it such a file is refused).
+    #[arg(long, requires = "in_place")]
+    pub force: bool,
     /// Print what would be imported (objects, keys, scopes; never a value) and write nothing.
     #[arg(long, conflicts_with = "in_place")]
     pub dry_run: bool,

@@ -22,23 +22,31 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Recipient { fetch, .. } if fetch.fetch => super::fetch::run(&fetch),
         Command::Recipient { .. } => recipient(settings),
         Command::Encrypt {
-            files, in_place, ..
-        } => encrypt(&files, settings, in_place, limits),
+            files,
+            in_place,
+            force,
+            ..
+        } => encrypt(&files, settings, in_place, force, limits),
         Command::Import { source } => import(&source, settings, limits),
         Command::Decrypt { files, .. } => decrypt(&files, settings, limits),
-        Command::Edit { file, .. } => super::edit::edit(&file, settings),
+        Command::Edit { file, force, .. } => super::edit::edit(&file, force, settings),
         Command::Set {
             file,
             name,
             key,
             from_file,
             from_literal,
+            force,
             ..
-        } => set(&file, &name, &key, from_file, from_literal, settings),
+        } => set(&file, &name, &key, from_file, from_literal, force, settings),
         Command::Unset {
-            file, name, key, ..
-        } => unset(&file, &name, &key, settings),
-        Command::Rekey { files, .. } => rekey(&files, settings, limits),
+            file,
+            name,
+            key,
+            force,
+            ..
+        } => unset(&file, &name, &key, force, settings),
+        Command::Rekey { files, force, .. } => rekey(&files, force, settings, limits),
         Command::MergeDriver {
             base,
             ours,
@@ -171,6 +179,7 @@ fn encrypt(
     inputs: &[PathBuf],
     settings: &mut Settings,
     in_place: bool,
+    force: bool,
     limits: &Limits,
 ) -> Result<i32> {
     let paths = walked_files(inputs, settings)?;
@@ -182,7 +191,7 @@ fn encrypt(
         let file = settings.file(p)?;
         jobs.push((p, settings.seal_settings(&file, false)));
     }
-    let staged = in_place.then(|| files::StagedWrites::new(jobs.len()));
+    let staged = in_place.then(|| files::StagedWrites::new(jobs.len()).force(force));
     let results: Vec<Result<Option<String>>> = jobs
         .par_iter()
         .map(|(p, settings)| {
@@ -238,8 +247,12 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
     }
     let staged = common
         .in_place
-        .then(|| files::StagedWrites::new(jobs.len()));
-    type Done = (Option<String>, Vec<ops::Imported>);
+        .then(|| files::StagedWrites::new(jobs.len()).force(common.force));
+    type Done = (
+        Option<String>,
+        Vec<ops::Imported>,
+        Vec<ops::RewrittenDocument>,
+    );
     let results: Vec<Result<Done>> = jobs
         .par_iter()
         .map(|(p, seal)| {
@@ -258,29 +271,47 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
             .map_err(|e| e.in_file(display(p)))?;
             print_notes(p, &report.notes);
             let out = stage_or_print(staged.as_ref(), p, report.text, &input);
-            Ok((out, report.objects))
+            Ok((out, report.objects, report.rewritten))
         })
         .collect();
     // All or nothing: any error means no file is replaced (dropping `staged` removes its
     // temp files).
     let outputs: Vec<Done> = results.into_iter().collect::<Result<_>>()?;
-    let objects: usize = outputs.iter().map(|(_, o)| o.len()).sum();
-    let touched = outputs.iter().filter(|(_, o)| !o.is_empty()).count();
+    let objects: usize = outputs.iter().map(|(_, o, _)| o.len()).sum();
+    let rewritten: usize = outputs.iter().map(|(_, _, r)| r.len()).sum();
+    let touched = outputs
+        .iter()
+        .filter(|(_, o, r)| !o.is_empty() || !r.is_empty())
+        .count();
+    // Documents rewritten with nothing imported (a SOPS Secret without values loses its sops
+    // block; with --replace, a Bitnami object imported before goes).
+    let also = if rewritten > 0 {
+        format!(" ({rewritten} other document(s) rewritten)")
+    } else {
+        String::new()
+    };
     if common.dry_run {
         let mut stdout = std::io::stdout().lock();
-        for ((p, _), (_, imported)) in jobs.iter().zip(&outputs) {
+        for ((p, _), (_, imported, plain)) in jobs.iter().zip(&outputs) {
             for o in imported {
                 writeln!(stdout, "{}", describe_import(p, o))?;
             }
+            for r in plain {
+                let at = match r.item {
+                    Some(i) => format!("document {}, List item {i}", r.document),
+                    None => format!("document {}", r.document),
+                };
+                writeln!(stdout, "{}: {at}: {}: {}", display(p), r.object, r.what)?;
+            }
         }
-        eprintln!("dry run: {objects} object(s) in {touched} file(s) would be imported; nothing was written");
+        eprintln!("dry run: {objects} object(s) in {touched} file(s) would be imported{also}; nothing was written");
         return Ok(0);
     }
     if let Some(staged) = staged {
         staged.finish().map_err(|(p, e)| Error::io(&p, e))?;
-        eprintln!("imported {objects} object(s) in {touched} file(s)");
+        eprintln!("imported {objects} object(s) in {touched} file(s){also}");
     } else {
-        print_files(outputs.iter().filter_map(|(o, _)| o.as_deref()))?;
+        print_files(outputs.iter().filter_map(|(o, _, _)| o.as_deref()))?;
     }
     Ok(0)
 }
@@ -363,6 +394,7 @@ fn set(
     key: &str,
     from_file: Option<PathBuf>,
     from_literal: Option<String>,
+    force: bool,
     settings: &mut Settings,
 ) -> Result<i32> {
     let value = match (from_file, from_literal) {
@@ -381,26 +413,26 @@ fn set(
         rule: resolved.rule.recipients.as_deref(),
     };
     let out = ops::set_value(&input, &request).map_err(|e| e.in_file(display(file)))?;
-    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, e))?;
+    files::write_in_place(file, out.as_bytes(), force).map_err(|e| Error::io(file, e))?;
     Ok(0)
 }
 
-fn unset(file: &Path, name: &str, key: &str, settings: &Settings) -> Result<i32> {
+fn unset(file: &Path, name: &str, key: &str, force: bool, settings: &Settings) -> Result<i32> {
     let input = read(file)?;
     let out = ops::unset_value(&input, name, settings.namespace(), key)
         .map_err(|e| e.in_file(display(file)))?;
-    files::write_atomic(file, out.as_bytes()).map_err(|e| Error::io(file, e))?;
+    files::write_in_place(file, out.as_bytes(), force).map_err(|e| Error::io(file, e))?;
     Ok(0)
 }
 
-fn rekey(inputs: &[PathBuf], settings: &mut Settings, limits: &Limits) -> Result<i32> {
+fn rekey(inputs: &[PathBuf], force: bool, settings: &mut Settings, limits: &Limits) -> Result<i32> {
     let paths = walked_files(inputs, settings)?;
     let identities = settings.identities()?;
     let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
         jobs.push((p, settings.file(p)?));
     }
-    let staged = files::StagedWrites::new(paths.len());
+    let staged = files::StagedWrites::new(paths.len()).force(force);
     let results: Vec<Result<()>> = jobs
         .par_iter()
         .map(|(p, file)| {

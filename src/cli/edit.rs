@@ -14,8 +14,10 @@ use gitops_seal::Error;
 
 use super::settings::Settings;
 
-pub fn edit(file: &Path, settings: &mut Settings) -> Result<i32> {
+pub fn edit(file: &Path, force: bool, settings: &mut Settings) -> Result<i32> {
     let shown = file.display().to_string();
+    // Before the editor opens: an edit that could not be written would be lost.
+    files::check_in_place(file, force)?;
     let identities = settings.identities()?;
     let resolved = settings.file(file)?;
     let namespace = resolved.namespace.as_deref();
@@ -46,7 +48,7 @@ pub fn edit(file: &Path, settings: &mut Settings) -> Result<i32> {
     let sealed: Zeroizing<String> =
         Zeroizing::new(sealed.unwrap_or_else(|| String::from_utf8_lossy(&edited).into_owned()));
     ops::check_resealed(&previous, sealed.as_bytes()).map_err(|e| e.in_file(&shown))?;
-    files::write_atomic(file, sealed.as_bytes()).map_err(|e| Error::io(file, e))?;
+    files::write_in_place(file, sealed.as_bytes(), force).map_err(|e| Error::io(file, e))?;
     eprintln!("sealed {shown}");
     Ok(0)
 }

@@ -50,7 +50,7 @@ pub fn main() -> i32 {
                 let prefix = if i == 0 { "error: " } else { "  caused by: " };
                 let hint = cause
                     .downcast_ref::<gitops_seal::Error>()
-                    .and_then(|e| hint(&e.kind))
+                    .and_then(hint)
                     .unwrap_or_default();
                 let _ = writeln!(stderr, "{prefix}{cause}{hint}");
             }
@@ -61,9 +61,9 @@ pub fn main() -> i32 {
 
 /// What to type about a library error: the library names the problem, the command line says
 /// which flag or command helps. Appended to the error's own line.
-fn hint(kind: &gitops_seal::ErrorKind) -> Option<String> {
+fn hint(e: &gitops_seal::Error) -> Option<String> {
     use gitops_seal::ErrorKind as K;
-    Some(match kind {
+    Some(match &e.kind {
         K::MissingNamespace { .. } => ": set metadata.namespace, pass --namespace/-n, or add `namespace:` to the matching rule in .gitops-seal.yaml".into(),
         K::NoRecipients => ": pass -r/-R, or add a rule matching this path to .gitops-seal.yaml".into(),
         K::ManifestAsIdentity => " (-i is the identity, as in age; to rewrite a file in place use --in-place)".into(),
@@ -79,7 +79,12 @@ fn hint(kind: &gitops_seal::ErrorKind) -> Option<String> {
         K::NoLongerSealed { .. } => "; nothing written. To rename or delete a Secret, use `decrypt` and `encrypt`, or delete its SealedSecret document.".into(),
         K::StillPlaintext => "; nothing written".into(),
         K::ImportKeyMismatch { .. } => "; pass every key of the controller's backup with --key (it keeps its old keys after a rotation); nothing written".into(),
-        K::ImportTampered(_) | K::SopsMacMismatch => "; nothing written".into(),
+        K::HardLinked { .. } => {
+            let file = e.location.file.as_deref().unwrap_or("FILE");
+            format!("; nothing written. Pass --force to write anyway (the other links keep the old content), or first give this path a file of its own: cp {file} {file}.tmp && mv {file}.tmp {file}")
+        }
+        K::ImportTampered(_) | K::SopsMacMismatch | K::SopsNothingToSeal { .. } => "; nothing written".into(),
+        K::SopsEncryptedMetadata { .. } => "; nothing written. Decrypt it with sops, move the label or annotation out of the encrypted part (see docs/MIGRATING.md) and import again".into(),
         K::SopsUnsupportedKeyGroup { .. } => ": gitops-seal opens the data key with age only; add an age recipient with `sops updatekeys` first; nothing written".into(),
         _ => return None,
     })

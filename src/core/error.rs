@@ -98,6 +98,12 @@ pub enum ErrorKind {
     InvalidKeyName,
     #[error("unknown scope {0:?} (expected strict, namespace or cluster)")]
     UnknownScope(String),
+    /// A name or namespace Kubernetes would refuse (the object's location names it).
+    #[error("{field} is not a valid Kubernetes name (it must be {rule})")]
+    InvalidObjectName {
+        field: &'static str,
+        rule: &'static str,
+    },
     #[error("no namespace to bind to scope {scope}")]
     MissingNamespace { scope: &'static str },
     #[error("no recipients")]
@@ -183,9 +189,22 @@ pub enum ErrorKind {
         "the SOPS data key is not sealed for any age recipient (it is sealed for {found} only)"
     )]
     SopsUnsupportedKeyGroup { found: String },
+    /// import: a label or annotation value that sops encrypted; a SealedSecret's template
+    /// carries labels and annotations in clear, so it is not imported (the key is the
+    /// location's).
+    #[error("sops encrypted this {field} value, and a SealedSecret carries {field}s in clear")]
+    SopsEncryptedMetadata { field: &'static str },
+    /// import: a Secret in which sops encrypted something (`path`, keys joined with `.`) but
+    /// which has no `data`/`stringData` value to seal: writing it would write plaintext.
+    #[error("sops encrypted {path} but the Secret has no data or stringData values to seal; it would be written in plaintext")]
+    SopsNothingToSeal { path: String },
     /// import: a SOPS file's structure or options gitops-seal does not handle.
     #[error("{0}")]
     SopsUnsupported(String),
+    /// An in-place write to a file with more than one hard link: the rename would give this
+    /// path new content and leave the old (a plaintext Secret, say) in every other link.
+    #[error("the file has {links} hard links: replacing it would leave its old content in the other {}", .links - 1)]
+    HardLinked { links: u64 },
     /// A file-system or process failure, worded as the OS words it (the cause is kept).
     #[error("{}", io_message(.0))]
     Io(#[source] std::io::Error),
@@ -225,7 +244,10 @@ impl ErrorKind {
             | ErrorKind::InvalidImportKey(_)
             | ErrorKind::SopsUnsupportedKeyGroup { .. } => "KeyError",
             ErrorKind::Seal(_) => "SealFailed",
-            ErrorKind::Io(_) | ErrorKind::IdentityExists | ErrorKind::Git(_) => "IoError",
+            ErrorKind::Io(_)
+            | ErrorKind::IdentityExists
+            | ErrorKind::Git(_)
+            | ErrorKind::HardLinked { .. } => "IoError",
             // The file or document itself: not text, not YAML, too large, empty.
             ErrorKind::Empty
             | ErrorKind::NotUtf8 { .. }
@@ -242,6 +264,7 @@ impl ErrorKind {
             | ErrorKind::NoLongerSealed { .. }
             | ErrorKind::StillPlaintext
             | ErrorKind::ImportNotSecret { .. }
+            | ErrorKind::SopsNothingToSeal { .. }
             | ErrorKind::SopsUnsupported(_) => "InvalidManifest",
             // One object's fields: what a SealedSecret's status shows as InvalidSpec.
             ErrorKind::Invalid(_)
@@ -249,6 +272,8 @@ impl ErrorKind {
             | ErrorKind::InvalidBase64
             | ErrorKind::InvalidKeyName
             | ErrorKind::DeniedTemplateKey(_)
+            | ErrorKind::SopsEncryptedMetadata { .. }
+            | ErrorKind::InvalidObjectName { .. }
             | ErrorKind::UnknownScope(_)
             | ErrorKind::MissingNamespace { .. }
             | ErrorKind::ImportUnsupported(_) => "InvalidSpec",
@@ -279,6 +304,19 @@ impl From<git2::Error> for Error {
         ErrorKind::Git(e).into()
     }
 }
+
+/// Why an in-place write was refused, carried inside an [`std::io::Error`] from the write
+/// itself to [`Error::io`]: the file has this many hard links.
+#[derive(Debug)]
+pub struct HardLinks(pub u64);
+
+impl fmt::Display for HardLinks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the file has {} hard links", self.0)
+    }
+}
+
+impl std::error::Error for HardLinks {}
 
 /// An [`ErrorKind`] at a [`Location`]. Its [`source`](std::error::Error::source) is the kind's
 /// typed cause, if it has one, so a printed chain reaches the OS, age or Git error beneath.
@@ -315,9 +353,14 @@ impl From<ErrorKind> for Error {
 }
 
 impl Error {
-    /// An I/O error on `path`; the error itself is kept as the cause.
+    /// An I/O error on `path`; the error itself is kept as the cause. An in-place write
+    /// refused for [`HardLinks`] becomes [`ErrorKind::HardLinked`].
     pub fn io(path: &std::path::Path, e: std::io::Error) -> Self {
-        Error::from(ErrorKind::Io(e)).in_file(path.display().to_string())
+        let kind = match e.get_ref().and_then(|i| i.downcast_ref::<HardLinks>()) {
+            Some(HardLinks(links)) => ErrorKind::HardLinked { links: *links },
+            None => ErrorKind::Io(e),
+        };
+        Error::from(kind).in_file(path.display().to_string())
     }
 
     pub fn reason(&self) -> &'static str {

@@ -137,6 +137,54 @@ pub fn is_valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// A DNS-1123 label (a namespace): lowercase letters, digits and `-`, starting and ending
+/// with a letter or digit, at most 63 characters.
+pub fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// A DNS-1123 subdomain (a Secret's name): DNS-1123 labels joined with `.`, at most 253
+/// characters.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty() && l.len() <= 253 && {
+                let b = l.as_bytes();
+                b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                    && b[0] != b'-'
+                    && b[b.len() - 1] != b'-'
+            }
+        })
+}
+
+/// Refuses a name or namespace Kubernetes would refuse for a Secret: the name must be a
+/// DNS-1123 subdomain, the namespace a DNS-1123 label. (A namespace such as `prod/db` would
+/// otherwise read as a strict binding's `namespace/name`.)
+pub fn check_names(name: &str, namespace: Option<&str>) -> Result<(), ErrorKind> {
+    if !is_dns1123_subdomain(name) {
+        return Err(ErrorKind::InvalidObjectName {
+            field: "metadata.name",
+            rule: "a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit, at most 253 characters",
+        });
+    }
+    if let Some(ns) = namespace {
+        if !is_dns1123_label(ns) {
+            return Err(ErrorKind::InvalidObjectName {
+                field: "metadata.namespace",
+                rule: "a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A Secret's name, namespace and whether it holds values, read without holding any value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretSummary {
@@ -395,6 +443,41 @@ pub fn string_map(m: &BTreeMap<String, String>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_read_as_kubernetes_reads_them() {
+        for ok in ["db", "a.b-c", "0x", &"a".repeat(253)] {
+            assert!(is_dns1123_subdomain(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Db",
+            "a/b",
+            "-a",
+            "a-",
+            "a..b",
+            ".a",
+            "a_b",
+            &"a".repeat(254),
+        ] {
+            assert!(!is_dns1123_subdomain(bad), "{bad}");
+        }
+        for ok in ["prod", "a-1", &"a".repeat(63)] {
+            assert!(is_dns1123_label(ok), "{ok}");
+        }
+        for bad in ["", "prod/db", "a.b", "-a", "a-", "Prod", &"a".repeat(64)] {
+            assert!(!is_dns1123_label(bad), "{bad}");
+        }
+        assert!(check_names("db", Some("prod")).is_ok());
+        assert!(check_names("db", None).is_ok());
+        assert!(matches!(
+            check_names("db", Some("prod/db")),
+            Err(ErrorKind::InvalidObjectName {
+                field: "metadata.namespace",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn debug_output_never_shows_a_value() {

@@ -74,7 +74,10 @@ fn open(
     identities: &[Identity],
     namespace: Option<&str>,
 ) -> Result<PlainSecret, Error> {
-    // A Secret the controller would refuse to make is not made here either.
+    // A Secret the controller would refuse to make is not made here either, nor one the API
+    // server would refuse.
+    crate::core::secret::check_names(&sealed.name, sealed.namespace.as_deref().or(namespace))
+        .map_err(|e| Error::from(e).in_object(sealed.object_ref()))?;
     deny::default_list().refuse(sealed)?;
     let mut plain = sealed.unseal(identities, namespace)?;
     // The bound scope, and only it, is shown (SealedSecret::parse refuses another).

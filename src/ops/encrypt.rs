@@ -183,6 +183,15 @@ pub(crate) fn seal_secret(
     previous: Option<&Previous>,
 ) -> Result<SealedSecret, Error> {
     let object = secret.object_ref();
+    // What Kubernetes would refuse is refused before anything is sealed.
+    secret::check_names(
+        &secret.name,
+        secret
+            .namespace
+            .as_deref()
+            .or(settings.bind_namespace.as_deref()),
+    )
+    .in_object(&object)?;
     let prev = previous.and_then(|p| p.find(secret));
     let follow = settings.follow_previous.then_some(prev).flatten();
     let annotated = secret

@@ -41,12 +41,26 @@ pub struct Imported {
     pub replaced: bool,
 }
 
+/// A document or List item rewritten without an object imported from it: a SOPS Secret with
+/// no values and nothing encrypted (its `sops` block goes), or, with `replace`, a Bitnami
+/// SealedSecret imported earlier (removed). No values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewrittenDocument {
+    pub document: usize,
+    pub item: Option<usize>,
+    pub object: String,
+    /// What happens to it, in words.
+    pub what: &'static str,
+}
+
 /// What `import` made of one file: the new text (`None`: nothing to import), the objects it
 /// imported, and one note per document it passed through unread.
 #[derive(Debug, Default)]
 pub struct ImportReport {
     pub text: Option<String>,
     pub objects: Vec<Imported>,
+    /// Documents (or List items) rewritten with nothing imported into them.
+    pub rewritten: Vec<RewrittenDocument>,
     pub notes: Vec<String>,
 }
 
@@ -75,11 +89,9 @@ pub fn import_sealed_secrets(
     let mut report = ImportReport::default();
     for (n, doc) in super::numbered(&docs) {
         let new = match manifest::classify(doc) {
-            Ok(DocKind::List) => {
-                import_list(n, doc, opts, &done, &mut report.objects).in_document(n)?
-            }
+            Ok(DocKind::List) => import_list(n, doc, opts, &done, &mut report).in_document(n)?,
             Ok(DocKind::Other) if is_bitnami_doc(doc) => {
-                import_document(n, doc, opts, &done, &mut report.objects).in_document(n)?
+                import_document(n, doc, opts, &done, &mut report).in_document(n)?
             }
             Ok(_) => None,
             Err(e) => {
@@ -94,6 +106,9 @@ pub fn import_sealed_secrets(
     }
     Ok(report)
 }
+
+/// What `replace` does to a Bitnami SealedSecret whose gitops-seal counterpart is in the file.
+const ALREADY_IMPORTED: &str = "imported before; removed";
 
 /// `(namespace, name)` of an object.
 type Name = (Option<String>, String);
@@ -209,14 +224,24 @@ fn import_document(
     doc: &RawDocument<'_>,
     opts: &SealedSecretsImport<'_>,
     done: &std::collections::HashSet<Name>,
-    objects: &mut Vec<Imported>,
+    report: &mut ImportReport,
 ) -> Result<Option<String>, Error> {
     let b = BitnamiSealedSecret::parse(doc)?;
     if done.contains(&(b.namespace.clone(), b.name.clone())) {
+        if opts.replace {
+            report.rewritten.push(RewrittenDocument {
+                document: n,
+                item: None,
+                object: b.object_ref(),
+                what: ALREADY_IMPORTED,
+            });
+        }
         return Ok(opts.replace.then(String::new));
     }
     let sealed = convert(&b, opts).in_object(&b.object_ref())?;
-    objects.push(record(n, None, &b, &sealed, opts.replace));
+    report
+        .objects
+        .push(record(n, None, &b, &sealed, opts.replace));
     let json = yaml::is_json(doc.text);
     if opts.replace {
         return Ok(Some(sealed.render(json)));
@@ -246,7 +271,7 @@ fn import_list(
     doc: &RawDocument<'_>,
     opts: &SealedSecretsImport<'_>,
     done: &std::collections::HashSet<Name>,
-    objects: &mut Vec<Imported>,
+    report: &mut ImportReport,
 ) -> Result<Option<String>, Error> {
     let mut list = yaml::parse_list(doc)?;
     let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) else {
@@ -261,7 +286,20 @@ fn import_list(
     let mut out = Vec::with_capacity(items.len() * 2);
     for (i, item) in std::mem::take(items).into_iter().enumerate() {
         if removable(&item) {
-            if !opts.replace {
+            if opts.replace {
+                let object = name_of(&item).map_or_else(
+                    || "bitnami.com SealedSecret".to_string(),
+                    |(ns, name)| {
+                        secret::object_ref("bitnami.com SealedSecret", ns.as_deref(), &name)
+                    },
+                );
+                report.rewritten.push(RewrittenDocument {
+                    document: n,
+                    item: Some(i + 1),
+                    object,
+                    what: ALREADY_IMPORTED,
+                });
+            } else {
                 out.push(item);
             }
             continue;
@@ -273,7 +311,9 @@ fn import_list(
         let at = format!("List item {}", i + 1);
         let b = BitnamiSealedSecret::from_value(&item).in_object(&at)?;
         let sealed = convert(&b, opts).in_object(&format!("{at}: {}", b.object_ref()))?;
-        objects.push(record(n, Some(i + 1), &b, &sealed, opts.replace));
+        report
+            .objects
+            .push(record(n, Some(i + 1), &b, &sealed, opts.replace));
         if !opts.replace {
             out.push(item);
         }
@@ -369,12 +409,12 @@ pub fn import_sops(
     }
     let key = meta.data_key(identities)?;
     // Empty documents are not numbered, so the n-th parsed document is document n.
-    sops::decrypt_documents(&mut values.0, &meta, &key)?;
+    let opened = sops::decrypt_documents(&mut values.0, &meta, &key)?;
     drop(key);
     let json = yaml::is_json(first.text);
     let mut out = String::new();
     let mut report = ImportReport::default();
-    for ((n, _), value) in numbered.iter().zip(values.0.iter()) {
+    for (((n, _), value), opened) in numbered.iter().zip(values.0.iter()).zip(&opened) {
         let object = object_of(value);
         let kind = manifest::kind_of(
             value.get("apiVersion").and_then(Value::as_str),
@@ -386,11 +426,41 @@ pub fn import_sops(
             })
             .in_document(*n));
         }
+        // Labels and annotations are carried in clear: one that sops encrypted is refused.
+        for path in opened {
+            if let [meta, field, key, ..] = &path[..] {
+                if meta == "metadata" && (field == "labels" || field == "annotations") {
+                    let field = if field == "labels" {
+                        "label"
+                    } else {
+                        "annotation"
+                    };
+                    return Err(Error::from(ErrorKind::SopsEncryptedMetadata { field })
+                        .at_key(key)
+                        .in_object(object)
+                        .in_document(*n));
+                }
+            }
+        }
         if !out.is_empty() {
             out.push_str("---\n");
         }
         if !secret::has_values(value) {
-            // Nothing to seal and nothing to leak (a service-account-token placeholder).
+            // Nothing to seal: written as it is only when sops encrypted nothing in it (a
+            // service-account-token placeholder), else it would be written in plaintext.
+            if let Some(path) = opened.first() {
+                return Err(Error::from(ErrorKind::SopsNothingToSeal {
+                    path: path.join("."),
+                })
+                .in_object(object)
+                .in_document(*n));
+            }
+            report.rewritten.push(RewrittenDocument {
+                document: *n,
+                item: None,
+                object,
+                what: "no values to seal; rewritten without its sops metadata",
+            });
             out.push_str(&if json {
                 yaml::to_json(value)
             } else {

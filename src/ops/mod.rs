@@ -17,7 +17,10 @@ pub use edit::{
     sealed_names, set_value, unset_value, SetValue,
 };
 pub use encrypt::{encrypt, encrypt_report, Overrides, Previous, Rewritten, SealSettings};
-pub use import::{import_sealed_secrets, import_sops, ImportReport, Imported, SealedSecretsImport};
+pub use import::{
+    import_sealed_secrets, import_sops, ImportReport, Imported, RewrittenDocument,
+    SealedSecretsImport,
+};
 pub use merge::{merge_files, FileMerge, TextMerge};
 pub use scan::{
     scan_content, scan_content_with, scan_file, scan_size, PlaintextFinding, ScanReport,

@@ -440,3 +440,35 @@ fn a_missing_file_prints_the_error_and_its_os_cause() {
         "error: missing.yaml: no such file or directory\n  caused by: No such file or directory (os error 2)\n"
     );
 }
+
+#[test]
+fn encrypt_and_decrypt_refuse_names_kubernetes_would_refuse() {
+    let s = Sandbox::new();
+    let secret = |name: &str, ns: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: \"{name}\", namespace: \"{ns}\"}}\nstringData: {{password: hunter2}}\n")
+    };
+    assert_eq!(
+        encrypt_error(&s, "a.yaml", secret("db", "prod/db").as_bytes()),
+        "error: a.yaml: document 2 (Secret prod/db/db): metadata.namespace is not a valid Kubernetes name (it must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)"
+    );
+    assert_eq!(
+        encrypt_error(&s, "b.yaml", secret("Db_1", "prod").as_bytes()),
+        "error: b.yaml: document 2 (Secret prod/Db_1): metadata.name is not a valid Kubernetes name (it must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit, at most 253 characters)"
+    );
+    let long = "a".repeat(64);
+    assert!(encrypt_error(&s, "c.yaml", secret("db", &long).as_bytes())
+        .contains("metadata.namespace is not a valid Kubernetes name"));
+    // A cluster-wide value binds no namespace: moved into namespace "prod/db" it would open.
+    s.seal_with(&["--scope", "cluster"], "d.yaml", &secret("db", "prod"));
+    let moved = s
+        .read("d.yaml")
+        .replace("namespace: prod", "namespace: prod/db");
+    assert_ne!(moved, s.read("d.yaml"));
+    s.write("d.yaml", moved);
+    let r = s.run(&["decrypt", "-i", "id.txt", "d.yaml"]).fails();
+    assert_eq!(
+        r.error_line(),
+        "error: d.yaml: document 2 (SealedSecret prod/db/db): metadata.namespace is not a valid Kubernetes name (it must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)"
+    );
+    assert!(!r.stdout.contains("hunter2"));
+}

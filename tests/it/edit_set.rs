@@ -368,3 +368,238 @@ fn vim_is_started_without_viminfo_or_swap_files() {
     let args = s.read("vim-args");
     assert!(args.contains("-i NONE -n"), "{args}");
 }
+
+/// Every command that writes a manifest in place, run on `a.yaml` (a plaintext Secret for
+/// `encrypt`, a Bitnami file for `import sealed-secrets`, sealed for the rest).
+fn in_place_commands(s: &Sandbox) -> Vec<(&'static str, Vec<String>, Option<&'static str>)> {
+    let r = s.recipient.clone();
+    let v = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    vec![
+        (
+            "encrypt",
+            v(&["encrypt", "--in-place", "-r", &r, "a.yaml"]),
+            None,
+        ),
+        (
+            "rekey",
+            v(&["rekey", "-i", "id.txt", "-r", &r, "a.yaml"]),
+            None,
+        ),
+        (
+            "set",
+            v(&["set", "a.yaml", "prod/db", "token", "--from-literal", "x"]),
+            None,
+        ),
+        ("unset", v(&["unset", "a.yaml", "prod/db", "user"]), None),
+        (
+            "edit",
+            v(&["edit", "-i", "id.txt", "a.yaml"]),
+            Some("sed -i s/hunter2/changed/"),
+        ),
+    ]
+}
+
+#[test]
+fn an_in_place_write_to_a_file_with_another_hard_link_is_refused_unless_forced() {
+    for force in [false, true] {
+        let base = Sandbox::new();
+        for (what, args, editor) in in_place_commands(&base) {
+            let s = Sandbox::new();
+            if what == "encrypt" {
+                s.write("a.yaml", MIXED);
+            } else {
+                s.seal("a.yaml", MIXED);
+            }
+            // A snapshot as `cp -al` makes it: the same inode under another name.
+            std::fs::create_dir_all(s.path("snap")).unwrap();
+            std::fs::hard_link(s.path("a.yaml"), s.path("snap/a.yaml")).unwrap();
+            let before = s.snapshot();
+            let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let args_recipient;
+            if args.contains(&"-r") {
+                // The sandbox's own recipient, not the base's.
+                args_recipient = s.recipient.clone();
+                let i = args.iter().position(|a| *a == "-r").unwrap();
+                args[i + 1] = &args_recipient;
+            }
+            if force {
+                args.push("--force");
+            }
+            let mut c = s.command(&args);
+            if let Some(editor) = editor {
+                c.env("EDITOR", editor);
+            }
+            let r = super::harness::run_command(c, b"");
+            if force {
+                assert_eq!(r.code, 0, "{what}: {}", r.stderr);
+                assert_ne!(s.read("a.yaml"), s.read("snap/a.yaml"), "{what}");
+                continue;
+            }
+            assert_eq!(r.code, 2, "{what}: {}", r.stdout);
+            assert_eq!(
+                r.error_line(),
+                "error: a.yaml: the file has 2 hard links: replacing it would leave its old content in the other 1; nothing written. Pass --force to write anyway (the other links keep the old content), or first give this path a file of its own: cp a.yaml a.yaml.tmp && mv a.yaml.tmp a.yaml",
+                "{what}"
+            );
+            assert_eq!(s.snapshot(), before, "{what}: nothing written");
+        }
+    }
+}
+
+#[test]
+fn import_in_place_refuses_a_hard_linked_file_and_writes_no_file() {
+    let s = Sandbox::new();
+    s.write(
+        "a.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: hunter2}\n",
+    );
+    let sops = std::process::Command::new("sops")
+        .current_dir(s.dir.path())
+        .env("HOME", s.dir.path())
+        .args([
+            "--encrypt",
+            "--age",
+            &s.recipient,
+            "--encrypted-regex",
+            "^(data|stringData)$",
+            "--in-place",
+            "a.yaml",
+        ])
+        .status()
+        .unwrap();
+    assert!(sops.success());
+    s.write("b.yaml", s.read("a.yaml"));
+    std::fs::hard_link(s.path("b.yaml"), s.path("b-link.yaml")).unwrap();
+    let before = s.snapshot();
+    let recipient = s.recipient.clone();
+    let r = s
+        .run(&[
+            "import",
+            "sops",
+            "-i",
+            "id.txt",
+            "-r",
+            &recipient,
+            "--in-place",
+            "a.yaml",
+            "b.yaml",
+        ])
+        .fails();
+    assert!(r.error_line().starts_with("error: "), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("b.yaml: the file has 2 hard links"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        s.snapshot(),
+        before,
+        "all or nothing: a.yaml is not written either"
+    );
+    s.run(&[
+        "import",
+        "sops",
+        "-i",
+        "id.txt",
+        "-r",
+        &recipient,
+        "--in-place",
+        "--force",
+        "a.yaml",
+        "b.yaml",
+    ])
+    .ok();
+    assert!(s.read("b-link.yaml").contains("sops:"));
+    assert!(!s.read("b.yaml").contains("sops:"));
+}
+
+/// Runs `command` (a shell command line) under a pseudo-terminal made by util-linux `script`,
+/// typing `keys` into it, with the sandbox as HOME and no $EDITOR/$VISUAL unless `env` sets
+/// them.
+fn under_a_pty(
+    s: &Sandbox,
+    command: &str,
+    env: &[(&str, String)],
+    keys: &[u8],
+) -> super::harness::Run {
+    std::fs::create_dir_all(s.path("run")).unwrap();
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", command, "/dev/null"])
+        .current_dir(s.dir.path())
+        .env("HOME", s.dir.path())
+        .env("XDG_CONFIG_HOME", s.path(".config"))
+        .env("XDG_RUNTIME_DIR", s.path("run"))
+        .env("TERM", "xterm")
+        .env_remove("GITOPS_SEAL_IDENTITY")
+        .env_remove("VISUAL")
+        .env_remove("EDITOR")
+        .env_remove("VIMINIT")
+        .env_remove("MYVIMRC");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    super::harness::run_command(c, keys)
+}
+
+/// Keys that make vim remember the old value: a search for it, a yank of its line, a
+/// substitution; then write and quit.
+const VIM_KEYS: &[u8] = b"/hunter2\ryy:s/hunter2/changed-in-vim/\r:wq!\r";
+
+#[test]
+fn every_vim_the_editor_resolves_to_keeps_the_old_value_out_of_viminfo() {
+    assert!(
+        std::path::Path::new("/usr/bin/vim").exists(),
+        "Debian's vim is needed (`apt-get install vim`; .ci/run installs it)"
+    );
+    // The control: the real vim, run directly, does write the old value to ~/.viminfo with
+    // these keys, so its absence below means something.
+    let s = Sandbox::new();
+    s.write("plain.txt", "password: hunter2\n");
+    let r = under_a_pty(&s, "vi plain.txt", &[], VIM_KEYS);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(s.read("plain.txt"), "password: changed-in-vim\n");
+    assert!(s.read(".viminfo").contains("hunter2"));
+
+    let bin = env!("CARGO_BIN_EXE_gitops-seal");
+    // (what $EDITOR is, or none: the tool runs `vi`)
+    let cases: &[Option<&str>] = &[
+        None,
+        Some("/usr/bin/vi"),
+        Some("vim.basic"),
+        Some("view"),
+        Some("myedit"),
+    ];
+    for editor in cases {
+        let s = Sandbox::new();
+        s.seal("a.yaml", MIXED);
+        // A link of one's own, found through PATH: resolved to vim.basic.
+        std::fs::create_dir_all(s.path("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/vim", s.path("bin/myedit")).unwrap();
+        let mut env = vec![(
+            "PATH",
+            format!(
+                "{}:{}",
+                s.path("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )];
+        if let Some(e) = editor {
+            env.push(("EDITOR", e.to_string()));
+        }
+        let r = under_a_pty(&s, &format!("{bin} edit -i id.txt a.yaml"), &env, VIM_KEYS);
+        assert_eq!(r.code, 0, "{editor:?}: {r:?}");
+        let opened = s.run(&["decrypt", "-i", "id.txt", "a.yaml"]).ok().stdout;
+        assert!(
+            opened.contains("password: changed-in-vim"),
+            "{editor:?}: {opened}"
+        );
+        for (path, bytes) in s.snapshot() {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("hunter2"),
+                "{editor:?}: the old value is in {}",
+                path.display()
+            );
+        }
+        assert!(!s.path(".viminfo").exists(), "{editor:?}");
+    }
+}

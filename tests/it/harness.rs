@@ -123,9 +123,17 @@ impl Sandbox {
 
     /// Seals `plain` (written as `name`) in place for the sandbox recipient.
     pub fn seal(&self, name: &str, plain: &str) {
+        self.seal_with(&[], name, plain);
+    }
+
+    /// [`Sandbox::seal`] with more arguments for `encrypt` (`--scope cluster`).
+    pub fn seal_with(&self, extra: &[&str], name: &str, plain: &str) {
         self.write(name, plain);
-        self.run(&["encrypt", "--in-place", "-r", &self.recipient.clone(), name])
-            .ok();
+        let recipient = self.recipient.clone();
+        let mut args = vec!["encrypt", "--in-place", "-r", &recipient];
+        args.extend(extra);
+        args.push(name);
+        self.run(&args).ok();
     }
 }
 

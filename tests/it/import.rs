@@ -230,7 +230,29 @@ fn a_second_import_adds_nothing_and_replace_then_drops_theirs_keeping_ours() {
     let r = import_bitnami(&s, &["--in-place", "app.yaml", "list.yaml"]).ok();
     assert_eq!(r.stderr, "imported 0 object(s) in 0 file(s)\n");
     assert_eq!((s.read("app.yaml"), s.read("list.yaml")), beside);
-    import_bitnami(&s, &["--in-place", "--replace", "app.yaml", "list.yaml"]).ok();
+    let r = import_bitnami(&s, &["--dry-run", "--replace", "app.yaml", "list.yaml"]).ok();
+    assert_eq!(
+        r.stderr,
+        "dry run: 0 object(s) in 2 file(s) would be imported (4 other document(s) rewritten); nothing was written\n"
+    );
+    assert!(
+        r.stdout.starts_with(
+            "app.yaml: document 2: bitnami.com SealedSecret prod/db: imported before; removed\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("list.yaml: document 1, List item 2: bitnami.com SealedSecret web/one: imported before; removed\n"),
+        "{}",
+        r.stdout
+    );
+    let r = import_bitnami(&s, &["--in-place", "--replace", "app.yaml", "list.yaml"]).ok();
+    assert_eq!(
+        r.stderr,
+        "imported 0 object(s) in 2 file(s) (4 other document(s) rewritten)\n"
+    );
     let (app, list) = (s.read("app.yaml"), s.read("list.yaml"));
     assert!(!app.contains("bitnami.com") && !list.contains("bitnami.com"));
     assert_eq!(app.matches("kind: SealedSecret").count(), 2);
@@ -577,27 +599,32 @@ fn assert_rich_values(s: &Sandbox, name: &str) {
 
 #[test]
 fn every_sops_encryption_rule_and_value_type_verifies_and_imports() {
-    // (sops flags, an unencrypted line to change: the MAC must notice it)
-    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>);
+    // (sops flags, an unencrypted line to change: the MAC must notice it, whether the rule
+    // encrypts labels and annotations)
+    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, bool);
     let cases: &[Case<'_>] = &[
-        (&[], None),
+        (&[], None, true),
         (
             &["--encrypted-regex", "^(data|stringData)$"],
             Some(("  generation: 3\n", "  generation: 4\n")),
+            false,
         ),
         (
             &["--unencrypted-suffix", "_unencrypted"],
             Some(("note_unencrypted: visible", "note_unencrypted: visibly")),
+            true,
         ),
         (
             &["--encrypted-suffix", "Data"],
             Some(("    controller: false\n", "    controller: true\n")),
+            false,
         ),
         (
             &["--unencrypted-regex", "^(metadata|type|immutable)$"],
             Some(("    - example.com/audit\n", "    - example.com/audiT\n")),
+            false,
         ),
-        (&["--mac-only-encrypted"], None),
+        (&["--mac-only-encrypted"], None, true),
         (
             &[
                 "--mac-only-encrypted",
@@ -605,11 +632,28 @@ fn every_sops_encryption_rule_and_value_type_verifies_and_imports() {
                 "^(data|stringData)$",
             ],
             None,
+            false,
         ),
     ];
-    for (flags, tamper) in cases {
+    for (flags, tamper, labels_encrypted) in cases {
         let s = Sandbox::new();
-        sops_encrypt(&s, "a.yaml", SOPS_RICH, flags);
+        let mut rich = SOPS_RICH.to_string();
+        if *labels_encrypted {
+            // Carried in clear, so refused, naming the first one; without them the file imports.
+            sops_encrypt(&s, "a.yaml", SOPS_RICH, flags);
+            let before = s.snapshot();
+            let r = import_sops(&s, &["--in-place", "a.yaml"]).fails();
+            assert!(
+                r.error_line().starts_with("error: a.yaml: document 1 (Secret prod/db): key \"tier\": sops encrypted this label value"),
+                "{flags:?}: {}",
+                r.stderr
+            );
+            assert_eq!(s.snapshot(), before);
+            rich = rich
+                .replace("    tier: \"1\"\n", "")
+                .replace("    multi: |\n      line one\n      line two\n", "");
+        }
+        sops_encrypt(&s, "a.yaml", &rich, flags);
         let good = s.read("a.yaml");
         if let Some((from, to)) = tamper {
             assert!(good.contains(from), "{flags:?}: {good}");
@@ -724,4 +768,451 @@ fn sops_files_joined_into_one_or_a_document_added_by_hand_are_named() {
             r.stderr
         );
     }
+}
+
+// ---- No key material and no value in any message ----
+
+/// Every 16-character window of `text` with no line break: a printed piece of it is found
+/// wherever it was cut.
+fn windows(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .windows(16)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|w| !w.contains('\n') && !w.contains("-----"))
+        .collect()
+}
+
+/// What must never be printed: the controller keys' PEM bodies and `tls.key` base64, the age
+/// identity, and every plaintext with its base64.
+fn secret_windows(s: &Sandbox) -> Vec<String> {
+    let mut out = Vec::new();
+    let body = |pem: &str| -> String {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    out.extend(windows(&body(&s.read("key-pkcs8.pem"))));
+    let backup = s.read("keys-backup.yaml");
+    for line in backup.lines() {
+        if let Some(b64) = line.trim().strip_prefix("tls.key: ") {
+            let b64 = b64.trim_matches('"');
+            out.extend(windows(b64));
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            out.extend(windows(&body(std::str::from_utf8(&pem).unwrap())));
+        }
+    }
+    let id = s.read("id.txt");
+    let age_key = id
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    out.extend(windows(age_key));
+    for p in PLAINTEXTS {
+        out.push((*p).to_string());
+        out.push(base64::engine::general_purpose::STANDARD.encode(p));
+    }
+    out
+}
+
+#[track_caller]
+fn assert_nothing_secret(secrets: &[String], r: &Run, what: &str) {
+    for w in secrets {
+        assert!(
+            !r.stdout.contains(w.as_str()) && !r.stderr.contains(w.as_str()),
+            "{what}: {w:?} printed:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_pem_whose_begin_line_lost_a_dash_is_named_by_file_and_line_only() {
+    let s = bitnami();
+    let secrets = secret_windows(&s);
+    let pem = s.read("key-pkcs8.pem");
+    s.write(
+        "broken.pem",
+        pem.replacen(
+            "-----BEGIN PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY----",
+            1,
+        ),
+    );
+    let r = s
+        .run(&[
+            "import",
+            "sealed-secrets",
+            "--key",
+            "broken.pem",
+            "-r",
+            &s.recipient.clone(),
+            "app.yaml",
+        ])
+        .fails();
+    assert_eq!(
+        r.error_line(),
+        "error: broken.pem:1: invalid sealed-secrets key: malformed PEM BEGIN line (expected -----BEGIN LABEL-----)"
+    );
+    assert_nothing_secret(&secrets, &r, "PEM file");
+
+    // The same accident inside a key backup's tls.key.
+    let backup = s.read("keys-backup.yaml");
+    let broken: String = backup
+        .lines()
+        .map(|line| match line.split_once("tls.key: ") {
+            Some((lead, b64)) => {
+                let engine = base64::engine::general_purpose::STANDARD;
+                let pem = engine.decode(b64.trim_matches('"')).unwrap();
+                let pem = String::from_utf8(pem).unwrap().replacen(
+                    "-----BEGIN RSA PRIVATE KEY-----",
+                    "-----BEGIN RSA PRIVATE KEY----",
+                    1,
+                );
+                format!("{lead}tls.key: \"{}\"\n", engine.encode(pem))
+            }
+            None => format!("{line}\n"),
+        })
+        .collect();
+    s.write("broken-backup.yaml", broken);
+    let r = s
+        .run(&[
+            "import",
+            "sealed-secrets",
+            "--key",
+            "broken-backup.yaml",
+            "-r",
+            &s.recipient.clone(),
+            "app.yaml",
+        ])
+        .fails();
+    assert_eq!(
+        r.error_line(),
+        "error: broken-backup.yaml: document 1 (List item 1): key \"tls.key\": invalid sealed-secrets key: line 1 of its PEM text: malformed PEM BEGIN line (expected -----BEGIN LABEL-----)"
+    );
+    assert_nothing_secret(&secrets, &r, "key backup");
+}
+
+/// One random change to a text: a byte removed, added or replaced, a dash removed from a
+/// boundary, a line removed or doubled, or the text cut short.
+#[derive(Debug, Clone)]
+enum Corruption {
+    Remove(usize),
+    Insert(usize, u8),
+    Replace(usize, u8),
+    DropDash(usize),
+    DropLine(usize),
+    DoubleLine(usize),
+    Cut(usize),
+}
+
+fn corruption() -> impl proptest::strategy::Strategy<Value = Corruption> {
+    use proptest::prelude::*;
+    let byte = prop_oneof![
+        Just(b'-'),
+        Just(b'\n'),
+        Just(b' '),
+        Just(b':'),
+        Just(b'"'),
+        Just(b'{'),
+        0x20u8..0x7f
+    ];
+    prop_oneof![
+        any::<usize>().prop_map(Corruption::Remove),
+        (any::<usize>(), byte.clone()).prop_map(|(i, b)| Corruption::Insert(i, b)),
+        (any::<usize>(), byte).prop_map(|(i, b)| Corruption::Replace(i, b)),
+        any::<usize>().prop_map(Corruption::DropDash),
+        any::<usize>().prop_map(Corruption::DropLine),
+        any::<usize>().prop_map(Corruption::DoubleLine),
+        any::<usize>().prop_map(Corruption::Cut),
+    ]
+}
+
+fn corrupt(text: &[u8], changes: &[Corruption]) -> Vec<u8> {
+    let mut t = text.to_vec();
+    for c in changes {
+        let len = t.len().max(1);
+        match *c {
+            Corruption::Remove(i) if !t.is_empty() => {
+                t.remove(i % t.len());
+            }
+            Corruption::Insert(i, b) => t.insert(i % (t.len() + 1), b),
+            Corruption::Replace(i, b) if !t.is_empty() => t[i % len] = b,
+            Corruption::DropDash(i) => {
+                let dashes: Vec<usize> = t
+                    .windows(5)
+                    .enumerate()
+                    .filter(|(_, w)| *w == b"-----")
+                    .map(|(k, _)| k)
+                    .collect();
+                if !dashes.is_empty() {
+                    t.remove(dashes[i % dashes.len()]);
+                }
+            }
+            Corruption::DropLine(i) | Corruption::DoubleLine(i) => {
+                let mut lines: Vec<Vec<u8>> = t
+                    .split_inclusive(|b| *b == b'\n')
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                if !lines.is_empty() {
+                    let k = i % lines.len();
+                    if matches!(c, Corruption::DropLine(_)) {
+                        lines.remove(k);
+                    } else {
+                        let line = lines[k].clone();
+                        lines.insert(k, line);
+                    }
+                }
+                t = lines.concat();
+            }
+            Corruption::Cut(i) => t.truncate(i % len),
+            _ => {}
+        }
+    }
+    t
+}
+
+#[test]
+fn random_corruptions_of_keys_backups_and_sops_files_never_print_a_key_or_a_value() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let s = bitnami();
+    sops_encrypt(
+        &s,
+        "sops.yaml",
+        SOPS_SECRETS,
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    let sops_good = std::fs::read(s.path("sops.yaml")).unwrap();
+    let pem_good = std::fs::read(s.path("key-pkcs8.pem")).unwrap();
+    let backup_good = s.read("keys-backup.yaml");
+    let secrets = secret_windows(&s);
+    let recipient = s.recipient.clone();
+    let engine = base64::engine::general_purpose::STANDARD;
+    // (which file, whether a backup's tls.key is corrupted inside its base64, the changes)
+    let strategy = (
+        0..3usize,
+        any::<bool>(),
+        proptest::collection::vec(corruption(), 1..4),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 96,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(which, inside, changes)| {
+            let (file, args): (&str, Vec<&str>) = match which {
+                0 => {
+                    s.write("k.pem", corrupt(&pem_good, &changes));
+                    (
+                        "PEM key",
+                        vec![
+                            "import",
+                            "sealed-secrets",
+                            "--key",
+                            "k.pem",
+                            "-r",
+                            &recipient,
+                            "app.yaml",
+                        ],
+                    )
+                }
+                1 => {
+                    let text = if inside {
+                        backup_good
+                            .lines()
+                            .map(|line| match line.split_once("tls.key: ") {
+                                Some((lead, b64)) => {
+                                    let pem = engine.decode(b64.trim_matches('"')).unwrap();
+                                    let pem = corrupt(&pem, &changes);
+                                    format!("{lead}tls.key: \"{}\"\n", engine.encode(pem))
+                                }
+                                None => format!("{line}\n"),
+                            })
+                            .collect::<String>()
+                            .into_bytes()
+                    } else {
+                        corrupt(backup_good.as_bytes(), &changes)
+                    };
+                    s.write("k.yaml", text);
+                    (
+                        "key backup",
+                        vec![
+                            "import",
+                            "sealed-secrets",
+                            "--key",
+                            "k.yaml",
+                            "-r",
+                            &recipient,
+                            "app.yaml",
+                            "list.yaml",
+                        ],
+                    )
+                }
+                _ => {
+                    s.write("s.yaml", corrupt(&sops_good, &changes));
+                    (
+                        "SOPS file",
+                        vec!["import", "sops", "-i", "id.txt", "-r", &recipient, "s.yaml"],
+                    )
+                }
+            };
+            let r = s.run(&args);
+            for w in &secrets {
+                prop_assert!(
+                    !r.stdout.contains(w.as_str()) && !r.stderr.contains(w.as_str()),
+                    "{file} {changes:?}: {w:?} printed:\n{}{}",
+                    r.stdout,
+                    r.stderr
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+// ---- SOPS: nothing decrypted is written outside a SealedSecret ----
+
+#[test]
+fn a_sops_secret_without_values_to_seal_in_which_sops_encrypted_something_is_refused() {
+    let s = Sandbox::new();
+    // stringData as one string: the regex encrypts it, and no mapping holds a value to seal.
+    sops_encrypt(
+        &s,
+        "one.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: \"hunter2\"\n",
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    // sops' default rule, no values, an annotation encrypted with the rest.
+    sops_encrypt(
+        &s,
+        "empty.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  annotations: {note: s3cr3t-t0ken}\ndata: {}\n",
+        &[],
+    );
+    // sops' default rule, no values and no metadata: its apiVersion and kind were encrypted.
+    sops_encrypt(
+        &s,
+        "bare.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\ndata: {}\n",
+        &[],
+    );
+    let before = s.snapshot();
+    for (file, expected) in [
+        ("one.yaml", "error: one.yaml: document 1 (Secret prod/db): sops encrypted stringData but the Secret has no data or stringData values to seal; it would be written in plaintext; nothing written"),
+        ("empty.yaml", "error: empty.yaml: document 1 (Secret prod/db): key \"note\": sops encrypted this annotation value, and a SealedSecret carries annotations in clear; nothing written. Decrypt it with sops, move the label or annotation out of the encrypted part (see docs/MIGRATING.md) and import again"),
+        ("bare.yaml", "error: bare.yaml: document 1 (Secret prod/db): sops encrypted apiVersion but the Secret has no data or stringData values to seal; it would be written in plaintext; nothing written"),
+    ] {
+        for mode in ["--in-place", "--dry-run"] {
+            let r = import_sops(&s, &[mode, file]).fails();
+            assert_eq!(r.error_line(), expected, "{mode}");
+        }
+        let r = import_sops(&s, &[file]).fails();
+        assert_eq!(r.stdout, "");
+    }
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn a_sops_label_encrypted_beside_values_is_refused_naming_it() {
+    let s = Sandbox::new();
+    sops_encrypt(&s, "a.yaml", SOPS_SECRETS, &[]);
+    let before = s.snapshot();
+    let r = import_sops(&s, &["--in-place", "a.yaml"]).fails();
+    assert!(
+        r.error_line().starts_with(
+            "error: a.yaml: document 1 (Secret prod/db): key \"app\": sops encrypted this label value, and a SealedSecret carries labels in clear; nothing written"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn every_sops_document_rewritten_is_counted_even_without_values() {
+    let s = Sandbox::new();
+    let placeholder = "apiVersion: v1\nkind: Secret\nmetadata: {name: token, namespace: prod}\ntype: kubernetes.io/service-account-token\n";
+    sops_encrypt(
+        &s,
+        "a.yaml",
+        &format!("{placeholder}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: prod}}\nstringData: {{password: hunter2}}\n"),
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    sops_encrypt(
+        &s,
+        "b.yaml",
+        placeholder,
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    let r = import_sops(&s, &["--dry-run", "a.yaml", "b.yaml"]).ok();
+    assert_eq!(
+        r.stdout,
+        "a.yaml: document 2: Secret prod/db -> SealedSecret prod/db: scope strict, 1 recipient(s), keys password; replacing it\n\
+         a.yaml: document 1: Secret prod/token: no values to seal; rewritten without its sops metadata\n\
+         b.yaml: document 1: Secret prod/token: no values to seal; rewritten without its sops metadata\n"
+    );
+    assert_eq!(
+        r.stderr,
+        "dry run: 1 object(s) in 2 file(s) would be imported (2 other document(s) rewritten); nothing was written\n"
+    );
+    let r = import_sops(&s, &["--in-place", "a.yaml", "b.yaml"]).ok();
+    assert_eq!(
+        r.stderr,
+        "imported 1 object(s) in 2 file(s) (2 other document(s) rewritten)\n"
+    );
+    assert!(!s.read("b.yaml").contains("sops"));
+}
+
+// ---- Names as Kubernetes reads them ----
+
+#[test]
+fn a_value_sealed_strictly_for_prod_db_does_not_import_as_namespace_prod_slash_db() {
+    let s = bitnami();
+    let app = s.read("app.yaml");
+    // The strict value of prod/db: its RSA-OAEP label is "prod/db", which is also the label
+    // of a namespace-wide value of a namespace named "prod/db".
+    let password = app
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap()
+        .to_string();
+    s.write(
+        "moved-ns.yaml",
+        format!("apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: other\n  namespace: prod/db\n  annotations:\n    sealedsecrets.bitnami.com/namespace-wide: \"true\"\nspec:\n  encryptedData:\n    password: {password}\n"),
+    );
+    let before = s.snapshot();
+    for mode in ["--in-place", "--dry-run"] {
+        let r = import_bitnami(&s, &[mode, "moved-ns.yaml"]).fails();
+        assert_eq!(
+            r.error_line(),
+            "error: moved-ns.yaml: document 1 (bitnami.com SealedSecret prod/db/other): metadata.namespace is not a valid Kubernetes name (it must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)"
+        );
+    }
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn a_sops_secret_with_a_name_kubernetes_refuses_is_not_imported() {
+    let s = Sandbox::new();
+    sops_encrypt(
+        &s,
+        "a.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: ok, namespace: prod}\nstringData: {k: nope-1}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: Bad_Name, namespace: prod}\nstringData: {k: hunter2}\n",
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    let before = s.snapshot();
+    let r = import_sops(&s, &["--in-place", "a.yaml"]).fails();
+    assert!(
+        r.error_line().starts_with(
+            "error: a.yaml: document 2 (Secret prod/Bad_Name): metadata.name is not a valid Kubernetes name (it must be a DNS-1123 subdomain"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.snapshot(), before);
 }

@@ -65,38 +65,41 @@ impl ControllerKey {
 /// `kubernetes.io/tls` Secrets whose `data."tls.key"` is base64 of a PEM key, as
 /// `kubectl get secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`
 /// prints it — or from PEM text (`RSA PRIVATE KEY`, PKCS#1, or `PRIVATE KEY`, PKCS#8; other
-/// blocks such as certificates are skipped). The message of an error never quotes the text.
-pub fn parse_keys(text: &str) -> Result<Vec<ControllerKey>, ErrorKind> {
+/// blocks such as certificates are skipped). An error never quotes the text: a malformed PEM
+/// block is named by its line (in a PEM file, the error's line; in a key backup, the line of
+/// the decoded `tls.key` with the document and item).
+pub fn parse_keys(text: &str) -> Result<Vec<ControllerKey>, Error> {
     if text.contains("-----BEGIN") {
-        return pem_keys(text);
+        return pem_keys(text).map_err(|e| match e.line {
+            Some(line) => Error::from(e.kind()).at_line(line),
+            None => e.kind().into(),
+        });
     }
     let mut keys = Vec::new();
-    for doc in yaml::split_documents(text) {
-        if doc.is_empty {
-            continue;
-        }
-        let mut value = yaml::parse_core_schema(&doc).map_err(|_| {
+    let docs = yaml::split_documents(text);
+    for (n, doc) in docs.iter().filter(|d| !d.is_empty).enumerate() {
+        let mut value = yaml::parse_core_schema(doc).map_err(|_| {
             ErrorKind::InvalidImportKey("neither PEM nor a YAML or JSON list of key Secrets".into())
         })?;
         let found = keys_in_manifest(&value);
         yaml::wipe(&mut value);
-        keys.extend(found?);
+        keys.extend(found.map_err(|e| e.in_document(n + 1))?);
     }
     if keys.is_empty() {
-        return Err(ErrorKind::InvalidImportKey(
-            "no Secret with data.\"tls.key\" in it".into(),
-        ));
+        return Err(
+            ErrorKind::InvalidImportKey("no Secret with data.\"tls.key\" in it".into()).into(),
+        );
     }
     Ok(keys)
 }
 
-fn keys_in_manifest(value: &Value) -> Result<Vec<ControllerKey>, ErrorKind> {
-    let items: Vec<&Value> = match value.get("items").and_then(Value::as_array) {
-        Some(items) => items.iter().collect(),
-        None => vec![value],
+fn keys_in_manifest(value: &Value) -> Result<Vec<ControllerKey>, Error> {
+    let (items, listed): (Vec<&Value>, bool) = match value.get("items").and_then(Value::as_array) {
+        Some(items) => (items.iter().collect(), true),
+        None => (vec![value], false),
     };
     let mut keys = Vec::new();
-    for item in items {
+    for (i, item) in items.into_iter().enumerate() {
         let Some(b64) = item
             .get("data")
             .and_then(|d| d.get("tls.key"))
@@ -104,61 +107,118 @@ fn keys_in_manifest(value: &Value) -> Result<Vec<ControllerKey>, ErrorKind> {
         else {
             continue;
         };
+        let located = |e: ErrorKind| {
+            let e = Error::from(e).at_key("tls.key");
+            if listed {
+                e.in_object(format!("List item {}", i + 1))
+            } else {
+                e
+            }
+        };
         let compact: Zeroizing<Vec<u8>> =
             Zeroizing::new(b64.bytes().filter(|b| !b.is_ascii_whitespace()).collect());
         let mut pem = Zeroizing::new(Vec::with_capacity(compact.len()));
         base64::engine::general_purpose::STANDARD
             .decode_vec(&compact[..], &mut pem)
-            .map_err(|_| ErrorKind::InvalidImportKey("data.\"tls.key\" is not base64".into()))?;
-        let pem = std::str::from_utf8(&pem)
-            .map_err(|_| ErrorKind::InvalidImportKey("data.\"tls.key\" is not PEM".into()))?;
-        keys.extend(pem_keys(pem)?);
+            .map_err(|_| {
+                located(ErrorKind::InvalidImportKey(
+                    "data.\"tls.key\" is not base64".into(),
+                ))
+            })?;
+        let pem = std::str::from_utf8(&pem).map_err(|_| {
+            located(ErrorKind::InvalidImportKey(
+                "data.\"tls.key\" is not PEM".into(),
+            ))
+        })?;
+        keys.extend(pem_keys(pem).map_err(|e| {
+            located(ErrorKind::InvalidImportKey(match e.line {
+                Some(line) => format!("line {line} of its PEM text: {}", e.what),
+                None => format!("its PEM text: {}", e.what),
+            }))
+        })?);
     }
     Ok(keys)
 }
 
-/// The private keys among the PEM blocks of `text`.
-fn pem_keys(text: &str) -> Result<Vec<ControllerKey>, ErrorKind> {
+/// What is wrong with PEM text, and on which 1-based line: a fixed description, never a piece
+/// of the text (a BEGIN line that lost a dash would otherwise run into the key itself).
+#[derive(Debug)]
+struct PemError {
+    line: Option<usize>,
+    what: &'static str,
+}
+
+impl PemError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidImportKey(self.what.to_string())
+    }
+}
+
+/// The label of an encapsulation boundary line (`-----BEGIN LABEL-----`), when the line is
+/// exactly one: RFC 7468's label characters (printable ASCII but `-`, and spaces).
+fn boundary_label<'a>(line: &'a str, which: &str) -> Option<&'a str> {
+    let label = line
+        .strip_prefix("-----")?
+        .strip_prefix(which)?
+        .strip_prefix(' ')?
+        .strip_suffix("-----")?;
+    let valid = !label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b == b' ' || (b.is_ascii_graphic() && b != b'-'));
+    valid.then_some(label)
+}
+
+/// The private keys among the PEM blocks of `text`, read line by line.
+fn pem_keys(text: &str) -> Result<Vec<ControllerKey>, PemError> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
     let mut keys = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let block = &rest[start..];
-        let label_end = block["-----BEGIN ".len()..]
-            .find("-----")
-            .ok_or_else(|| ErrorKind::InvalidImportKey("a PEM block has no header end".into()))?;
-        let label = &block["-----BEGIN ".len().."-----BEGIN ".len() + label_end];
-        let end_marker = format!("-----END {label}-----");
-        let end = block
-            .find(&end_marker)
-            .ok_or_else(|| ErrorKind::InvalidImportKey(format!("a {label} block has no end")))?
-            + end_marker.len();
-        let pem = Zeroizing::new(block[..end].to_string());
+    let mut i = 0;
+    while i < lines.len() {
+        if !lines[i].contains("-----BEGIN") {
+            i += 1;
+            continue;
+        }
+        let at = |what| PemError {
+            line: Some(i + 1),
+            what,
+        };
+        let label = boundary_label(lines[i], "BEGIN")
+            .ok_or_else(|| at("malformed PEM BEGIN line (expected -----BEGIN LABEL-----)"))?;
+        let end = (i + 1..lines.len())
+            .find(|&j| lines[j].starts_with('-') || lines[j].contains("-----"))
+            .ok_or_else(|| at("the PEM block that begins on this line has no END line"))?;
+        if boundary_label(lines[end], "END") != Some(label) {
+            return Err(PemError {
+                line: Some(end + 1),
+                what:
+                    "malformed PEM END line (expected -----END LABEL----- matching its BEGIN line)",
+            });
+        }
+        let mut pem = Zeroizing::new(String::with_capacity(text.len()));
+        for line in &lines[i..=end] {
+            pem.push_str(line);
+            pem.push('\n');
+        }
         match label {
             "RSA PRIVATE KEY" => keys.push(ControllerKey(
-                RsaPrivateKey::from_pkcs1_pem(&pem).map_err(|_| {
-                    ErrorKind::InvalidImportKey("an RSA PRIVATE KEY block does not parse".into())
-                })?,
+                RsaPrivateKey::from_pkcs1_pem(&pem)
+                    .map_err(|_| at("an RSA PRIVATE KEY block does not parse"))?,
             )),
-            "PRIVATE KEY" => keys.push(ControllerKey(
-                RsaPrivateKey::from_pkcs8_pem(&pem).map_err(|_| {
-                    ErrorKind::InvalidImportKey(
-                        "a PRIVATE KEY block is not an RSA key in PKCS#8".into(),
-                    )
-                })?,
-            )),
-            "ENCRYPTED PRIVATE KEY" => {
-                return Err(ErrorKind::InvalidImportKey(
-                    "the private key is passphrase-protected".into(),
-                ))
-            }
+            "PRIVATE KEY" => keys
+                .push(ControllerKey(RsaPrivateKey::from_pkcs8_pem(&pem).map_err(
+                    |_| at("a PRIVATE KEY block is not an RSA key in PKCS#8"),
+                )?)),
+            "ENCRYPTED PRIVATE KEY" => return Err(at("the private key is passphrase-protected")),
             _ => {}
         }
-        rest = &block[end..];
+        i = end + 1;
     }
     if keys.is_empty() {
-        return Err(ErrorKind::InvalidImportKey(
-            "no RSA PRIVATE KEY or PRIVATE KEY block".into(),
-        ));
+        return Err(PemError {
+            line: None,
+            what: "no RSA PRIVATE KEY or PRIVATE KEY block",
+        });
     }
     Ok(keys)
 }
@@ -406,6 +466,9 @@ impl BitnamiSealedSecret {
         let object = self.object_ref();
         let located = |e: ErrorKind| Error::from(e).in_object(object.clone());
         let bound_namespace = self.namespace.as_deref().or(namespace);
+        // Before any value is opened: a namespace `prod/db` would read a strict label as a
+        // namespace-wide one, and Kubernetes refuses such names anyway.
+        secret::check_names(&self.name, bound_namespace).map_err(located)?;
         let label = match (self.scope, bound_namespace) {
             (Scope::Cluster, _) => String::new(),
             (scope, Some(ns)) => label(scope, ns, &self.name),
@@ -576,7 +639,7 @@ mod tests {
         );
         assert_eq!(parse_keys(&backup).unwrap().len(), 1);
         assert!(matches!(
-            parse_keys("apiVersion: v1\nkind: List\nitems: []\n"),
+            parse_keys("apiVersion: v1\nkind: List\nitems: []\n").map_err(|e| e.kind),
             Err(ErrorKind::InvalidImportKey(_))
         ));
         let e = parse_keys(
@@ -584,6 +647,53 @@ mod tests {
         )
         .unwrap_err();
         assert!(!e.to_string().contains("c2VjcmV0"), "{e}");
+    }
+
+    #[test]
+    fn a_begin_line_that_lost_a_dash_is_named_by_its_line_and_never_quoted() {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        let pem = key().to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+        let body: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let broken = format!(
+            "# backup\n{}",
+            pem.replacen(
+                "-----BEGIN RSA PRIVATE KEY-----",
+                "-----BEGIN RSA PRIVATE KEY----",
+                1
+            )
+        );
+        let e = parse_keys(&broken).unwrap_err();
+        assert_eq!(e.location.line, Some(2));
+        assert_eq!(
+            e.to_string(),
+            "line 2: invalid sealed-secrets key: malformed PEM BEGIN line (expected -----BEGIN LABEL-----)"
+        );
+        // The END line that lost a dash, and one missing altogether.
+        let e = parse_keys(&pem.replacen(
+            "-----END RSA PRIVATE KEY-----",
+            "----END RSA PRIVATE KEY-----",
+            1,
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("malformed PEM END line"), "{e}");
+        let e = parse_keys(&pem.replacen("-----END RSA PRIVATE KEY-----", "", 1)).unwrap_err();
+        assert_eq!(e.location.line, Some(1), "{e}");
+        // Through a key backup: the document, the item, the key and the PEM's line.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(broken.as_bytes());
+        let backup = format!(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  data:\n    tls.key: {b64}\n"
+        );
+        let e = parse_keys(&backup).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "document 1 (List item 1): key \"tls.key\": invalid sealed-secrets key: line 2 of its PEM text: malformed PEM BEGIN line (expected -----BEGIN LABEL-----)"
+        );
+        for text in [&broken, &backup] {
+            let message = parse_keys(text).unwrap_err().to_string();
+            for line in &body {
+                assert!(!message.contains(&line[..16]), "{message}");
+            }
+        }
     }
 
     #[test]

@@ -356,22 +356,34 @@ fn typed(bytes: &[u8], ty: &str) -> Result<Value, ErrorKind> {
     })
 }
 
+/// The key paths of one document whose values sops had encrypted (`["metadata", "labels",
+/// "tier"]`), in document order: where decrypted bytes now are.
+pub type EncryptedPaths = Vec<Vec<String>>;
+
 /// Opens every encrypted value of `docs` (the non-empty documents of one file, in order, their
-/// `sops` key already removed) in place, and checks the file's MAC. On any error every string
-/// of `docs` is wiped (some may already hold plaintext). Where one value is at fault the error
-/// names its document (1-based position in `docs`) and its key path (`data:password`).
-pub fn decrypt_documents(docs: &mut [Value], meta: &Metadata, key: &[u8]) -> Result<(), Error> {
+/// `sops` key already removed) in place, and checks the file's MAC. Returns, per document, the
+/// paths of the values it opened. On any error every string of `docs` is wiped (some may
+/// already hold plaintext). Where one value is at fault the error names its document (1-based
+/// position in `docs`) and its key path (`data:password`).
+pub fn decrypt_documents(
+    docs: &mut [Value],
+    meta: &Metadata,
+    key: &[u8],
+) -> Result<Vec<EncryptedPaths>, Error> {
     let mut hash = Sha512::new();
     if meta.mac_only_encrypted {
         hash.update(MAC_ONLY_ENCRYPTED_INIT);
     }
     let mut result = Ok(());
+    let mut opened = Vec::with_capacity(docs.len());
     for (i, doc) in docs.iter_mut().enumerate() {
         let mut path = Vec::new();
-        if let Err(e) = walk(doc, &mut path, meta, key, &mut hash) {
+        let mut paths = Vec::new();
+        if let Err(e) = walk(doc, &mut path, meta, key, &mut hash, &mut paths) {
             result = Err(e.in_document(i + 1));
             break;
         }
+        opened.push(paths);
     }
     if result.is_ok() {
         let computed: String = hash.finalize().iter().map(|b| format!("{b:02X}")).collect();
@@ -383,7 +395,7 @@ pub fn decrypt_documents(docs: &mut [Value], meta: &Metadata, key: &[u8]) -> Res
     if result.is_err() {
         docs.iter_mut().for_each(yaml::wipe);
     }
-    result
+    result.map(|()| opened)
 }
 
 fn walk(
@@ -392,12 +404,13 @@ fn walk(
     meta: &Metadata,
     key: &[u8],
     hash: &mut Sha512,
+    opened: &mut EncryptedPaths,
 ) -> Result<(), Error> {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
                 path.push(k.clone());
-                let r = walk(child, path, meta, key, hash);
+                let r = walk(child, path, meta, key, hash, opened);
                 path.pop();
                 r?;
             }
@@ -405,7 +418,7 @@ fn walk(
         }
         Value::Array(items) => items
             .iter_mut()
-            .try_for_each(|item| walk(item, path, meta, key, hash)),
+            .try_for_each(|item| walk(item, path, meta, key, hash, opened)),
         Value::Null => Ok(()),
         leaf => {
             let at = |e: ErrorKind| Error::from(e).at_key(path.join(":"));
@@ -424,6 +437,7 @@ fn walk(
                     let new = typed(&bytes, &ty).map_err(at)?;
                     zeroize::Zeroize::zeroize(s);
                     *leaf = new;
+                    opened.push(path.clone());
                 }
             } else if !meta.mac_only_encrypted {
                 if let Some(bytes) = plain_bytes(leaf) {
