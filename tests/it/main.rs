@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod deploy;
+mod docs;
 mod edit_set;
 mod harness;
 mod hook;
