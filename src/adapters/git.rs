@@ -832,7 +832,9 @@ pub fn seal_staged(
         .ok_or_else(|| Error::from(ErrorKind::Invalid("nothing to seal".into())).in_file(path))?;
     if let Ok(current) = super::files::read_input(&file) {
         let write = |text: &str| {
-            super::files::write_atomic(&file, text.as_bytes()).map_err(|e| Error::io(&file, e))
+            // Never through another hard link (the hook checks first and says how to proceed).
+            super::files::write_in_place(&file, text.as_bytes(), false)
+                .map_err(|e| Error::io(&file, e))
         };
         if current[..] == staged[..] {
             write(&sealed)?;

@@ -113,6 +113,13 @@ pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
         )?;
     }
     if fix && !only_paths && blocked.iter().all(|(_, f)| f.iter().all(|f| !f.unparsable)) {
+        // Sealing the working tree in place renames a new file over the path: another hard
+        // link would keep the plaintext. Checked for every file before any is sealed.
+        for (path, _) in &blocked {
+            if gitops_seal::adapters::files::check_in_place(&workdir.join(path), false).is_err() {
+                bail!("{path}: the file has more than one hard link, so sealing it in place would leave the plaintext in the others; nothing sealed. Give it a file of its own first (cp {path} {path}.tmp && mv {path}.tmp {path}), then git add it and commit again");
+            }
+        }
         for (path, _) in &blocked {
             let file = settings.file(&workdir.join(path))?;
             if file.recipients.is_none() {

@@ -1427,3 +1427,28 @@ fn a_symlink_whose_target_text_is_a_plaintext_secret_is_judged() {
     git(&s, &["add", "-A"]).ok();
     assert_eq!(commit(&s, "a link").code, 0);
 }
+
+/// `hook run --fix` seals the working-tree file in place, which would leave the plaintext in
+/// another hard link: it refuses, says how to proceed, and seals nothing.
+#[test]
+fn fix_refuses_a_hard_linked_file_and_seals_nothing() {
+    let s = repo(&["--fix"]);
+    let rule = format!(
+        "rules:\n  - path: 'deploy/**'\n    recipients: ['{}']\n",
+        s.recipient
+    );
+    s.write(".gitops-seal.yaml", rule);
+    s.write("deploy/app.yaml", PLAIN);
+    // A backup beside it (run/ is ignored by Git), sharing the inode.
+    std::fs::create_dir_all(s.path("run")).unwrap();
+    std::fs::hard_link(s.path("deploy/app.yaml"), s.path("run/app-backup.yaml")).unwrap();
+    git(&s, &["add", "deploy", ".gitops-seal.yaml"]).ok();
+    let before = head(&s);
+    let c = commit(&s, "fix through a hard link").fails();
+    assert_eq!(head(&s), before);
+    assert!(c.stderr.contains("deploy/app.yaml") && c.stderr.contains("hard link"), "{}", c.stderr);
+    assert_eq!(s.read("deploy/app.yaml"), PLAIN, "nothing sealed");
+    assert_eq!(s.read("run/app-backup.yaml"), PLAIN);
+    // The staged content is still the plaintext: nothing was sealed in the index either.
+    assert_eq!(git(&s, &["show", ":deploy/app.yaml"]).ok().stdout, PLAIN);
+}
