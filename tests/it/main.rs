@@ -4,9 +4,11 @@
 #![cfg(unix)]
 
 mod bad_input;
+mod chart;
 mod deploy;
 mod edit_set;
 mod harness;
+mod health;
 mod hook;
 mod hostile;
 mod import;
