@@ -4,10 +4,12 @@
 #![cfg(unix)]
 
 mod bad_input;
+mod chart;
 mod deploy;
 mod docs;
 mod edit_set;
 mod harness;
+mod health;
 mod hook;
 mod hostile;
 mod import;
