@@ -9,6 +9,7 @@ mod edit_set;
 mod harness;
 mod hook;
 mod hostile;
+mod image;
 mod import;
 mod interop;
 mod kube;
