@@ -12,6 +12,7 @@ mod harness;
 mod health;
 mod hook;
 mod hostile;
+mod image;
 mod import;
 mod interop;
 mod kube;
