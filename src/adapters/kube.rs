@@ -148,63 +148,6 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// deploy/crd.yaml is what the types generate. When this fails, regenerate it:
-    /// `cargo run -q -- controller --print-crd > deploy/crd.yaml`.
-    #[test]
-    fn committed_crd_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crd.yaml");
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == crd_yaml(),
-            "deploy/crd.yaml is stale: run `cargo run -q -- controller --print-crd > deploy/crd.yaml`"
-        );
-    }
-
-    #[test]
-    fn crd_names_and_columns() {
-        let crd = crd();
-        assert_eq!(crd.metadata.name.as_deref(), Some(CRD_NAME));
-        assert_eq!(crd.spec.group, GROUP);
-        assert_eq!(crd.spec.scope, "Namespaced");
-        let short = crd.spec.names.short_names.clone().unwrap_or_default();
-        assert_eq!(short, vec!["gsealed".to_string()]);
-        assert!(!short.iter().any(|s| s == "ss" || s == "sealedsecret"));
-        let v = &crd.spec.versions[0];
-        assert_eq!(v.name, "v1");
-        assert!(v
-            .subresources
-            .as_ref()
-            .and_then(|s| s.status.as_ref())
-            .is_some());
-        let columns: Vec<&str> = v
-            .additional_printer_columns
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        assert_eq!(columns, ["Ready", "Reason", "Age"]);
-    }
-
-    #[test]
-    fn the_resource_spec_is_the_core_spec_on_the_wire() {
-        let doc = serde_json::json!({
-            "scope": "strict",
-            "recipients": ["age1x"],
-            "encryptedData": {"k": "YQ=="},
-            "template": {"type": "Opaque", "metadata": {"labels": {"a": "b"}}}
-        });
-        let resource: SealedSecretResourceSpec = serde_json::from_value(doc.clone()).unwrap();
-        let core: SealedSecretSpec = serde_json::from_value(doc.clone()).unwrap();
-        assert_eq!(resource.sealed, core);
-        assert_eq!(serde_json::to_value(&resource).unwrap(), doc);
-    }
-}
-
 /// The API server's refusal of a Secret, without its free text. kube-apiserver redacts a
 /// refused Secret's value (`Invalid value: "<secret contents redacted>"`) but not always the
 /// detail after it: Go's JSON error for a `dockerconfigjson` value quotes one of its bytes
@@ -269,4 +212,61 @@ pub fn capped_log_filter(
         }
     }
     filter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// deploy/crd.yaml is what the types generate. When this fails, regenerate it:
+    /// `cargo run -q -- controller --print-crd > deploy/crd.yaml`.
+    #[test]
+    fn committed_crd_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crd.yaml");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == crd_yaml(),
+            "deploy/crd.yaml is stale: run `cargo run -q -- controller --print-crd > deploy/crd.yaml`"
+        );
+    }
+
+    #[test]
+    fn crd_names_and_columns() {
+        let crd = crd();
+        assert_eq!(crd.metadata.name.as_deref(), Some(CRD_NAME));
+        assert_eq!(crd.spec.group, GROUP);
+        assert_eq!(crd.spec.scope, "Namespaced");
+        let short = crd.spec.names.short_names.clone().unwrap_or_default();
+        assert_eq!(short, vec!["gsealed".to_string()]);
+        assert!(!short.iter().any(|s| s == "ss" || s == "sealedsecret"));
+        let v = &crd.spec.versions[0];
+        assert_eq!(v.name, "v1");
+        assert!(v
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some());
+        let columns: Vec<&str> = v
+            .additional_printer_columns
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(columns, ["Ready", "Reason", "Age"]);
+    }
+
+    #[test]
+    fn the_resource_spec_is_the_core_spec_on_the_wire() {
+        let doc = serde_json::json!({
+            "scope": "strict",
+            "recipients": ["age1x"],
+            "encryptedData": {"k": "YQ=="},
+            "template": {"type": "Opaque", "metadata": {"labels": {"a": "b"}}}
+        });
+        let resource: SealedSecretResourceSpec = serde_json::from_value(doc.clone()).unwrap();
+        let core: SealedSecretSpec = serde_json::from_value(doc.clone()).unwrap();
+        assert_eq!(resource.sealed, core);
+        assert_eq!(serde_json::to_value(&resource).unwrap(), doc);
+    }
 }
