@@ -8,7 +8,8 @@ use crate::harness::{ciphertext_line, run_command, Sandbox, MIXED};
 
 #[test]
 fn a_value_we_seal_opens_with_age_d_and_tail() {
-    let s = Sandbox::new();
+    // Debian's age 1.1.1 opens classical values only.
+    let s = Sandbox::x25519();
     s.seal("a.yaml", MIXED);
     let ct = ciphertext_line(&s.read("a.yaml"), "password").to_string();
     let bytes = base64::engine::general_purpose::STANDARD
@@ -73,7 +74,7 @@ fn an_identity_from_age_keygen_decrypts_with_us() {
 
 #[test]
 fn our_identity_file_is_read_by_age_keygen() {
-    let s = Sandbox::new();
+    let s = Sandbox::x25519();
     let mut y = Command::new("age-keygen");
     y.current_dir(s.dir.path()).args(["-y", "id.txt"]);
     let r = run_command(y, b"");
