@@ -215,6 +215,10 @@ pub enum Command {
         /// Also prove that every value opens with these identities.
         #[arg(short = 'i', long = "identity", value_name = "FILE")]
         identity: Vec<PathBuf>,
+        /// Report every value with a classical (X25519, ssh) stanza, as `require_pq: true` in
+        /// .gitops-seal.yaml does for the paths of its rules.
+        #[arg(long)]
+        require_pq: bool,
         #[command(flatten)]
         namespace: NamespaceArg,
     },

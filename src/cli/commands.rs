@@ -87,8 +87,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             paths,
             recipient,
             identity,
+            require_pq,
             ..
-        } => verify(&paths, &recipient, &identity, settings, limits),
+        } => verify(&paths, &recipient, &identity, require_pq, settings, limits),
         Command::Controller(args) => super::controller::run(args),
         Command::Sync(args) => super::sync::run(args),
     }
@@ -467,6 +468,7 @@ fn verify(
     inputs: &[PathBuf],
     recipients: &[String],
     identity_files: &[PathBuf],
+    require_pq: bool,
     settings: &mut Settings,
     limits: &Limits,
 ) -> Result<i32> {
@@ -494,6 +496,7 @@ fn verify(
             namespace: file.namespace.as_deref(),
             rule: file.rule.recipients.as_deref(),
             limits: *limits,
+            require_pq: require_pq || file.rule.require_pq,
         };
         checked += 1;
         let (found, notes) = ops::verify_report(&input, &opts);
@@ -503,6 +506,7 @@ fn verify(
             let remedy = match f.remedy {
                 Some(ops::Remedy::Seal) => ": seal it with `gitops-seal encrypt --in-place FILE`",
                 Some(ops::Remedy::Rekey) => "; run `gitops-seal rekey`",
+                Some(ops::Remedy::RekeyPq) => "; rekey it for post-quantum recipients only (a person's from `gitops-seal keygen`, a cluster's from `gitops-seal recipient --fetch`), and change the value: its old ciphertext stays in Git history",
                 _ => "",
             };
             println!("{f}{remedy}");
