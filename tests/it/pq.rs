@@ -225,3 +225,60 @@ fn verify_require_pq_reports_every_value_with_a_classical_stanza() {
     p.seal("a.yaml", MIXED);
     p.run(&["verify", "--require-pq", "a.yaml"]).ok();
 }
+
+/// The C2SP CCTV age vectors for mlkem768x25519 (tests/vectors/cctv-age/): each opens, or
+/// fails, as `expect` says, with our identities (parsed as any identity file is).
+#[test]
+fn cctv_hybrid_vectors_open_or_fail_as_expected() {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/cctv-age");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("hybrid") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let split = bytes.windows(2).position(|w| w == b"\n\n").unwrap();
+        let header = std::str::from_utf8(&bytes[..split]).unwrap();
+        let file = &bytes[split + 2..];
+        let field = |k: &'static str| {
+            header
+                .lines()
+                .filter_map(move |l| l.strip_prefix(k).and_then(|r| r.strip_prefix(": ")))
+        };
+        let expect = field("expect").next().unwrap();
+        let identities = field("identity").collect::<Vec<_>>().join("\n");
+        let ids = gitops_seal::core::keys::parse_identity_file(&identities).unwrap();
+        let outcome = match age::Decryptor::new_buffered(file) {
+            Err(_) => "header failure".to_string(),
+            Ok(d) => match d.decrypt(ids.iter().map(|i| i as &dyn age::Identity)) {
+                Err(age::DecryptError::NoMatchingKeys) => "no match".into(),
+                Err(age::DecryptError::InvalidHeader) => "header failure".into(),
+                Err(age::DecryptError::InvalidMac) => "HMAC failure".into(),
+                Err(e) => format!("other: {e:?}"),
+                Ok(mut r) => {
+                    let mut out = Vec::new();
+                    match r.read_to_end(&mut out) {
+                        Ok(_) => {
+                            let want = field("payload").next().unwrap();
+                            let got: String = Sha256::digest(&out)
+                                .iter()
+                                .map(|b| format!("{b:02x}"))
+                                .collect();
+                            assert_eq!(got, want, "{name}: payload");
+                            "success".into()
+                        }
+                        Err(_) => "payload failure".into(),
+                    }
+                }
+            },
+        };
+        assert_eq!(outcome, expect, "{name}");
+        seen += 1;
+    }
+    assert_eq!(seen, 17, "vectors in {}", dir.display());
+}
