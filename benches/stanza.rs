@@ -22,6 +22,8 @@ use gitops_seal::core::x25519::{X25519Identity, X25519Recipient, TABLE_AFTER_USE
 
 const MODES: [&str; 5] = ["age-wrap", "wrap", "wrap-ladder", "age-unwrap", "unwrap"];
 
+// age 0.13 deprecates its classical X25519 types; this bench measures ours against them.
+#[allow(deprecated)]
 struct Keys {
     age_id: age::x25519::Identity,
     ours_id: X25519Identity,
@@ -31,6 +33,7 @@ struct Keys {
     stanza: Stanza,
 }
 
+#[allow(deprecated)] // age's classical X25519 types, the reference (see Keys).
 fn keys() -> Keys {
     let age_id = age::x25519::Identity::generate();
     let age_r = age_id.to_public();

@@ -75,6 +75,7 @@ impl Rules {
         let Some(index) = loaded.config.rule_index_for(&rel) else {
             return Ok(RuleMatch {
                 ignored,
+                require_pq: loaded.config.require_pq,
                 ..RuleMatch::default()
             });
         };
@@ -89,6 +90,7 @@ impl Rules {
             scope: rule.scope,
             namespace: rule.namespace.clone(),
             ignored,
+            require_pq: rule.require_pq,
         })
     }
 }
@@ -138,7 +140,9 @@ pub fn rule_recipients(loaded: &LoadedConfig, rule: &Rule) -> Result<Vec<Recipie
     if out.is_empty() {
         return Err(in_config(ErrorKind::NoRecipients));
     }
-    Ok(keys::dedup_recipients(out))
+    let out = keys::dedup_recipients(out);
+    keys::check_kinds(&out, false, &format!("rule {:?}", rule.path)).map_err(in_config)?;
+    Ok(out)
 }
 
 /// Reads a recipients file in age's format; errors name the file and line.
@@ -149,7 +153,10 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, Error> {
     } else {
         fs::read_to_string(path).map_err(|e| Error::io(path, e))?
     };
-    keys::parse_recipients_file(&text).map_err(|e| e.in_file(path.display().to_string()))
+    let in_file = |e: Error| e.in_file(path.display().to_string());
+    let list = keys::parse_recipients_file(&text).map_err(in_file)?;
+    keys::check_kinds(&list, false, "this recipients file").map_err(|e| in_file(Error::from(e)))?;
+    Ok(list)
 }
 
 /// Files under `dir` whose relative path matches `pattern`, sorted. Only the folder before

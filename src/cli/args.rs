@@ -41,6 +41,10 @@ pub enum Command {
         /// Write the identity to FILE instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Make a classical X25519 identity (age1...) instead of a post-quantum one
+        /// (age1pq1..., ML-KEM-768 + X25519), for a tool that cannot open post-quantum values.
+        #[arg(long)]
+        x25519: bool,
     },
     /// Print the public recipient of an identity, or with --fetch the cluster controller's.
     Recipient {
@@ -211,6 +215,10 @@ pub enum Command {
         /// Also prove that every value opens with these identities.
         #[arg(short = 'i', long = "identity", value_name = "FILE")]
         identity: Vec<PathBuf>,
+        /// Report every value with a classical (X25519, ssh) stanza, as `require_pq: true` in
+        /// .gitops-seal.yaml does for the paths of its rules.
+        #[arg(long)]
+        require_pq: bool,
         #[command(flatten)]
         namespace: NamespaceArg,
     },

@@ -18,7 +18,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let settings = &mut settings;
     let limits = &cli.limits.limits();
     match cli.command {
-        Command::Keygen { output } => keygen(output.as_deref()),
+        Command::Keygen { output, x25519 } => keygen(output.as_deref(), x25519),
         Command::Recipient { fetch, .. } if fetch.fetch => super::fetch::run(&fetch),
         Command::Recipient { .. } => recipient(settings),
         Command::Encrypt {
@@ -87,8 +87,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             paths,
             recipient,
             identity,
+            require_pq,
             ..
-        } => verify(&paths, &recipient, &identity, settings, limits),
+        } => verify(&paths, &recipient, &identity, require_pq, settings, limits),
         Command::Controller(args) => super::controller::run(args),
         Command::Sync(args) => super::sync::run(args),
     }
@@ -411,6 +412,7 @@ fn set(
         value: &value,
         recipients: settings.explicit_recipients(),
         rule: resolved.rule.recipients.as_deref(),
+        require_pq: resolved.rule.require_pq,
     };
     let out = ops::set_value(&input, &request).map_err(|e| e.in_file(display(file)))?;
     files::write_in_place(file, out.as_bytes(), force).map_err(|e| Error::io(file, e))?;
@@ -441,6 +443,8 @@ fn rekey(inputs: &[PathBuf], force: bool, settings: &mut Settings, limits: &Limi
                     .in_file(display(p))
                     .into());
             };
+            gitops_seal::core::keys::check_kinds(list, file.rule.require_pq, "the recipient list")
+                .map_err(|e| Error::from(e).in_file(display(p)))?;
             let input = read_manifest(p, limits)?;
             let report =
                 ops::rekey_report(&input, &identities, list, file.namespace.as_deref(), limits)
@@ -464,6 +468,7 @@ fn verify(
     inputs: &[PathBuf],
     recipients: &[String],
     identity_files: &[PathBuf],
+    require_pq: bool,
     settings: &mut Settings,
     limits: &Limits,
 ) -> Result<i32> {
@@ -491,6 +496,7 @@ fn verify(
             namespace: file.namespace.as_deref(),
             rule: file.rule.recipients.as_deref(),
             limits: *limits,
+            require_pq: require_pq || file.rule.require_pq,
         };
         checked += 1;
         let (found, notes) = ops::verify_report(&input, &opts);
@@ -500,6 +506,7 @@ fn verify(
             let remedy = match f.remedy {
                 Some(ops::Remedy::Seal) => ": seal it with `gitops-seal encrypt --in-place FILE`",
                 Some(ops::Remedy::Rekey) => "; run `gitops-seal rekey`",
+                Some(ops::Remedy::RekeyPq) => "; rekey it for post-quantum recipients only (a person's from `gitops-seal keygen`, a cluster's from `gitops-seal recipient --fetch`), and change the value: its old ciphertext stays in Git history",
                 _ => "",
             };
             println!("{f}{remedy}");
@@ -515,12 +522,16 @@ fn verify(
     }
 }
 
-fn keygen(output: Option<&Path>) -> Result<i32> {
-    let id = Identity::generate();
+fn keygen(output: Option<&Path>, x25519: bool) -> Result<i32> {
+    let id = if x25519 {
+        Identity::generate_x25519()
+    } else {
+        Identity::generate()
+    };
     let text = id
         .to_identity_file(&rfc3339_now())
-        .expect("generated identities are X25519");
-    let public = id.to_recipient().expect("X25519 has a recipient");
+        .expect("generated identities are age identities");
+    let public = id.to_recipient().expect("age identities have a recipient");
     match output {
         Some(p) => {
             identity::write_new_identity(p, &text)?;

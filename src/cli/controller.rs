@@ -24,6 +24,11 @@ pub struct ControllerArgs {
     /// Add a new identity when the newest is this old (e.g. 720h, 30d; default: off).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     key_rotation: Option<Duration>,
+    /// The kind of key generated, the first and at each --key-rotation: pq (hybrid
+    /// post-quantum, ML-KEM-768 + X25519, age1pq1...) or x25519 (classical, age1...).
+    /// Existing keys of either kind keep opening what was sealed for them.
+    #[arg(long, value_name = "TYPE", default_value = "pq", value_parser = ["pq", "x25519"])]
+    key_type: String,
     /// Also refuse templates carrying labels or annotations matching GLOB (repeatable; added
     /// to the defaults: gitops-seal.dev/*, reflector.v1.k8s.emberstack.com/*,
     /// replicator.v1.mittwald.de/*, kubed.appscode.com/sync).
@@ -80,6 +85,7 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
     settings.watch_namespaces = args.watch_namespace;
     settings.generate = !args.no_generate;
     settings.key_rotation = args.key_rotation;
+    settings.key_type = args.key_type.parse().map_err(anyhow::Error::msg)?;
     settings.template_deny = args.template_deny;
     settings.instance = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
     settings.listen = Some(args.listen);

@@ -65,6 +65,7 @@ fn hint(e: &gitops_seal::Error) -> Option<String> {
     use gitops_seal::ErrorKind as K;
     Some(match &e.kind {
         K::MissingNamespace { .. } => ": set metadata.namespace, pass --namespace/-n, or add `namespace:` to the matching rule in .gitops-seal.yaml".into(),
+        K::MixedRecipients { .. } | K::PqRequired { .. } => ". Nothing sealed. Replace each classical recipient with a post-quantum one: a person runs `gitops-seal keygen` and gives you the age1pq1... line it prints; a cluster's comes from `gitops-seal recipient --fetch` once its controller has a post-quantum key".into(),
         K::NoRecipients => ": pass -r/-R, or add a rule matching this path to .gitops-seal.yaml".into(),
         K::ManifestAsIdentity => " (-i is the identity, as in age; to rewrite a file in place use --in-place)".into(),
         K::NoIdentity { default } => format!(

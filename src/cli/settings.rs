@@ -153,5 +153,7 @@ fn explicit_recipients(args: &RecipientArgs) -> Result<Option<Vec<Recipient>>> {
     if out.is_empty() {
         return Err(Error::from(ErrorKind::NoRecipients).into());
     }
-    Ok(Some(keys::dedup_recipients(out)))
+    let out = keys::dedup_recipients(out);
+    keys::check_kinds(&out, false, "the recipients of -r/-R").map_err(Error::from)?;
+    Ok(Some(out))
 }

@@ -2,6 +2,11 @@
 //! namespace (type Opaque, data key `identity.txt` in age's identity-file format), generated
 //! once when there is none, rotated on request, watched, and published as recipients (newest
 //! first) in ConfigMap `gitops-seal-recipients`.
+//!
+//! New keys are post-quantum (`--key-type pq`, the default) unless `--key-type x25519` says
+//! otherwise. Every identity held opens values, whatever its kind; but once the controller holds
+//! a post-quantum key, only post-quantum recipients are published, so a repository that seals
+//! for what `recipient --fetch` prints never mixes kinds (docs/OPERATIONS.md, migration).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -19,7 +24,7 @@ use tokio::sync::watch;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{ControllerError, FIELD_MANAGER};
-use crate::core::keys::parse_identity_file;
+use crate::core::keys::{parse_identity_file, KeyKind};
 use crate::core::Identity;
 
 pub use crate::core::names::IDENTITY_LABEL;
@@ -135,20 +140,26 @@ fn build_keyring(texts: &BTreeMap<String, KeyText>) -> Keyring {
             }
         }
     }
+    // Sealing for a post-quantum and a classical key at once is only as strong as the
+    // classical one (and refused): with any post-quantum key, publish only those. The
+    // classical identities still open what was sealed for them.
+    if keyring.identities.iter().any(Identity::is_pq) {
+        keyring.recipients.retain(|r| r.starts_with("age1pq1"));
+    }
     keyring
 }
 
 /// The identity Secret for a new key.
-fn identity_secret(name: &str, namespace: &str) -> (Secret, String) {
-    let identity = Identity::generate();
+fn identity_secret(name: &str, namespace: &str, kind: KeyKind) -> (Secret, String) {
+    let identity = Identity::generate_kind(kind);
     let recipient = identity
         .to_recipient()
-        .expect("an X25519 identity has a recipient")
+        .expect("a generated identity has a recipient")
         .to_string();
     let created = Timestamp::now().to_string();
     let text = identity
         .to_identity_file(&created)
-        .expect("an X25519 identity has an identity file");
+        .expect("a generated identity has an identity file");
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
@@ -183,14 +194,19 @@ async fn create_identity(
     api: &Api<Secret>,
     name: &str,
     namespace: &str,
+    kind: KeyKind,
 ) -> Result<bool, kube::Error> {
-    let (mut secret, recipient) = identity_secret(name, namespace);
+    let (mut secret, recipient) = identity_secret(name, namespace, kind);
     let result = api.create(&PostParams::default(), &secret).await;
     wipe(&mut secret);
     match result {
         Ok(mut created) => {
             wipe(&mut created);
-            tracing::info!(secret = name, %recipient, "generated a new identity");
+            let kind = match kind {
+                KeyKind::Pq => "pq",
+                KeyKind::X25519 => "x25519",
+            };
+            tracing::info!(secret = name, %recipient, kind, "generated a new identity");
             Ok(true)
         }
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
@@ -212,12 +228,13 @@ async fn list_keys(api: &Api<Secret>) -> Result<BTreeMap<String, KeyText>, kube:
     Ok(texts)
 }
 
-/// Loads the identity Secrets; with none and `generate`, creates exactly one (a deterministic
-/// name and create: 409 means another controller made it, so list again).
+/// Loads the identity Secrets; with none and `generate` (the kind of key to make), creates
+/// exactly one (a deterministic name and create: 409 means another controller made it, so
+/// list again).
 pub async fn load_or_generate(
     api: &Api<Secret>,
     namespace: &str,
-    generate: bool,
+    generate: Option<KeyKind>,
     keys: &Keys,
 ) -> Result<(), ControllerError> {
     for _ in 0..5 {
@@ -236,7 +253,7 @@ pub async fn load_or_generate(
             keys.set(keyring);
             return Ok(());
         }
-        if !generate {
+        let Some(kind) = generate else {
             return Err(ControllerError::NoIdentity {
                 namespace: namespace.to_owned(),
                 detail: format!(
@@ -244,8 +261,8 @@ pub async fn load_or_generate(
                      (generation is off)"
                 ),
             });
-        }
-        create_identity(api, INITIAL_IDENTITY_NAME, namespace).await?;
+        };
+        create_identity(api, INITIAL_IDENTITY_NAME, namespace, kind).await?;
     }
     Err(ControllerError::NoIdentity {
         namespace: namespace.to_owned(),
@@ -337,9 +354,9 @@ pub async fn watch_identities(secrets: Api<Secret>, configmaps: Api<ConfigMap>, 
     }
 }
 
-/// With `--key-rotation`: adds a new identity when the newest is older than `every`. The name
-/// is derived from the rotation period, so replicas rotating at once create one Secret.
-pub async fn rotate_keys(api: Api<Secret>, namespace: String, every: Duration) {
+/// With `--key-rotation`: adds a new identity of `kind` when the newest is older than `every`.
+/// The name is derived from the rotation period, so replicas rotating at once create one Secret.
+pub async fn rotate_keys(api: Api<Secret>, namespace: String, every: Duration, kind: KeyKind) {
     let check = every.clamp(Duration::from_millis(100), Duration::from_secs(60));
     let mut ticker = tokio::time::interval(check);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -370,7 +387,7 @@ pub async fn rotate_keys(api: Api<Secret>, namespace: String, every: Duration) {
         }
         let period = now.as_second().max(0) as u128 / every.as_secs().max(1) as u128;
         let name = format!("{INITIAL_IDENTITY_NAME}-{period}");
-        if let Err(e) = create_identity(&api, &name, &namespace).await {
+        if let Err(e) = create_identity(&api, &name, &namespace, kind).await {
             tracing::warn!(error = %e, "key rotation: creating an identity failed");
         }
     }

@@ -44,6 +44,8 @@ pub struct Settings {
     pub generate: bool,
     /// Add a new identity when the newest is this old.
     pub key_rotation: Option<Duration>,
+    /// The kind of key generated (the first one, and each rotation): post-quantum by default.
+    pub key_type: crate::core::keys::KeyKind,
     /// Globs added to the default template deny list.
     pub template_deny: Vec<String>,
     /// Backoff after a failure: doubled per consecutive failure, up to `retry_max`.
@@ -88,6 +90,7 @@ impl Settings {
             watch_namespaces: Vec::new(),
             generate: true,
             key_rotation: None,
+            key_type: crate::core::keys::KeyKind::Pq,
             template_deny: Vec::new(),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
@@ -194,7 +197,7 @@ pub async fn run(
         keys::load_or_generate(
             &identity_secrets,
             &settings.namespace,
-            settings.generate,
+            settings.generate.then_some(settings.key_type),
             &keys,
         )
         .await?;
@@ -271,6 +274,7 @@ pub async fn run(
             identity_secrets,
             settings.namespace.clone(),
             every,
+            settings.key_type,
         )));
     }
     let scopes: Vec<Option<String>> = if settings.watch_namespaces.is_empty() {

@@ -108,6 +108,20 @@ pub enum ErrorKind {
     MissingNamespace { scope: &'static str },
     #[error("no recipients")]
     NoRecipients,
+    /// Post-quantum (`age1pq1...`) and classical recipients in one list: a value sealed for
+    /// both is only as strong as the classical key. `list` names the list (a rule, a file,
+    /// `-r/-R`); `classical` the classical recipients in it (public keys only).
+    #[error("{list} mixes post-quantum (age1pq1...) and classical recipients; a value sealed for both is only as strong as the classical one. Classical: {}", .classical.join(", "))]
+    MixedRecipients {
+        list: String,
+        classical: Vec<String>,
+    },
+    /// `require_pq` is set, and the recipients of `list` include classical ones.
+    #[error("{list} has classical recipients, and require_pq allows only post-quantum (age1pq1...) ones. Classical: {}", .classical.join(", "))]
+    PqRequired {
+        list: String,
+        classical: Vec<String>,
+    },
     #[error("invalid recipient {recipient:?}: {reason}")]
     InvalidRecipient { recipient: String, reason: String },
     #[error("invalid identity: {0}")]
@@ -235,6 +249,8 @@ impl ErrorKind {
             | ErrorKind::ImportTampered(_)
             | ErrorKind::SopsMacMismatch => "DecryptFailed",
             ErrorKind::NoRecipients
+            | ErrorKind::MixedRecipients { .. }
+            | ErrorKind::PqRequired { .. }
             | ErrorKind::InvalidRecipient { .. }
             | ErrorKind::InvalidIdentity(_)
             | ErrorKind::ManifestAsIdentity

@@ -11,12 +11,20 @@ use age_core::format::{FileKey, Stanza};
 use super::error::{Error, ErrorKind};
 use super::x25519::{X25519Identity, X25519Recipient};
 
-/// Someone a value is sealed for: an age X25519 recipient (clusters, people) or an SSH public
-/// key (people). X25519 stanzas are sealed by [`X25519Recipient`]: age's stanzas, with the
-/// key agreement through a table of the recipient's key once it has been used often.
+/// The stanza tag of age's hybrid post-quantum recipient (ML-KEM-768 + X25519).
+pub const PQ_TAG: &str = "mlkem768x25519";
+
+/// Someone a value is sealed for: an age hybrid post-quantum recipient (`age1pq1...`, ML-KEM-768
+/// with X25519), a classical age X25519 recipient (clusters, people) or an SSH public key
+/// (people). X25519 stanzas are sealed by [`X25519Recipient`]: age's stanzas, with the key
+/// agreement through a table of the recipient's key once it has been used often.
 #[derive(Clone)]
 pub enum Recipient {
+    Pq(age::pq::Recipient),
     X25519(X25519Recipient),
+    // age 0.13 deprecates sealing for ssh keys (they are classical); people's existing ssh
+    // keys in rules keep working, so the variant stays.
+    #[allow(deprecated)]
     Ssh(age::ssh::Recipient),
 }
 
@@ -24,14 +32,21 @@ impl Recipient {
     /// The age recipient to hand to the encryptor.
     pub fn as_age(&self) -> &dyn age::Recipient {
         match self {
+            Recipient::Pq(r) => r,
             Recipient::X25519(r) => r,
             Recipient::Ssh(r) => r,
         }
     }
 
+    /// Whether this recipient is post-quantum (safe against "harvest now, decrypt later").
+    pub fn is_pq(&self) -> bool {
+        matches!(self, Recipient::Pq(_))
+    }
+
     /// The stanza tag age writes for this recipient (used by `verify`).
     pub fn stanza_tag(&self) -> &'static str {
         match self {
+            Recipient::Pq(_) => PQ_TAG,
             Recipient::X25519(_) => "X25519",
             Recipient::Ssh(r) => {
                 if r.to_string().starts_with("ssh-rsa") {
@@ -48,6 +63,7 @@ impl fmt::Display for Recipient {
     /// The canonical form written into `spec.recipients` (SSH keys without their comment).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Recipient::Pq(r) => write!(f, "{r}"),
             Recipient::X25519(r) => write!(f, "{r}"),
             Recipient::Ssh(r) => write!(f, "{r}"),
         }
@@ -78,7 +94,13 @@ impl FromStr for Recipient {
             recipient: s.to_string(),
             reason: reason.to_string(),
         };
+        if s.starts_with("age1pq1") {
+            return age::pq::Recipient::from_str(s)
+                .map(Recipient::Pq)
+                .map_err(|e| invalid(&format!("not a valid age post-quantum recipient ({e})")));
+        }
         if s.starts_with("ssh-") {
+            #[allow(deprecated)] // Existing ssh recipients keep working (see Recipient::Ssh).
             return age::ssh::Recipient::from_str(s)
                 .map(Recipient::Ssh)
                 .map_err(|e| match e {
@@ -92,9 +114,10 @@ impl FromStr for Recipient {
             // Bech32's separator is the last '1': a later one means the HRP names a plugin.
             if s.rfind('1') != Some(3) {
                 return Err(invalid(
-                    "age plugin recipients are not supported; use an X25519 (age1...) or SSH recipient",
+                    "age plugin recipients are not supported; use a post-quantum (age1pq1...), X25519 (age1...) or SSH recipient",
                 ));
             }
+            #[allow(deprecated)] // Existing X25519 keys keep working (see X25519Recipient).
             let r = age::x25519::Recipient::from_str(s)
                 .map(X25519Recipient::new)
                 .map_err(|_| invalid("not a valid age X25519 recipient"))?;
@@ -143,6 +166,41 @@ pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, Error> {
     Ok(out)
 }
 
+/// The classical (not post-quantum) recipients of `list`, as written in `spec.recipients`.
+pub fn classical(list: &[Recipient]) -> Vec<String> {
+    list.iter()
+        .filter(|r| !r.is_pq())
+        .map(|r| r.to_string())
+        .collect()
+}
+
+/// Refuses a list that mixes post-quantum and classical recipients (a value sealed for both is
+/// only as strong as the classical key), and, with `require_pq`, any classical recipient.
+/// `list` names where the recipients come from (a rule, a file, `-r/-R`).
+pub fn check_kinds(
+    recipients: &[Recipient],
+    require_pq: bool,
+    list: &str,
+) -> Result<(), ErrorKind> {
+    let classical = classical(recipients);
+    if classical.is_empty() {
+        return Ok(());
+    }
+    if require_pq {
+        return Err(ErrorKind::PqRequired {
+            list: list.to_string(),
+            classical,
+        });
+    }
+    if recipients.iter().any(Recipient::is_pq) {
+        return Err(ErrorKind::MixedRecipients {
+            list: list.to_string(),
+            classical,
+        });
+    }
+    Ok(())
+}
+
 /// Drops duplicates, keeping the first occurrence's position.
 pub fn dedup_recipients(list: Vec<Recipient>) -> Vec<Recipient> {
     let mut seen = std::collections::HashSet::new();
@@ -151,7 +209,29 @@ pub fn dedup_recipients(list: Vec<Recipient>) -> Vec<Recipient> {
         .collect()
 }
 
-/// A private key that can open values: an age X25519 identity or an unencrypted SSH key.
+/// The kind of key `keygen` and the controller generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyKind {
+    /// Hybrid post-quantum, ML-KEM-768 + X25519 (`age1pq1...`).
+    #[default]
+    Pq,
+    /// Classical X25519 (`age1...`).
+    X25519,
+}
+
+impl FromStr for KeyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pq" => Ok(KeyKind::Pq),
+            "x25519" => Ok(KeyKind::X25519),
+            _ => Err(format!("unknown key type {s:?} (expected pq or x25519)")),
+        }
+    }
+}
+
+/// A private key that can open values: an age post-quantum or X25519 identity, or an
+/// unencrypted SSH key.
 pub struct Identity {
     key: IdentityKey,
     /// Among the stanzas of this identity's type, the position that opened the last value.
@@ -161,6 +241,8 @@ pub struct Identity {
 }
 
 enum IdentityKey {
+    /// age's hybrid post-quantum identity (`AGE-SECRET-KEY-PQ-1...`).
+    Pq(age::pq::Identity),
     /// age's X25519 identity, keeping its public key rather than deriving it per stanza.
     X25519(X25519Identity),
     Ssh(age::ssh::Identity),
@@ -176,6 +258,7 @@ impl Identity {
 
     fn as_age(&self) -> &dyn age::Identity {
         match &self.key {
+            IdentityKey::Pq(i) => i,
             IdentityKey::X25519(i) => i,
             IdentityKey::Ssh(i) => i,
         }
@@ -184,6 +267,7 @@ impl Identity {
     /// The tags of the stanzas this identity can open.
     fn opens(&self, tag: &str) -> bool {
         match &self.key {
+            IdentityKey::Pq(_) => tag == PQ_TAG,
             IdentityKey::X25519(_) => tag == "X25519",
             IdentityKey::Ssh(_) => tag == "ssh-ed25519" || tag == "ssh-rsa",
         }
@@ -192,6 +276,7 @@ impl Identity {
     /// The public recipient, where it can be derived.
     pub fn to_recipient(&self) -> Option<Recipient> {
         match &self.key {
+            IdentityKey::Pq(i) => Some(Recipient::Pq(i.to_public())),
             IdentityKey::X25519(i) => Some(Recipient::X25519(X25519Recipient::new(
                 i.as_age().to_public(),
             ))),
@@ -199,16 +284,41 @@ impl Identity {
         }
     }
 
-    /// Generates a new X25519 identity.
+    /// Generates a new hybrid post-quantum identity (ML-KEM-768 + X25519), the default kind.
     pub fn generate() -> Self {
-        Identity::new(IdentityKey::X25519(X25519Identity::new(
-            age::x25519::Identity::generate(),
-        )))
+        Identity::new(IdentityKey::Pq(age::pq::Identity::generate()))
+    }
+
+    /// Generates a new classical X25519 identity (`keygen --x25519`, `--key-type x25519`).
+    pub fn generate_x25519() -> Self {
+        // age 0.13 deprecates generating classical keys; this is kept for who asks for one
+        // explicitly (a tool that cannot open post-quantum values yet).
+        #[allow(deprecated)]
+        let id = age::x25519::Identity::generate();
+        Identity::new(IdentityKey::X25519(X25519Identity::new(id)))
+    }
+
+    /// Generates an identity of `kind`.
+    pub fn generate_kind(kind: KeyKind) -> Self {
+        match kind {
+            KeyKind::Pq => Identity::generate(),
+            KeyKind::X25519 => Identity::generate_x25519(),
+        }
+    }
+
+    /// Whether this identity is post-quantum.
+    pub fn is_pq(&self) -> bool {
+        matches!(self.key, IdentityKey::Pq(_))
     }
 
     /// The identity file text, in age-keygen's layout.
     pub fn to_identity_file(&self, created: &str) -> Option<zeroize::Zeroizing<String>> {
         match &self.key {
+            IdentityKey::Pq(i) => Some(zeroize::Zeroizing::new(format!(
+                "# created: {created}\n# public key: {}\n{}\n",
+                i.to_public(),
+                i.to_string().expose_secret()
+            ))),
             IdentityKey::X25519(i) => Some(zeroize::Zeroizing::new(format!(
                 "# created: {created}\n# public key: {}\n{}\n",
                 i.as_age().to_public(),
@@ -259,6 +369,10 @@ impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material.
         match &self.key {
+            IdentityKey::Pq(i) => {
+                let r = i.to_public().to_string();
+                write!(f, "Identity(PQ {}...{})", &r[..16], &r[r.len() - 8..])
+            }
             IdentityKey::X25519(i) => write!(f, "Identity(X25519 {})", i.as_age().to_public()),
             IdentityKey::Ssh(_) => f.write_str("Identity(ssh)"),
         }
@@ -299,9 +413,14 @@ pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>, ErrorKind> {
                 i + 1
             )));
         }
-        let id = age::x25519::Identity::from_str(line).map_err(|_| {
-            ErrorKind::InvalidIdentity(format!("line {} is not an age identity", i + 1))
-        })?;
+        let not_identity =
+            |_| ErrorKind::InvalidIdentity(format!("line {} is not an age identity", i + 1));
+        if line.starts_with("AGE-SECRET-KEY-PQ-1") {
+            let id = age::pq::Identity::from_str(line).map_err(not_identity)?;
+            out.push(Identity::new(IdentityKey::Pq(id)));
+            continue;
+        }
+        let id = age::x25519::Identity::from_str(line).map_err(not_identity)?;
         out.push(Identity::new(IdentityKey::X25519(X25519Identity::new(id))));
     }
     if out.is_empty() {

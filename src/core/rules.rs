@@ -18,6 +18,9 @@ struct RawConfig {
     rules: Vec<RawRule>,
     #[serde(default)]
     ignore: Vec<String>,
+    /// Every rule seals for post-quantum recipients only (a rule may say otherwise).
+    #[serde(default)]
+    require_pq: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +31,7 @@ struct RawRule {
     recipients: Vec<String>,
     scope: Option<String>,
     namespace: Option<String>,
+    require_pq: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,9 @@ pub struct Rule {
     pub recipients: Vec<String>,
     pub scope: Option<Scope>,
     pub namespace: Option<String>,
+    /// `require_pq:` of the rule, else the config's: classical recipients are refused for
+    /// new values and `verify` reports values with a classical stanza.
+    pub require_pq: bool,
     matcher: GlobMatcher,
 }
 
@@ -50,12 +57,16 @@ pub struct RuleMatch {
     pub namespace: Option<String>,
     /// The path is under one of the config's `ignore:` globs.
     pub ignored: bool,
+    /// The matching rule (or the config) says `require_pq: true`.
+    pub require_pq: bool,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub rules: Vec<Rule>,
     ignore: Vec<GlobMatcher>,
+    /// The global `require_pq:` (what a path no rule matches gets).
+    pub require_pq: bool,
 }
 
 fn glob(pattern: &str) -> Result<GlobMatcher, ErrorKind> {
@@ -85,6 +96,7 @@ impl Config {
                 path: r.path,
                 recipients: r.recipients,
                 namespace: r.namespace,
+                require_pq: r.require_pq.unwrap_or(raw.require_pq),
             });
         }
         let ignore = raw
@@ -92,7 +104,11 @@ impl Config {
             .iter()
             .map(|g| glob(g))
             .collect::<Result<_, _>>()?;
-        Ok(Config { rules, ignore })
+        Ok(Config {
+            rules,
+            ignore,
+            require_pq: raw.require_pq,
+        })
     }
 
     /// The first rule whose glob matches `path` (relative to the config's folder, `/`-separated).
@@ -126,6 +142,21 @@ mod tests {
         assert_eq!(dev.namespace.as_deref(), Some("dev"));
         assert!(c.is_ignored("charts/a/templates/s.yaml"));
         assert!(!c.is_ignored("apps/x.yaml"));
+    }
+
+    #[test]
+    fn require_pq_is_global_and_per_rule() {
+        let c = Config::parse(
+            "require_pq: true\nrules:\n  - path: \"legacy/**\"\n    recipients: [a]\n    require_pq: false\n  - path: \"**\"\n    recipients: [b]\n",
+        )
+        .unwrap();
+        assert!(c.require_pq);
+        assert!(!c.rule_for("legacy/x.yaml").unwrap().require_pq);
+        assert!(c.rule_for("apps/x.yaml").unwrap().require_pq);
+        let c = Config::parse("rules:\n  - path: a\n    require_pq: true\n  - path: b\n").unwrap();
+        assert!(c.rule_for("a").unwrap().require_pq);
+        assert!(!c.rule_for("b").unwrap().require_pq);
+        assert!(!c.require_pq);
     }
 
     #[test]

@@ -24,8 +24,10 @@ use base64::{prelude::BASE64_STANDARD_NO_PAD, Engine};
 use curve25519_dalek::edwards::{EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use curve25519_dalek::traits::BasepointTable;
-use rand::RngCore;
-use zeroize::{Zeroize, Zeroizing};
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
+use rand::Rng;
+use zeroize::Zeroizing;
 
 /// The stanza's first argument ("X25519 recipient stanza").
 pub const TAG: &str = "X25519";
@@ -43,6 +45,10 @@ pub const TABLE_AFTER_USES: usize = 32;
 /// age computes them. Clones share the use count and the table.
 #[derive(Clone)]
 pub struct X25519Recipient {
+    // age 0.13 deprecates its classical recipient to steer new encryption to `age::pq`; this
+    // type exists to keep sealing for the X25519 keys that repositories and clusters already
+    // use (a classical rule keeps working unchanged), so it uses it knowingly.
+    #[allow(deprecated)]
     age: age::x25519::Recipient,
     /// The recipient's 32 bytes as encoded (the HKDF salt uses them as they are).
     key: [u8; 32],
@@ -57,6 +63,7 @@ struct Fast {
 }
 
 impl X25519Recipient {
+    #[allow(deprecated)] // The classical recipient, kept for existing keys (see the field).
     pub fn new(age: age::x25519::Recipient) -> Self {
         let key = recipient_bytes(&age);
         X25519Recipient {
@@ -129,9 +136,10 @@ impl age::Recipient for X25519Recipient {
         file_key: &FileKey,
     ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
         // ephemeral secret = read(CSPRNG, 32): a new one for each stanza and each file, from
-        // the OS RNG, as age's `EphemeralSecret::random_from_rng(OsRng)`.
+        // the OS RNG, as age's `UnwrapErr(SysRng)` (rand 0.10's OS generator, which panics
+        // rather than return a key from a failed read).
         let mut e = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(&mut e[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut e[..]);
         // No labels: age's X25519 recipient has none.
         Ok((vec![self.wrap_with(file_key, &e)?], HashSet::new()))
     }
@@ -207,10 +215,10 @@ impl age::Identity for X25519Identity {
         // cannot tell which key matches a particular stanza").
         aead_decrypt(&wrap_key, FILE_KEY_BYTES, &stanza.body)
             .ok()
-            .map(|mut plain| {
+            .map(|plain| {
+                // `plain` is wiped on drop (age-core 0.13 returns it in a SecretBox).
                 Ok(FileKey::init_with_mut(|file_key| {
-                    file_key.copy_from_slice(&plain);
-                    plain.zeroize();
+                    file_key.copy_from_slice(plain.expose_secret());
                 }))
             })
     }
@@ -312,17 +320,19 @@ fn bech32_data(s: &str) -> Option<Zeroizing<[u8; 32]>> {
     .ok()
 }
 
+#[allow(deprecated)] // The classical recipient, kept for existing keys (see X25519Recipient).
 fn recipient_bytes(r: &age::x25519::Recipient) -> [u8; 32] {
     *bech32_data(&r.to_string()).expect("age prints its recipients as Bech32 of 32 bytes")
 }
 
 #[cfg(test)]
+// The tests compare with age's classical X25519 types, which age 0.13 deprecates.
+#[allow(deprecated)]
 mod tests {
     use super::*;
     use age::{Identity as _, Recipient as _};
     use curve25519_dalek::constants::EIGHT_TORSION;
     use proptest::prelude::*;
-    use rand::RngCore;
     use std::str::FromStr;
 
     fn file_key(b: u8) -> FileKey {
@@ -366,7 +376,7 @@ mod tests {
 
     fn random_point() -> EdwardsPoint {
         let mut k = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut k);
+        UnwrapErr(SysRng).fill_bytes(&mut k);
         EdwardsPoint::mul_base_clamped(k)
     }
 
@@ -379,7 +389,7 @@ mod tests {
             let minus = EdwardsBasepointTable::create(&MontgomeryPoint(u).to_edwards(1).unwrap());
             for _ in 0..4 {
                 let mut e = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut e);
+                UnwrapErr(SysRng).fill_bytes(&mut e);
                 let want = ladder(&u, &e);
                 assert_eq!(shared_secret(&u, Some(&table), &e), want);
                 assert_eq!(shared_secret(&u, Some(&minus), &e), want);

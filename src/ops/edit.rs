@@ -119,6 +119,8 @@ pub struct SetValue<'a> {
     /// The recipients of the matching `.gitops-seal.yaml` rule: without `recipients`, the
     /// file's list must agree with them.
     pub rule: Option<&'a [Recipient]>,
+    /// `require_pq` of the matching rule: a classical recipient is refused.
+    pub require_pq: bool,
 }
 
 /// Seals one value into an existing SealedSecret with public recipients only. Every other
@@ -131,6 +133,7 @@ pub fn set_value(input: &[u8], request: &SetValue<'_>) -> Result<String, Error> 
         value,
         recipients,
         rule,
+        require_pq,
     } = *request;
     let (_, docs) = super::documents(input)?;
     let mut found = find_sealed(&docs, target, namespace)?;
@@ -172,6 +175,12 @@ pub fn set_value(input: &[u8], request: &SetValue<'_>) -> Result<String, Error> 
             file_list
         }
     };
+    let source = if recipients.is_some() {
+        "the recipient list"
+    } else {
+        "its spec.recipients"
+    };
+    crate::core::keys::check_kinds(&list, require_pq, source).map_err(located)?;
     let binding = sealed
         .binding_for(key, sealed.namespace.as_deref().or(namespace))
         .map_err(located)?;
@@ -339,6 +348,7 @@ mod tests {
             value: b"admin",
             recipients: None,
             rule: None,
+            require_pq: false,
         };
         let out = set_value(text.as_bytes(), &request).unwrap();
         let previous = previous_sealings(out.as_bytes(), std::slice::from_ref(&id), None).unwrap();
@@ -348,6 +358,7 @@ mod tests {
             text.as_bytes(),
             &SetValue {
                 rule: Some(&other),
+                require_pq: false,
                 ..request
             },
         )

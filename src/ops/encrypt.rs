@@ -26,6 +26,9 @@ pub struct SealSettings {
     /// When true (edit and set without -r/-R), a Secret that was sealed before keeps its
     /// recipient list and scope.
     pub follow_previous: bool,
+    /// `require_pq` of the rule: classical recipients are refused (whether given, the rule's
+    /// or a followed SealedSecret's).
+    pub require_pq: bool,
 }
 
 /// What the caller says for every file of one invocation, before any rule: `-r`/`-R`,
@@ -58,6 +61,7 @@ impl Overrides {
             default_scope: rule.scope.unwrap_or_default(),
             bind_namespace: self.namespace(rule),
             follow_previous: follow_previous && self.recipients.is_none(),
+            require_pq: rule.require_pq,
         }
     }
 }
@@ -214,6 +218,12 @@ pub(crate) fn seal_secret(
             .in_object(&object)?,
         None => settings.recipients.clone(),
     };
+    let list = if follow.is_some() {
+        "its spec.recipients"
+    } else {
+        "the recipient list"
+    };
+    crate::core::keys::check_kinds(&recipients, settings.require_pq, list).in_object(&object)?;
     // The scope lives in spec.scope; the annotation that chose it is consumed.
     let mut secret = secret.clone();
     secret.annotations.remove(SCOPE_ANNOTATION);
@@ -310,6 +320,7 @@ mod tests {
             scope: Some(Scope::Namespace),
             namespace: Some("dev".into()),
             ignored: false,
+            require_pq: false,
         };
         let none = Overrides::default();
         let s = none.seal_settings(&rule, true);

@@ -18,6 +18,9 @@ pub struct VerifyOptions<'a> {
     pub rule: Option<&'a [Recipient]>,
     /// Bounds on the file: over them, it is one finding.
     pub limits: crate::core::kubeyaml::Limits,
+    /// `--require-pq`, or `require_pq` of the rule: a value with any classical stanza (X25519,
+    /// ssh) is a finding.
+    pub require_pq: bool,
 }
 
 /// One problem `verify` found; never holds a value.
@@ -37,6 +40,8 @@ pub enum Remedy {
     Seal,
     /// Re-seal the values for the listed recipients.
     Rekey,
+    /// Re-seal the values for post-quantum recipients only.
+    RekeyPq,
 }
 
 impl std::fmt::Display for Finding {
@@ -203,6 +208,22 @@ fn check_sealed(sealed: &SealedSecret, opts: &VerifyOptions<'_>, report: &mut Re
         match seal::stanza_tags(ct) {
             Err(e) => report(object.clone(), Some(key), e.to_string(), None),
             Ok(mut tags) => {
+                let classical: BTreeSet<&str> = tags
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|t| *t != crate::core::keys::PQ_TAG)
+                    .collect();
+                if opts.require_pq && !classical.is_empty() {
+                    report(
+                        object.clone(),
+                        Some(key),
+                        format!(
+                            "value has classical stanza(s) ({}), and post-quantum is required: whoever holds a copy can open it once a large quantum computer exists",
+                            classical.into_iter().collect::<Vec<_>>().join(", ")
+                        ),
+                        Some(Remedy::RekeyPq),
+                    );
+                }
                 tags.sort_unstable();
                 if tags != expected_tags {
                     report(

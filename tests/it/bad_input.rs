@@ -359,7 +359,7 @@ fn plugin_recipients_name_the_line() {
     let r = s.run(&["encrypt", "-R", "r.txt", "a.yaml"]).fails();
     assert_eq!(
         r.error_line(),
-        "error: r.txt:2: invalid recipient \"age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t\": age plugin recipients are not supported; use an X25519 (age1...) or SSH recipient"
+        "error: r.txt:2: invalid recipient \"age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t\": age plugin recipients are not supported; use a post-quantum (age1pq1...), X25519 (age1...) or SSH recipient"
     );
 }
 

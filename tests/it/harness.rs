@@ -52,13 +52,25 @@ pub fn bin() -> Command {
 }
 
 impl Sandbox {
+    /// With a post-quantum identity (what `keygen` makes).
     pub fn new() -> Self {
+        Sandbox::with_keygen(&[])
+    }
+
+    /// With a classical X25519 identity (`keygen --x25519`), for tools that open only those.
+    pub fn x25519() -> Self {
+        Sandbox::with_keygen(&["--x25519"])
+    }
+
+    fn with_keygen(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Sandbox {
             dir,
             recipient: String::new(),
         };
-        s.run(&["keygen", "-o", "id.txt"]).ok();
+        let mut args = vec!["keygen", "-o", "id.txt"];
+        args.extend(extra);
+        s.run(&args).ok();
         s.recipient = s
             .run(&["recipient", "-i", "id.txt"])
             .ok()

@@ -8,7 +8,8 @@ use crate::harness::{ciphertext_line, run_command, Sandbox, MIXED};
 
 #[test]
 fn a_value_we_seal_opens_with_age_d_and_tail() {
-    let s = Sandbox::new();
+    // Debian's age 1.1.1 opens classical values only.
+    let s = Sandbox::x25519();
     s.seal("a.yaml", MIXED);
     let ct = ciphertext_line(&s.read("a.yaml"), "password").to_string();
     let bytes = base64::engine::general_purpose::STANDARD
@@ -73,7 +74,7 @@ fn an_identity_from_age_keygen_decrypts_with_us() {
 
 #[test]
 fn our_identity_file_is_read_by_age_keygen() {
-    let s = Sandbox::new();
+    let s = Sandbox::x25519();
     let mut y = Command::new("age-keygen");
     y.current_dir(s.dir.path()).args(["-y", "id.txt"]);
     let r = run_command(y, b"");
@@ -250,5 +251,127 @@ mod x25519 {
         // Refused where the recipient is read, before anything is sealed, and said once.
         assert_eq!(r.stderr.matches("low-order").count(), 1, "{}", r.stderr);
         assert!(r.stderr.contains("invalid recipient"), "{}", r.stderr);
+    }
+}
+
+// typage (npm `age-encryption` 0.3.1, tests/typage/), an implementation of age's hybrid
+// post-quantum recipient type that this project did not write, both ways. `.ci/run` installs
+// it (`npm ci --prefix tests/typage`); a missing install fails, never skips.
+
+mod typage {
+    use std::path::Path;
+    use std::process::Command;
+
+    use base64::Engine;
+
+    use gitops_seal::core::binding::{Binding, Scope};
+    use gitops_seal::core::keys::parse_identity_file;
+    use gitops_seal::core::seal::open_value;
+
+    use crate::harness::{ciphertext_line, run_command, Run, Sandbox, MIXED};
+
+    fn typage(s: &Sandbox, args: &[&str], stdin: &[u8]) -> Run {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/typage");
+        assert!(
+            dir.join("node_modules/age-encryption/package.json")
+                .is_file(),
+            "typage is not installed: run `npm ci --prefix tests/typage` (.ci/run does)"
+        );
+        let mut c = Command::new("node");
+        c.current_dir(s.dir.path())
+            .arg(dir.join("age.mjs"))
+            .args(args);
+        run_command(c, stdin)
+    }
+
+    fn binding() -> Binding {
+        Binding::new(Scope::Strict, "Opaque", Some("prod"), "db", "password").unwrap()
+    }
+
+    fn b64() -> base64::engine::GeneralPurpose {
+        base64::engine::general_purpose::STANDARD
+    }
+
+    #[test]
+    fn typage_opens_a_value_we_sealed_for_a_pq_recipient() {
+        let s = Sandbox::new();
+        assert!(s.recipient.starts_with("age1pq1"));
+        s.seal("a.yaml", MIXED);
+        let ct = b64()
+            .decode(ciphertext_line(&s.read("a.yaml"), "password"))
+            .unwrap();
+        assert!(String::from_utf8_lossy(&ct).contains("\n-> mlkem768x25519 "));
+        let r = typage(&s, &["decrypt", "id.txt"], &ct);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, format!("{}\nhunter2", binding().header_line()));
+        // Another PQ identity does not open it.
+        s.new_identity("other.txt");
+        assert_ne!(typage(&s, &["decrypt", "other.txt"], &ct).code, 0);
+    }
+
+    #[test]
+    fn we_open_a_value_typage_sealed_for_our_pq_identity() {
+        let s = Sandbox::new();
+        s.seal("a.yaml", MIXED);
+        let sealed = s.read("a.yaml");
+        let plain = format!("{}\nfrom typage", binding().header_line());
+        // The age file is binary: typage writes it to a file through the shell.
+        let mut c = Command::new("sh");
+        c.current_dir(s.dir.path()).arg("-c").arg(format!(
+            "node {} encrypt \"$1\" > v.age",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/typage/age.mjs")
+                .display()
+        ));
+        c.arg("sh").arg(&s.recipient);
+        let r = run_command(c, plain.as_bytes());
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let ct = std::fs::read(s.path("v.age")).unwrap();
+        assert!(String::from_utf8_lossy(&ct).contains("\n-> mlkem768x25519 "));
+        let ids = parse_identity_file(&s.read("id.txt")).unwrap();
+        let (_, value) = open_value(&ids, &ct).unwrap();
+        assert_eq!(&value[..], b"from typage");
+        // Through the CLI: typage's value in place of ours in the SealedSecret.
+        let ours = ciphertext_line(&sealed, "password");
+        s.write("a.yaml", sealed.replace(ours, &b64().encode(&ct)));
+        let out = s.run(&["decrypt", "-i", "id.txt", "a.yaml"]).ok().stdout;
+        assert!(out.contains("password: from typage"), "{out}");
+        // A stranger's identity does not open it.
+        s.new_identity("other.txt");
+        s.run(&["decrypt", "-i", "other.txt", "a.yaml"]).fails();
+    }
+
+    #[test]
+    fn an_identity_typage_generated_works_with_us_both_ways() {
+        let s = Sandbox::new();
+        let r = typage(&s, &["keygen"], b"");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        s.write("tp.txt", &r.stdout);
+        std::fs::set_permissions(
+            s.path("tp.txt"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let public = r
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: "))
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            s.run(&["recipient", "-i", "tp.txt"]).ok().stdout.trim(),
+            public
+        );
+        s.write("a.yaml", MIXED);
+        s.run(&["encrypt", "--in-place", "-r", &public, "a.yaml"])
+            .ok();
+        let ct = b64()
+            .decode(ciphertext_line(&s.read("a.yaml"), "password"))
+            .unwrap();
+        let opened = typage(&s, &["decrypt", "tp.txt"], &ct);
+        assert_eq!(opened.code, 0, "{}", opened.stderr);
+        assert!(opened.stdout.ends_with("\nhunter2"));
+        let out = s.run(&["decrypt", "-i", "tp.txt", "a.yaml"]).ok().stdout;
+        assert!(out.contains("password: hunter2"), "{out}");
     }
 }

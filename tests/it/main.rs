@@ -17,6 +17,7 @@ mod import;
 mod interop;
 mod kube;
 mod merge_driver;
+mod pq;
 mod properties;
 mod roundtrip;
 mod verify;

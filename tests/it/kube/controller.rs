@@ -1713,3 +1713,126 @@ async fn no_byte_of_a_refused_docker_config_reaches_condition_event_or_log() {
     running.stop().await;
     env.cleanup().await;
 }
+
+/// A new cluster's generated key is post-quantum; `--key-type x25519` makes a classical one.
+#[tokio::test]
+async fn a_new_cluster_generates_a_pq_key_and_x25519_on_request() {
+    for (kind, pq) in [
+        (gitops_seal::core::keys::KeyKind::Pq, true),
+        (gitops_seal::core::keys::KeyKind::X25519, false),
+    ] {
+        let env = KubeEnv::new().await;
+        install_crd(&env.client).await;
+        let (sealed_api, _) = apis(&env);
+        let mut s = settings(&env);
+        s.key_type = kind;
+        let running = start(&env.client, s);
+        let published = controller_recipients(&env).await;
+        assert_eq!(published.len(), 1, "{published:?}");
+        assert_eq!(published[0].is_pq(), pq, "{published:?}");
+        // What is sealed for the published recipient unseals.
+        let values: [(&str, &[u8]); 1] = [("k", b"v")];
+        create_sealed(
+            &sealed_api,
+            &sealed(
+                "for-it",
+                &env.namespace,
+                &published,
+                &values,
+                &OPAQUE,
+                Scope::Strict,
+            ),
+        )
+        .await;
+        await_ready(&sealed_api, "for-it", "True", "Unsealed").await;
+        running.stop().await;
+        env.cleanup().await;
+    }
+}
+
+/// The migration of a running cluster (docs/OPERATIONS.md): an X25519 cluster gets a PQ key;
+/// from then on only the PQ recipient is published (a repository sealing for what
+/// `recipient --fetch` prints never mixes kinds), and what was sealed for the old key keeps
+/// unsealing.
+#[tokio::test]
+async fn an_x25519_cluster_adds_a_pq_key_and_its_old_values_keep_unsealing() {
+    let env = KubeEnv::new().await;
+    install_crd(&env.client).await;
+    let (sealed_api, secrets) = apis(&env);
+    let old = Identity::generate_x25519();
+    within(
+        "create identity",
+        PATIENCE,
+        secrets.create(&PostParams::default(), &identity_secret("key-a", &old)),
+    )
+    .await
+    .unwrap();
+    let mut s = settings(&env);
+    s.generate = false;
+    let running = start(&env.client, s);
+    assert_eq!(
+        controller_recipients(&env).await,
+        vec![old.to_recipient().unwrap()]
+    );
+    let old_values: [(&str, &[u8]); 1] = [("k", b"sealed-for-x25519")];
+    create_sealed(
+        &sealed_api,
+        &sealed(
+            "old",
+            &env.namespace,
+            &[old.to_recipient().unwrap()],
+            &old_values,
+            &OPAQUE,
+            Scope::Strict,
+        ),
+    )
+    .await;
+    await_ready(&sealed_api, "old", "True", "Unsealed").await;
+
+    let pq = Identity::generate();
+    within(
+        "create identity",
+        PATIENCE,
+        secrets.create(&PostParams::default(), &identity_secret("key-b", &pq)),
+    )
+    .await
+    .unwrap();
+    let pq_list = vec![pq.to_recipient().unwrap()];
+    wait_for_some("only the PQ recipient published", PATIENCE, || async {
+        (controller_recipients(&env).await == pq_list).then_some(())
+    })
+    .await;
+    let new_values: [(&str, &[u8]); 1] = [("k", b"sealed-for-pq")];
+    create_sealed(
+        &sealed_api,
+        &sealed(
+            "new",
+            &env.namespace,
+            &pq_list,
+            &new_values,
+            &OPAQUE,
+            Scope::Strict,
+        ),
+    )
+    .await;
+    await_ready(&sealed_api, "new", "True", "Unsealed").await;
+    await_secret_data(&secrets, "new", &want(&new_values), "the PQ Secret").await;
+    // A value sealed for the X25519 key only, arriving now (a repository not yet rekeyed),
+    // still opens with the old key.
+    create_sealed(
+        &sealed_api,
+        &sealed(
+            "old-2",
+            &env.namespace,
+            &[old.to_recipient().unwrap()],
+            &old_values,
+            &OPAQUE,
+            Scope::Strict,
+        ),
+    )
+    .await;
+    await_ready(&sealed_api, "old-2", "True", "Unsealed").await;
+    await_secret_data(&secrets, "old-2", &want(&old_values), "the X25519 Secret").await;
+    running.stop().await;
+    env.cleanup().await;
+}
