@@ -229,3 +229,66 @@ fn a_history_sealed_post_quantum_only_exits_zero_and_errors_exit_two() {
         2
     );
 }
+
+/// A blobless clone holds no sealed value: the audit names what is missing and ends
+/// "incomplete" (exit 2), never "nothing to rotate".
+#[test]
+fn the_exposure_audit_of_a_partial_clone_ends_incomplete() {
+    let s = Sandbox::new();
+    git(&s, &["init", "-q", "-b", "main"]).ok();
+    s.write(".gitignore", "id.txt\n.config/\nrun/\npart/\n");
+    s.seal("pq.yaml", &secret("pq", "pq-v1"));
+    repin_pq(&s, "pq.yaml", 1);
+    let only = commit_at(&s, "pq", "2024-05-01T12:00:00Z");
+    git(&s, &["config", "uploadpack.allowfilter", "true"]).ok();
+    let source = format!("file://{}", s.dir.path().display());
+    git(
+        &s,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "clone",
+            "-q",
+            "--filter=blob:none",
+            "--no-checkout",
+            &source,
+            "part",
+        ],
+    )
+    .ok();
+    let full = s.run(&["scan", "--history", "--exposure"]);
+    assert_eq!(full.code, 0, "{}{}", full.stdout, full.stderr);
+
+    let t = s.run(&["scan", "--history", "--exposure", "part"]);
+    assert_eq!(t.code, 2, "{}{}", t.stdout, t.stderr);
+    assert_eq!(
+        t.stdout,
+        "0 of 0 sealed value(s) need rotation; 0 were sealed classically at some point; \
+         1 commit(s) read; incomplete\n"
+    );
+    assert!(
+        t.stderr
+            .contains(&format!("missing: commit {}: pq.yaml: blob ", &only[..12])),
+        "{}",
+        t.stderr
+    );
+    assert!(
+        t.stderr
+            .contains("audit incomplete: 2 object(s) could not be read"),
+        "{}",
+        t.stderr
+    );
+
+    let j = s.run(&[
+        "scan",
+        "--history",
+        "--exposure",
+        "--format",
+        "json",
+        "part",
+    ]);
+    assert_eq!(j.code, 2);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["summary"]["complete"], false);
+    assert_eq!(v["missing"].as_array().unwrap().len(), 2);
+}
