@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod editor;
+pub mod exposure;
 pub mod fetch;
 pub mod files;
 pub mod git;

@@ -195,6 +195,19 @@ pub enum Command {
         /// Walk all of Git history instead of the working tree.
         #[arg(long)]
         history: bool,
+        /// With --history: audit every sealed value ever committed for classical (not
+        /// post-quantum) stanzas, and list the values to rotate ("harvest now, decrypt later").
+        #[arg(long, requires = "history")]
+        exposure: bool,
+        /// With --exposure: open HEAD's and the classical versions to tell a rekey from a
+        /// changed value (repeatable).
+        #[arg(
+            short = 'i',
+            long = "identity",
+            value_name = "FILE",
+            requires = "exposure"
+        )]
+        identity: Vec<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,

@@ -80,8 +80,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Scan {
             path,
             history,
+            exposure,
+            identity,
             format,
-        } => super::hook::scan(&path, history, format == Format::Json),
+        } => {
+            if exposure {
+                super::exposure::run(&path, &identity, format == Format::Json)
+            } else {
+                super::hook::scan(&path, history, format == Format::Json)
+            }
+        }
         Command::Textconv { file } => super::hook::textconv(&file),
         Command::Verify {
             paths,

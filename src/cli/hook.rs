@@ -17,7 +17,7 @@ use gitops_seal::ops;
 
 use super::settings::Settings;
 
-fn open_repo(start: &Path) -> Result<git2::Repository> {
+pub(super) fn open_repo(start: &Path) -> Result<git2::Repository> {
     git2::Repository::discover(start)
         .with_context(|| format!("{} is not inside a Git repository", start.display()))
 }

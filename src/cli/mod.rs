@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod controller;
 mod edit;
+mod exposure;
 mod fetch;
 mod hook;
 mod logging;

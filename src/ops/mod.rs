@@ -5,6 +5,7 @@
 mod decrypt;
 mod edit;
 mod encrypt;
+pub mod exposure;
 mod import;
 mod merge;
 mod scan;

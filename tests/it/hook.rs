@@ -1446,7 +1446,11 @@ fn fix_refuses_a_hard_linked_file_and_seals_nothing() {
     let before = head(&s);
     let c = commit(&s, "fix through a hard link").fails();
     assert_eq!(head(&s), before);
-    assert!(c.stderr.contains("deploy/app.yaml") && c.stderr.contains("hard link"), "{}", c.stderr);
+    assert!(
+        c.stderr.contains("deploy/app.yaml") && c.stderr.contains("hard link"),
+        "{}",
+        c.stderr
+    );
     assert_eq!(s.read("deploy/app.yaml"), PLAIN, "nothing sealed");
     assert_eq!(s.read("run/app-backup.yaml"), PLAIN);
     // The staged content is still the plaintext: nothing was sealed in the index either.

@@ -8,6 +8,7 @@ mod chart;
 mod deploy;
 mod docs;
 mod edit_set;
+mod exposure;
 mod harness;
 mod health;
 mod hook;
