@@ -498,7 +498,7 @@ mod tests {
 
     #[test]
     fn stanza_types_are_read_from_the_header_text_grease_left_out() {
-        let me = Identity::generate();
+        let me = Identity::generate_x25519();
         let ct = ciphertext(&sealed(&me, "v"));
         assert_eq!(stanza_types(&ct).unwrap(), vec!["X25519".to_string()]);
         assert!(classical_in(&ct) == vec!["X25519".to_string()]);
@@ -515,7 +515,7 @@ mod tests {
 
     #[test]
     fn a_classical_value_rekeyed_to_pq_needs_rotation_and_unchanged_with_identities() {
-        let me = Identity::generate();
+        let me = Identity::generate_x25519();
         let v1 = sealed(&me, "s3cret");
         let pq = pq_value(7);
         let build = || {
@@ -562,7 +562,7 @@ mod tests {
 
     #[test]
     fn a_value_changed_after_its_last_classical_version_needs_no_rotation_when_shown() {
-        let me = Identity::generate();
+        let me = Identity::generate_x25519();
         let v1 = sealed(&me, "old-one");
         let v2 = sealed(&me, "old-two");
         let pq = pq_value(3);
@@ -622,7 +622,7 @@ mod tests {
 
     #[test]
     fn pq_only_values_are_fine_and_absent_or_classical_heads_need_rotation() {
-        let me = Identity::generate();
+        let me = Identity::generate_x25519();
         let v1 = sealed(&me, "x");
         let pq = with_value(&v1, &pq_value(1));
         let mut a = ExposureAudit::default();
@@ -655,7 +655,7 @@ mod tests {
 
     #[test]
     fn a_ciphertext_met_again_in_a_later_blob_is_not_a_new_version() {
-        let me = Identity::generate();
+        let me = Identity::generate_x25519();
         let v1 = sealed(&me, "x");
         let mut a = ExposureAudit::default();
         a.add_file(&commit(1, 0), "db.yaml", v1.as_bytes());

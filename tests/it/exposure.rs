@@ -27,7 +27,8 @@ fn pq_value(fill: u8) -> String {
     base64::engine::general_purpose::STANDARD.encode(v)
 }
 
-/// Seals `name` with our code (X25519) at `file`, then puts a hand-made PQ value in place of
+/// (The sandboxes here seal for an X25519 identity: `Sandbox::x25519`.) Takes a value sealed
+/// with our code at `file` and puts a hand-made PQ value in place of
 /// its ciphertext: a "rekey" to post-quantum.
 fn repin_pq(s: &Sandbox, file: &str, fill: u8) {
     let text = s.read(file);
@@ -64,7 +65,7 @@ fn value<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 /// classical at HEAD, deleted, and on a side branch only.
 #[test]
 fn the_exposure_audit_judges_each_value_of_a_real_history() {
-    let s = Sandbox::new();
+    let s = Sandbox::x25519();
     git(&s, &["init", "-q", "-b", "main"]).ok();
     s.write(".gitignore", "id.txt\nother.txt\n.config/\nrun/\n");
     for name in ["rekeyed", "changed", "classical", "gone", "pq"] {
@@ -207,7 +208,7 @@ fn the_exposure_audit_judges_each_value_of_a_real_history() {
 
 #[test]
 fn a_history_sealed_post_quantum_only_exits_zero_and_errors_exit_two() {
-    let s = Sandbox::new();
+    let s = Sandbox::x25519();
     git(&s, &["init", "-q", "-b", "main"]).ok();
     s.write(".gitignore", "id.txt\n.config/\nrun/\n");
     s.seal("pq.yaml", &secret("pq", "pq-v1"));
@@ -234,7 +235,7 @@ fn a_history_sealed_post_quantum_only_exits_zero_and_errors_exit_two() {
 /// "incomplete" (exit 2), never "nothing to rotate".
 #[test]
 fn the_exposure_audit_of_a_partial_clone_ends_incomplete() {
-    let s = Sandbox::new();
+    let s = Sandbox::x25519();
     git(&s, &["init", "-q", "-b", "main"]).ok();
     s.write(".gitignore", "id.txt\n.config/\nrun/\npart/\n");
     s.seal("pq.yaml", &secret("pq", "pq-v1"));
