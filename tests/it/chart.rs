@@ -616,3 +616,81 @@ fn chart_app_version_is_the_crate_version() {
     let chart: Value = serde_saphyr::from_str(&text).unwrap();
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
 }
+
+/// The rendered installation passes `kubectl apply --dry-run=server` against the standalone
+/// test API server (`--validate=false`: it serves no OpenAPI documents), with its defaults and
+/// with every value set. The ServiceMonitor is left out of the second: its CRD belongs to the
+/// Prometheus operator, which the test server does not have.
+#[test]
+fn the_rendered_installation_passes_a_server_dry_run() {
+    let Some(helm) = helm() else { return };
+    let Some(kubectl) = tool(
+        "GITOPS_SEAL_KUBECTL",
+        "kubectl",
+        &["version", "--client"],
+        "the server dry run of the chart",
+    ) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(kube_test_server::TestApiServer::start())
+        .expect("the test API server");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let kubectl_args = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["--kubeconfig".to_string(), kubeconfig.display().to_string()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    // What the chart expects to exist: its namespace (it creates none), the watched ones and
+    // the sync's allowed ones.
+    // Applied from JSON: `kubectl create namespace` sends protobuf, which the test server does
+    // not speak.
+    let namespaces = dir.path().join("namespaces.json");
+    let items: Vec<Value> = [NAMESPACE, "shop", "billing", "apps", "web"]
+        .iter()
+        .map(|ns| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+        .collect();
+    std::fs::write(
+        &namespaces,
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": items})).unwrap(),
+    )
+    .unwrap();
+    let args = kubectl_args(&[
+        "apply",
+        "--validate=false",
+        "-f",
+        namespaces.to_str().unwrap(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&kubectl, &args).unwrap();
+    let full: Vec<Value> = render_with(&helm, FULL_VALUES)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d["kind"] != "ServiceMonitor")
+        .collect();
+    for (name, docs) in [("default", template(&helm, None).unwrap()), ("full", full)] {
+        let file = dir.path().join(format!("{name}.json"));
+        let count = docs.len();
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": docs});
+        std::fs::write(&file, serde_json::to_vec(&list).unwrap()).unwrap();
+        let args = kubectl_args(&[
+            "apply",
+            "--dry-run=server",
+            "--validate=false",
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&kubectl, &args)
+            .unwrap_or_else(|e| panic!("the {name} render fails a server dry run: {e}"));
+        let created = out
+            .lines()
+            .filter(|l| l.ends_with("(server dry run)"))
+            .count();
+        assert_eq!(created, count, "{name}: every object, once:\n{out}");
+    }
+    drop(server);
+}

@@ -337,6 +337,20 @@ fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Option<V
             r.insert("storageVersionHash".into(), json!(h));
         }
         resources.push((t.plural.clone(), Value::Object(r)));
+        if t.group.is_empty() && t.kind == "ServiceAccount" {
+            resources.push((
+                "serviceaccounts/token".into(),
+                json!({
+                    "name": "serviceaccounts/token",
+                    "singularName": "",
+                    "namespaced": true,
+                    "group": "authentication.k8s.io",
+                    "version": "v1",
+                    "kind": "TokenRequest",
+                    "verbs": ["create"]
+                }),
+            ));
+        }
         if t.status_subresource {
             let name = format!("{}/status", t.plural);
             resources.push((
@@ -409,6 +423,17 @@ fn discovery_version(types: &[ResourceType], group: &str, version: &str) -> Valu
                         "subresource": "status",
                         "responseKind": response_kind(t),
                         "verbs": STATUS_VERBS
+                    }]),
+                );
+            }
+            if t.group.is_empty() && t.kind == "ServiceAccount" {
+                // Listed as kube-apiserver lists it (TokenRequest); not served here.
+                r.insert(
+                    "subresources".into(),
+                    json!([{
+                        "subresource": "token",
+                        "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"},
+                        "verbs": ["create"]
                     }]),
                 );
             }
