@@ -293,3 +293,37 @@ pub fn read(repo: &Repository, commit: Oid, path: &str) -> Result<Checkout, Erro
         files,
     })
 }
+
+/// Trusts the repositories at `paths` although another user owns them (a volume a git-sync
+/// sidecar writes, say), as Git's `safe.directory` does, and no other: libgit2 refuses a
+/// repository owned by another uid, and reads `safe.directory` from the user's global
+/// configuration. This writes `DIR/git/config` with one `safe.directory` line per path under
+/// `config_home` (a folder of the process's own, such as the sync cache) and points
+/// `$XDG_CONFIG_HOME` at it. Call it before libgit2 starts (it reads the variable once), and
+/// before any thread does: the process's environment changes.
+pub fn trust_repositories(config_home: &Path, paths: &[PathBuf]) -> Result<(), Error> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let dir = config_home.join("git");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut text = String::from("# Written by gitops-seal for --trust-repository\n[safe]\n");
+    for p in paths {
+        let shown = p.to_str().ok_or_else(|| {
+            Error::from(ErrorKind::Invalid(format!(
+                "--trust-repository {}: not a UTF-8 path",
+                p.display()
+            )))
+        })?;
+        if shown.contains(['\n', '"', '\\']) {
+            return Err(Error::from(ErrorKind::Invalid(format!(
+                "--trust-repository {shown:?}: a path with a newline, quote or backslash cannot be written to a Git configuration"
+            ))));
+        }
+        text.push_str(&format!("\tdirectory = {shown}\n"));
+    }
+    let file = dir.join("config");
+    super::files::write_atomic(&file, text.as_bytes()).map_err(|e| Error::io(&file, e))?;
+    std::env::set_var("XDG_CONFIG_HOME", config_home);
+    Ok(())
+}

@@ -89,6 +89,7 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
     settings.template_deny = args.template_deny;
     settings.instance = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
     settings.listen = Some(args.listen);
+    args.sync.0.trust_repositories()?;
     settings.sync = args.sync.0.settings(settings.namespace.clone())?;
     settings.leader_election = args.leader_election;
     settings.concurrency = args.concurrency;

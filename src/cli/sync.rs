@@ -41,6 +41,7 @@ pub struct SyncArgs {
 }
 
 pub fn run(args: SyncArgs) -> Result<i32> {
+    args.options.trust_repositories()?;
     let identities: std::sync::Arc<[gitops_seal::core::Identity]> =
         identity::load_identities(&args.identity, &mut |w| eprintln!("warning: {w}"))?.into();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -109,6 +109,11 @@ pub struct SyncOptions {
     /// with that account's own rights (and says so at start).
     #[arg(long, value_name = "[NS/]NAME")]
     pub service_account: Option<String>,
+    /// A local repository (path or file:// path) to read although another user owns it, such
+    /// as a volume a git-sync sidecar writes (repeatable). Git's safe.directory, for that path
+    /// only: libgit2 refuses a repository owned by another uid.
+    #[arg(long, value_name = "PATH")]
+    pub trust_repository: Vec<PathBuf>,
 }
 
 /// The cache folder by default: the library's (`$TMPDIR/gitops-seal-sync`, `/tmp/...` where
@@ -148,6 +153,16 @@ impl SyncOptions {
         s.allow_cluster_scoped = self.allowed_namespaces.is_none() || self.allow_cluster_scoped;
         s.plan.allow_plaintext_secrets = self.allow_plaintext_secrets;
         Ok(Some(s))
+    }
+
+    /// Trusts `--trust-repository` paths (before libgit2 starts and before any thread: it
+    /// sets `$XDG_CONFIG_HOME` to a folder in the cache).
+    pub fn trust_repositories(&self) -> Result<()> {
+        gitops_seal::adapters::gitsource::trust_repositories(
+            &self.cache_dir.join("git-config-home"),
+            &self.trust_repository,
+        )?;
+        Ok(())
     }
 
     /// The ServiceAccount to apply as: `(namespace, name)`, a bare NAME in `namespace`.

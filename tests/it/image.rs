@@ -464,12 +464,16 @@ async fn the_image_runs_the_controller_read_only_as_deployed() {
         pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]
     );
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    // The repository belongs to another uid, as a git-sync sidecar's volume does: the loop
+    // reads it because it is trusted by path (`--sync-trust-repository`), as Git's
+    // safe.directory does.
     let status = Command::new("chown")
-        .args(["-R", &user])
+        .args(["-R", "4242:4242"])
         .arg(&repo)
         .status()
         .unwrap();
     assert!(status.success());
+    assert_ne!(user, "4242:4242");
     let volumes: BTreeMap<&str, &Value> = pod["volumes"]
         .as_array()
         .unwrap()
@@ -510,6 +514,7 @@ async fn the_image_runs_the_controller_read_only_as_deployed() {
         format!("--listen=127.0.0.1:{port}"),
         "--kubeconfig=/etc/gitops-seal/kubeconfig".to_owned(),
         "--sync-repo=file:///srv/repo".to_owned(),
+        "--sync-trust-repository=/srv/repo".to_owned(),
         "--sync-name=image".to_owned(),
         "--sync-interval=1s".to_owned(),
     ]);

@@ -342,3 +342,74 @@ async fn sync_stops_on_sigterm() {
     assert!(log.contains("shutting down"), "{log}");
     env.cleanup().await;
 }
+
+/// A repository another user owns (a volume a git-sync sidecar writes): libgit2 refuses it, and
+/// `--trust-repository PATH` trusts that path and no other, as Git's `safe.directory` does.
+/// Through `sync --dry-run` (Git alone); the controller takes the same option as
+/// `--sync-trust-repository` (the options are one set), and the image test runs it in the
+/// container.
+#[test]
+fn a_repository_another_user_owns_is_read_only_when_trusted() {
+    // Only root can give a folder to another uid.
+    let uid = Command::new("id").arg("-u").output().expect("id -u");
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!(
+            "SKIPPED a_repository_another_user_owns_is_read_only_when_trusted: needs root to chown"
+        );
+        return;
+    }
+    let repo = Repo::new();
+    repo.write("a.yaml", &configmap("apps", "a", "1"));
+    repo.commit("one");
+    let other = Repo::new();
+    other.write("b.yaml", &configmap("apps", "b", "1"));
+    other.commit("one");
+    for r in [&repo, &other] {
+        let status = Command::new("chown")
+            .args(["-R", "4242:4242"])
+            .arg(r.path())
+            .status()
+            .expect("chown");
+        assert!(status.success());
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let id = keys.path().join("id.txt");
+    let keygen = Command::new(env!("CARGO_BIN_EXE_gitops-seal"))
+        .arg("keygen")
+        .arg("-o")
+        .arg(&id)
+        .output()
+        .expect("keygen");
+    assert!(keygen.status.success());
+    let run = |target: &Repo, trust: &[&Path]| {
+        let cache = tempfile::tempdir().unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gitops-seal"));
+        c.args(["sync", "--dry-run", "--name", "t", "-i"])
+            .arg(&id)
+            .arg("--repo")
+            .arg(target.path())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .env_remove("XDG_CONFIG_HOME");
+        for t in trust {
+            c.arg("--trust-repository").arg(t);
+        }
+        c.output().expect("gitops-seal sync")
+    };
+    let refused = run(&repo, &[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("not owned by current user"), "{stderr}");
+
+    let trusted = run(&repo, &[repo.path()]);
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("ConfigMap apps/a"));
+
+    // Trusting one path trusts no other.
+    let elsewhere = run(&other, &[repo.path()]);
+    assert!(!elsewhere.status.success());
+}
