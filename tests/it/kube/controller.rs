@@ -14,19 +14,17 @@ use std::time::Duration;
 use base64::Engine;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::ByteString;
 use kube::api::{
     DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
 };
 use kube::discovery::{verbs, Discovery};
-use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
-use gitops_seal::adapters::kube::{crd, SealedSecret, SealedSecretResourceSpec, CRD_NAME};
+use gitops_seal::adapters::kube::{SealedSecret, SealedSecretResourceSpec};
 use gitops_seal::controller::keys::{
     IDENTITY_KEY, IDENTITY_LABEL, RECIPIENTS_CONFIGMAP, RECIPIENTS_KEY,
 };
@@ -35,7 +33,7 @@ use gitops_seal::core::keys::parse_recipients_file;
 use gitops_seal::core::{self as core, Identity, PlainSecret, Recipient, Scope};
 
 use super::harness::{
-    random_suffix, require_fake, wait_for, wait_for_some, within, KubeEnv, PATIENCE,
+    install_crd, random_suffix, require_fake, wait_for, wait_for_some, within, KubeEnv, PATIENCE,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -81,28 +79,6 @@ fn logs() -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Setup.
-
-async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    within(
-        "applying the SealedSecret CRD",
-        PATIENCE,
-        crds.patch(
-            CRD_NAME,
-            &PatchParams::apply("gitops-seal-tests").force(),
-            &Patch::Apply(&crd()),
-        ),
-    )
-    .await
-    .expect("apply the CRD");
-    within(
-        "the CRD to become Established",
-        PATIENCE,
-        await_condition(crds, CRD_NAME, conditions::is_crd_established()),
-    )
-    .await
-    .expect("watch the CRD");
-}
 
 /// Settings for a test: keys and SealedSecrets in the test's namespace, short retries.
 fn settings(env: &KubeEnv) -> Settings {
@@ -186,6 +162,11 @@ const OPAQUE: Template<'static> = Template {
     immutable: None,
     labels: &[],
     annotations: &[],
+};
+
+const IMMUTABLE: Template<'static> = Template {
+    immutable: Some(true),
+    ..OPAQUE
 };
 
 /// A SealedSecret sealed with the core for `recipients`, bound to `bind_namespace`/`name`.
@@ -864,12 +845,7 @@ async fn immutable_secret_changes_need_recreate() {
     let (sealed_api, secrets) = apis(&env);
     let first = unique_value("first");
     let second = unique_value("second");
-    let immutable = Template {
-        secret_type: "Opaque",
-        immutable: Some(true),
-        labels: &[],
-        annotations: &[],
-    };
+    let immutable = IMMUTABLE;
     let v1: [(&str, &[u8]); 1] = [("k", first.as_bytes())];
     let v2: [(&str, &[u8]); 1] = [("k", second.as_bytes())];
     create_sealed(
@@ -1330,12 +1306,7 @@ async fn no_plaintext_anywhere_but_the_secret() {
     )
     .await;
     await_ready(&sealed_api, "foreign", "False", "KeyMissing").await;
-    let immutable = Template {
-        secret_type: "Opaque",
-        immutable: Some(true),
-        labels: &[],
-        annotations: &[],
-    };
+    let immutable = IMMUTABLE;
     create_sealed(
         &sealed_api,
         &sealed(
@@ -1527,6 +1498,15 @@ async fn two_replicas_one_leader_with_health_and_metrics() {
 // ---------------------------------------------------------------------------------------------
 // Issue 21: no race, no value in any message.
 
+/// A Secret of someone else's, holding `theirs: keep me`.
+fn someone_elses_secret(name: &str) -> Secret {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+        "data": {"theirs": base64::engine::general_purpose::STANDARD.encode("keep me")},
+    }))
+    .unwrap()
+}
+
 /// A Secret someone else creates while the controller unseals is never overwritten: the
 /// controller creates (a POST) when nothing existed at its read, so it gets 409 and reports
 /// SecretConflict; the other Secret keeps its data and gets no managed-by label. The write is
@@ -1564,13 +1544,8 @@ async fn a_secret_made_while_unsealing_is_never_overwritten() {
         within("the controller's write", PATIENCE, held.arrived()).await,
         "the write arrived"
     );
-    let theirs: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "raced"},
-        "data": {"theirs": base64::engine::general_purpose::STANDARD.encode("keep me")},
-    }))
-    .unwrap();
     secrets
-        .create(&PostParams::default(), &theirs)
+        .create(&PostParams::default(), &someone_elses_secret("raced"))
         .await
         .expect("the other Secret is created while the controller waits");
     held.release();
@@ -1601,12 +1576,7 @@ async fn a_recreate_never_deletes_a_secret_made_again_in_between() {
     let running = start(&env.client, settings(&env));
     let recipients = controller_recipients(&env).await;
     let (sealed_api, secrets) = apis(&env);
-    let immutable = Template {
-        secret_type: "Opaque",
-        immutable: Some(true),
-        labels: &[],
-        annotations: &[],
-    };
+    let immutable = IMMUTABLE;
     let (first, second) = (unique_value("first"), unique_value("second"));
     let v1: [(&str, &[u8]); 1] = [("k", first.as_bytes())];
     let v2: [(&str, &[u8]); 1] = [("k", second.as_bytes())];
@@ -1647,13 +1617,8 @@ async fn a_recreate_never_deletes_a_secret_made_again_in_between() {
         .delete("frozen", &DeleteParams::default())
         .await
         .unwrap();
-    let theirs: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "frozen"},
-        "data": {"theirs": base64::engine::general_purpose::STANDARD.encode("keep me")},
-    }))
-    .unwrap();
     secrets
-        .create(&PostParams::default(), &theirs)
+        .create(&PostParams::default(), &someone_elses_secret("frozen"))
         .await
         .unwrap();
     held.release();

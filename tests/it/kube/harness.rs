@@ -381,3 +381,45 @@ pub fn random_suffix() -> String {
         })
         .collect()
 }
+
+/// A kubeconfig file for `env`: the test API server's, written into `dir`, or the real
+/// cluster's (`GITOPS_SEAL_TEST_KUBECONFIG`), for tests that run the binary.
+pub fn kubeconfig_for(env: &KubeEnv, dir: &std::path::Path) -> std::path::PathBuf {
+    match env.server() {
+        Some(server) => {
+            let path = dir.join("kubeconfig");
+            server.write_kubeconfig(&path).expect("write kubeconfig");
+            path
+        }
+        None => std::path::PathBuf::from(
+            std::env::var_os(KUBECONFIG_ENV).expect("the real cluster's kubeconfig"),
+        ),
+    }
+}
+
+/// Applies the SealedSecret CRD (generated from the types) and waits until it is Established.
+pub async fn install_crd(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::wait::{await_condition, conditions};
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = gitops_seal::adapters::kube::CRD_NAME;
+    within(
+        "applying the SealedSecret CRD",
+        PATIENCE,
+        crds.patch(
+            name,
+            &PatchParams::apply("gitops-seal-tests").force(),
+            &Patch::Apply(&gitops_seal::adapters::kube::crd()),
+        ),
+    )
+    .await
+    .expect("apply the CRD");
+    within(
+        "the CRD to become Established",
+        PATIENCE,
+        await_condition(crds, name, conditions::is_crd_established()),
+    )
+    .await
+    .expect("watch the CRD");
+}

@@ -3,7 +3,6 @@
 //! `gitops-seal recipient --fetch` through a kubeconfig.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,7 +23,7 @@ use gitops_seal::adapters::http::{
 };
 use gitops_seal::adapters::leader::{LeaderSettings, Leadership, LEASE_NAME};
 
-use super::harness::{require_fake, wait_for, within, KubeEnv, KUBECONFIG_ENV, PATIENCE};
+use super::harness::{kubeconfig_for, require_fake, wait_for, within, KubeEnv, PATIENCE};
 
 // --- HTTP ---------------------------------------------------------------------------------
 
@@ -411,20 +410,6 @@ async fn the_standby_takes_over_when_the_leaders_renewals_fail() {
 }
 
 // --- recipient --fetch --------------------------------------------------------------------
-
-/// A kubeconfig file for the environment: the test API server's, or the real cluster's.
-fn kubeconfig_for(env: &KubeEnv, dir: &Path) -> PathBuf {
-    match env.server() {
-        Some(server) => {
-            let path = dir.join("kubeconfig");
-            server.write_kubeconfig(&path).expect("write kubeconfig");
-            path
-        }
-        None => {
-            PathBuf::from(std::env::var_os(KUBECONFIG_ENV).expect("the real cluster's kubeconfig"))
-        }
-    }
-}
 
 /// Runs the binary off the async runtime (the test API server answers on it meanwhile).
 async fn run_binary(args: Vec<String>, envs: Vec<(&'static str, String)>) -> (i32, String, String) {

@@ -510,19 +510,7 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
     use gitops_seal::controller::{self, Settings as ControllerSettings};
     let env = KubeEnv::new().await;
     let ns = env.namespace.clone();
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(env.client.clone());
-    within(
-        "the SealedSecret CRD",
-        PATIENCE,
-        crds.patch(
-            gitops_seal::adapters::kube::CRD_NAME,
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(gitops_seal::adapters::kube::crd()),
-        ),
-    )
-    .await
-    .unwrap();
+    super::harness::install_crd(&env.client).await;
     // The controller's keys live in `ns`; the loop may not write there, so the repository's
     // objects go to a namespace of their own.
     let apps = format!("t-apps-{}", random_suffix());

@@ -7,28 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::Api;
 
 use gitops_seal::core::Identity;
 use gitops_seal::sync::plan::SYNC_LABEL;
 
-use super::harness::{within, KubeEnv, KUBECONFIG_ENV, PATIENCE};
+use super::harness::{install_crd, kubeconfig_for, within, KubeEnv, PATIENCE};
 use super::sync::{configmap, Repo};
-
-/// A kubeconfig file for the environment: the test API server's, or the real cluster's.
-fn kubeconfig_for(env: &KubeEnv, dir: &Path) -> PathBuf {
-    match env.server() {
-        Some(server) => {
-            let path = dir.join("kubeconfig");
-            server.write_kubeconfig(&path).expect("write kubeconfig");
-            path
-        }
-        None => {
-            PathBuf::from(std::env::var_os(KUBECONFIG_ENV).expect("the real cluster's kubeconfig"))
-        }
-    }
-}
 
 /// The binary, running until [`Running::stop`], its standard error going to a file.
 struct Running {
@@ -118,23 +104,6 @@ async fn drop_namespace(env: &KubeEnv, name: &str) {
     let _ = namespaces.delete(name, &DeleteParams::default()).await;
 }
 
-async fn install_crd(env: &KubeEnv) {
-    let crds: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(env.client.clone());
-    within(
-        "the SealedSecret CRD",
-        PATIENCE,
-        crds.patch(
-            gitops_seal::adapters::kube::CRD_NAME,
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(gitops_seal::adapters::kube::crd()),
-        ),
-    )
-    .await
-    .unwrap();
-}
-
 /// `controller --sync-allowed-namespaces NS`: a commit with an object in another namespace is
 /// refused whole, before anything is sent (the object in NS is not applied either), and the
 /// status says why. Without `--sync-service-account` the controller warns at start that the
@@ -142,7 +111,7 @@ async fn install_crd(env: &KubeEnv) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_cluster_loop_refuses_objects_outside_its_allowed_namespaces() {
     let env = KubeEnv::new().await;
-    install_crd(&env).await;
+    install_crd(&env.client).await;
     let ns = env.namespace.clone();
     let apps = apps_namespace(&env).await;
     let elsewhere = format!("{apps}-elsewhere");
@@ -210,7 +179,7 @@ async fn deploys_in_cluster_loop_applies_as_its_own_service_account() {
         env,
         "the impersonated user is read from the test API server's request log"
     );
-    install_crd(&env).await;
+    install_crd(&env.client).await;
     let ns = env.namespace.clone();
     let apps = apps_namespace(&env).await;
     let dir = tempfile::tempdir().unwrap();
