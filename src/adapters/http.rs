@@ -125,12 +125,19 @@ impl RecipientSource for StaticRecipients {
     }
 }
 
-/// The recipients-file text `/v1/recipients` serves: a comment line, then one recipient a
-/// line, newest first (the same format as ConfigMap `gitops-seal-recipients`).
+/// The recipients-file text `/v1/recipients` serves and ConfigMap `gitops-seal-recipients`
+/// holds: a comment line, then each recipient (newest first) after a comment with its
+/// fingerprint. Comments are part of age's recipients-file format, so the text stays a
+/// recipients file (`recipient --fetch > keys/cluster.pub`).
 pub fn recipients_text(recipients: &[String]) -> String {
     let mut text =
         String::from("# gitops-seal controller: seal for these recipients (newest first)\n");
     for r in recipients {
+        if let Ok(parsed) = r.parse::<crate::core::Recipient>() {
+            text.push_str("# fingerprint: ");
+            text.push_str(&parsed.fingerprint());
+            text.push('\n');
+        }
         text.push_str(r);
         text.push('\n');
     }
@@ -145,6 +152,25 @@ struct ResultLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabel {
+    key: String,
+    state: &'static str,
+}
+
+/// One key's figures for [`Metrics::set_key_usage`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyUse {
+    /// The key's public fingerprint.
+    pub fingerprint: String,
+    /// `active`, `retired` or `deleting`.
+    pub state: &'static str,
+    /// Live SealedSecrets whose values need it.
+    pub sealed_secrets: usize,
+    /// Whether a live value (a SealedSecret's or the sync loop's) needs it.
+    pub in_use: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -169,6 +195,8 @@ pub const RESULT_FAILURE: &str = "failure";
 /// | `gitops_seal_sync_last_success_timestamp_seconds` | gauge | when the sync loop last applied a commit fully |
 /// | `gitops_seal_sync_duration_seconds` | histogram | time per sync pass, from fetch to the last apply or prune |
 /// | `gitops_seal_sync_objects{action}` | gauge | objects the last pass `applied`, `pruned`, or `failed` to prune |
+/// | `gitops_seal_key_sealedsecrets{key,state}` | gauge | live SealedSecrets whose values need each key held (by fingerprint; state `active`, `retired`, `deleting`) |
+/// | `gitops_seal_key_in_use{key,state}` | gauge | 1 while a live value (a SealedSecret's or the sync loop's) needs the key |
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -181,6 +209,8 @@ pub struct Metrics {
     sync_last_success: Gauge,
     sync_duration: Histogram,
     sync_objects: Family<ActionLabel, Gauge>,
+    key_sealedsecrets: Family<KeyLabel, Gauge>,
+    key_in_use: Family<KeyLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -257,6 +287,18 @@ impl Metrics {
             "Objects the last sync pass applied, pruned, or failed to prune",
             sync_objects.clone(),
         );
+        let key_sealedsecrets = Family::<KeyLabel, Gauge>::default();
+        let key_in_use = Family::<KeyLabel, Gauge>::default();
+        registry.register(
+            "key_sealedsecrets",
+            "Live SealedSecrets whose values need each key the controller holds (by fingerprint)",
+            key_sealedsecrets.clone(),
+        );
+        registry.register(
+            "key_in_use",
+            "1 while a live value (a SealedSecret's or the sync loop's) needs the key",
+            key_in_use.clone(),
+        );
         // Both results exist from the start, so a rate over them is defined before the first
         // failure.
         for result in [RESULT_SUCCESS, RESULT_FAILURE] {
@@ -273,6 +315,26 @@ impl Metrics {
             sync_last_success,
             sync_duration,
             sync_objects,
+            key_sealedsecrets,
+            key_in_use,
+        }
+    }
+
+    /// The per-key figures, replacing the previous set (a key no longer held disappears).
+    pub fn set_key_usage(&self, keys: &[KeyUse]) {
+        self.key_sealedsecrets.clear();
+        self.key_in_use.clear();
+        for k in keys {
+            let label = KeyLabel {
+                key: k.fingerprint.clone(),
+                state: k.state,
+            };
+            self.key_sealedsecrets
+                .get_or_create(&label)
+                .set(i64::try_from(k.sealed_secrets).unwrap_or(i64::MAX));
+            self.key_in_use
+                .get_or_create(&label)
+                .set(i64::from(k.in_use));
         }
     }
 

@@ -59,6 +59,11 @@ pub struct SealedSecretStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The public fingerprints (`pq:3f9a2c71d04e8b56`) of the controller keys that opened
+    /// this SealedSecret's values: for each value, the first key that opens it, active keys
+    /// before retiring ones. Nothing but fingerprints: no value, no private key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opened_with: Vec<String>,
 }
 
 /// One status condition (the shape of `metav1.Condition`).

@@ -52,7 +52,14 @@ pub enum Command {
         identity: IdentityArgs,
         #[command(flatten)]
         fetch: super::fetch::FetchArgs,
+        /// Print each key's short public fingerprint (`pq:3f9a2c71d04e8b56`, as statuses,
+        /// metrics and `keys usage` name keys) instead of its recipient.
+        #[arg(long)]
+        fingerprint: bool,
     },
+    /// Keys and what needs them.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Seal every v1 Secret into a SealedSecret; other documents pass through untouched.
     Encrypt {
         /// Manifest files or folders; `-` reads standard input.
@@ -242,6 +249,21 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// For each sealed value under PATH, which of the given identities open it; values that
+    /// none opens are listed, and make the exit status 1 (before deleting a key: run it with
+    /// the keys that stay).
+    Usage {
+        /// An identity file to try (repeatable; at least one).
+        #[arg(short = 'i', long = "identity", value_name = "FILE", required = true)]
+        identity: Vec<PathBuf>,
+        /// Files or folders (default: the current folder).
+        #[arg(value_name = "PATH", default_value = ".")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ImportSource {
     /// Bitnami SealedSecrets (bitnami.com/v1alpha1), opened with the controller's RSA keys; by
     /// default ours is written beside each (same file, next document).
@@ -371,6 +393,61 @@ mod tests {
     use clap::Parser;
 
     use super::Cli;
+
+    /// docs/OPERATIONS.md's rotation: every `gitops-seal` command line parses as written, and
+    /// the labels, finalizer, ConfigMap and metrics it names are the ones the controller uses.
+    #[test]
+    fn the_rotation_steps_are_real() {
+        use gitops_seal::core::names;
+        let doc = include_str!("../../docs/OPERATIONS.md");
+        let start = doc
+            .find("## Rotate and retire keys")
+            .expect("the rotation section");
+        let section = &doc[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        let mut seen = 0;
+        for line in section.lines() {
+            let Some(rest) = line.trim_start().strip_prefix("gitops-seal ") else {
+                continue;
+            };
+            let command = rest.split(['>', '#']).next().unwrap_or_default();
+            let args = std::iter::once("gitops-seal").chain(command.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(args) {
+                panic!("docs/OPERATIONS.md: `{line}` does not parse: {e}");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 4, "{seen} commands found");
+        for name in [
+            format!("{}=true", names::IDENTITY_LABEL),
+            format!("{}=true", names::RETIRED_LABEL),
+            format!("`{}: \"true\"`", names::RETIRED_LABEL),
+            names::KEY_IN_USE_FINALIZER.to_string(),
+            names::KEY_USAGE_CONFIGMAP.to_string(),
+            names::KEY_USAGE_KEY.replace('.', "\\."),
+            "gitops_seal_key_sealedsecrets".to_string(),
+            "gitops_seal_key_in_use".to_string(),
+            "status.openedWith".to_string(),
+            "KeyInUse".to_string(),
+            "KeyReleased".to_string(),
+        ] {
+            assert!(
+                section.contains(&name),
+                "the rotation section never names {name}"
+            );
+        }
+        for step in ["# 1.", "# 2.", "# 3.", "# 4.", "# 5.", "# 6."] {
+            assert!(section.contains(step), "the rotation lacks step {step}");
+        }
+        // The rollout section names what the controller reads and writes.
+        for name in [
+            names::ROLLOUT_ANNOTATION,
+            names::DATA_HASH_ANNOTATION,
+            names::RESTARTED_AT_ANNOTATION,
+        ] {
+            assert!(doc.contains(name), "docs/OPERATIONS.md never names {name}");
+        }
+    }
 
     /// Every `gitops-seal` command line of the migration guide parses as written (flags that
     /// exist, in combinations allowed), and the annotations it tells users to set are the ones

@@ -10,7 +10,7 @@ use gitops_seal::core::kubeyaml::Limits;
 use gitops_seal::ops::{self, VerifyOptions};
 use gitops_seal::Error;
 
-use super::args::{Cli, Command, Format, HookAction, ImportSource};
+use super::args::{Cli, Command, Format, HookAction, ImportSource, KeysCommand};
 use super::settings::Settings;
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -19,8 +19,13 @@ pub fn run(cli: Cli) -> Result<i32> {
     let limits = &cli.limits.limits();
     match cli.command {
         Command::Keygen { output, x25519 } => keygen(output.as_deref(), x25519),
-        Command::Recipient { fetch, .. } if fetch.fetch => super::fetch::run(&fetch),
-        Command::Recipient { .. } => recipient(settings),
+        Command::Recipient {
+            fetch, fingerprint, ..
+        } if fetch.fetch => super::fetch::run(&fetch, fingerprint),
+        Command::Recipient { fingerprint, .. } => recipient(settings, fingerprint),
+        Command::Keys(KeysCommand::Usage { identity, paths }) => {
+            key_usage(&identity, &paths, settings, limits)
+        }
         Command::Encrypt {
             files,
             in_place,
@@ -553,14 +558,91 @@ fn keygen(output: Option<&Path>, x25519: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn recipient(settings: &Settings) -> Result<i32> {
+fn recipient(settings: &Settings, fingerprint: bool) -> Result<i32> {
     for id in settings.identities()? {
         match id.to_recipient() {
+            Some(r) if fingerprint => println!("{}", r.fingerprint()),
             Some(r) => println!("{r}"),
             None => bail!("an SSH identity's recipient is its public key: use the .pub file"),
         }
     }
     Ok(0)
+}
+
+/// `keys usage`: which of the given identities open each value under `inputs`.
+fn key_usage(
+    identity_files: &[PathBuf],
+    inputs: &[PathBuf],
+    settings: &mut Settings,
+    limits: &Limits,
+) -> Result<i32> {
+    // Each identity named by its file (and its place there, when a file holds several) and
+    // its fingerprint.
+    let mut identities = Vec::new();
+    let mut names = Vec::new();
+    for f in identity_files {
+        let ids = identity::read_identity_file(f, &mut super::settings::warn)?;
+        let several = ids.len() > 1;
+        for (k, id) in ids.into_iter().enumerate() {
+            let place = if several {
+                format!("{}#{}", display(f), k + 1)
+            } else {
+                display(f)
+            };
+            names.push(match id.fingerprint() {
+                Some(fp) => format!("{fp} ({place})"),
+                None => place,
+            });
+            identities.push(id);
+        }
+    }
+    let paths = files::expand_paths(inputs)?;
+    let (mut values, mut unopened, mut errors) = (0usize, 0usize, 0usize);
+    let mut opens = vec![0usize; identities.len()];
+    let mut only = vec![0usize; identities.len()];
+    for p in &paths {
+        let file = settings.file(p)?;
+        if file.rule.ignored {
+            continue;
+        }
+        let input = read_manifest(p, limits)?;
+        let found = ops::key_usage(&input, &identities, limits);
+        print_notes(p, &found.notes);
+        for e in found.errors {
+            eprintln!("gitops-seal: {}", e.in_file(display(p)));
+            errors += 1;
+        }
+        for mut v in found.values {
+            v.location.file = Some(display(p));
+            values += 1;
+            for &i in &v.opened_by {
+                opens[i] += 1;
+            }
+            if let [i] = v.opened_by[..] {
+                only[i] += 1;
+            }
+            if v.opened_by.is_empty() {
+                unopened += 1;
+                println!("{}: none of the given keys opens it", v.location);
+            } else {
+                let by: Vec<&str> = v.opened_by.iter().map(|&i| names[i].as_str()).collect();
+                println!("{}: {}", v.location, by.join(", "));
+            }
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        eprintln!(
+            "{name}: opens {} of {values} value(s), {} of them with no other given key",
+            opens[i], only[i]
+        );
+    }
+    if unopened > 0 || errors > 0 {
+        eprintln!("{unopened} value(s) that none of the given keys opens, {errors} unreadable document(s)");
+        Ok(1)
+    } else {
+        eprintln!("ok: every one of {values} value(s) opens with a given key");
+        Ok(0)
+    }
 }
 
 /// UTC now as `YYYY-MM-DDTHH:MM:SSZ` (age-keygen's `# created:` line).

@@ -53,6 +53,11 @@ pub struct ControllerArgs {
     /// SealedSecrets reconciled at once (0: no bound).
     #[arg(long, value_name = "N", default_value_t = controller::DEFAULT_CONCURRENCY)]
     concurrency: u16,
+    /// Roll the workloads a SealedSecret names in its gitops-seal.dev/rollout annotation
+    /// (`deployment/web, statefulset/db`, same namespace) when its Secret's data changes. Needs
+    /// patch on deployments, statefulsets and daemonsets (the chart's rollout.enabled).
+    #[arg(long)]
+    rollout: bool,
     /// The GitOps reconcile loop, as `gitops-seal sync` runs it but with the controller's keys
     /// (only the leader syncs): every option of `sync` that shapes a pass, under its --sync-
     /// name.
@@ -93,6 +98,7 @@ pub fn run(args: ControllerArgs) -> Result<i32> {
     settings.sync = args.sync.0.settings(settings.namespace.clone())?;
     settings.leader_election = args.leader_election;
     settings.concurrency = args.concurrency;
+    settings.rollout = args.rollout;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

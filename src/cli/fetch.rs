@@ -25,8 +25,9 @@ pub struct FetchArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// Fetches and prints the recipients file.
-pub fn run(args: &FetchArgs) -> Result<i32> {
+/// Fetches and prints the recipients file (or, with `fingerprint`, each recipient's
+/// fingerprint).
+pub fn run(args: &FetchArgs, fingerprint: bool) -> Result<i32> {
     gitops_seal::adapters::kube::install_crypto_provider();
     let namespace = args
         .namespace
@@ -47,7 +48,19 @@ pub fn run(args: &FetchArgs) -> Result<i32> {
             let hint = hint(&e);
             anyhow::Error::new(e).context(format!("fetching the recipients{hint}"))
         })?;
-    print!("{text}");
+    if fingerprint {
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let r: gitops_seal::core::Recipient = line
+                .parse()
+                .map_err(|e| anyhow::anyhow!("the published recipients: {e}"))?;
+            println!("{}", r.fingerprint());
+        }
+    } else {
+        print!("{text}");
+    }
     Ok(0)
 }
 

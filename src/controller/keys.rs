@@ -27,13 +27,13 @@ use super::{ControllerError, FIELD_MANAGER};
 use crate::core::keys::{parse_identity_file, KeyKind};
 use crate::core::Identity;
 
-pub use crate::core::names::IDENTITY_LABEL;
+pub use crate::core::names::{
+    IDENTITY_LABEL, KEY_IN_USE_FINALIZER, RECIPIENTS_CONFIGMAP, RECIPIENTS_KEY, RETIRED_LABEL,
+};
 pub const IDENTITY_KEY: &str = "identity.txt";
 /// The name of the first identity Secret: deterministic, so that two controllers starting at
 /// once create the same object and exactly one create succeeds.
 pub const INITIAL_IDENTITY_NAME: &str = "gitops-seal-identity";
-pub const RECIPIENTS_CONFIGMAP: &str = "gitops-seal-recipients";
-pub const RECIPIENTS_KEY: &str = "recipients.txt";
 /// On an identity Secret: its public recipient, for people (not read by the controller).
 pub const RECIPIENT_ANNOTATION: &str = "gitops-seal.dev/recipient";
 
@@ -41,13 +41,71 @@ fn identity_selector() -> String {
     format!("{IDENTITY_LABEL}=true")
 }
 
-/// The identities the controller holds, newest first, and their public recipients.
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyState {
+    /// Published and unsealing.
+    Active,
+    /// Labelled `gitops-seal.dev/retired: "true"`: unsealing, no longer published.
+    Retired,
+    /// Deleted (a deletion timestamp, held by the key-in-use finalizer): unsealing what still
+    /// needs it, no longer published.
+    Deleting,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Deleting => "deleting",
+        }
+    }
+
+    /// Retired or being deleted: on its way out.
+    pub fn is_retiring(self) -> bool {
+        self != KeyState::Active
+    }
+}
+
+/// One identity held: which Secret holds it, its public fingerprint and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub secret: String,
+    /// `None` for an SSH identity (age does not expose its public key).
+    pub fingerprint: Option<String>,
+    pub recipient: Option<String>,
+    pub state: KeyState,
+}
+
+/// The identities the controller holds and their public recipients.
+///
+/// `identities` is in attribution order: active keys newest first, then retiring ones (newest
+/// first). A value is attributed to the first key in that order that opens it, so a key on its
+/// way out is named only by values that no remaining key opens (docs/OPERATIONS.md).
 #[derive(Default)]
 pub struct Keyring {
     pub identities: Vec<Identity>,
+    /// Parallel to `identities`.
+    pub keys: Vec<KeyInfo>,
+    /// Published: the active keys' recipients, newest first.
     pub recipients: Vec<String>,
     /// Identity Secrets whose `identity.txt` could not be read (named, never quoted).
     pub unreadable: Vec<String>,
+}
+
+impl Keyring {
+    /// The fingerprints of the keys at `indices` (positions in `identities`), as a
+    /// SealedSecret's status lists them: sorted, without SSH identities.
+    pub fn fingerprints(&self, indices: &std::collections::BTreeSet<usize>) -> Vec<String> {
+        let mut out: Vec<String> = indices
+            .iter()
+            .filter_map(|&i| self.keys.get(i).and_then(|k| k.fingerprint.clone()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 impl AsRef<[Identity]> for Keyring {
@@ -56,9 +114,10 @@ impl AsRef<[Identity]> for Keyring {
     }
 }
 
-/// One identity Secret's key text, in a zeroizing buffer.
+/// One identity Secret's key text, in a zeroizing buffer, and its state.
 struct KeyText {
     created: Option<Timestamp>,
+    state: KeyState,
     text: Zeroizing<String>,
 }
 
@@ -98,6 +157,13 @@ impl Keys {
 /// Takes the key text out of an identity Secret and wipes the Secret's data.
 fn take_key(secret: &mut Secret) -> Option<KeyText> {
     let created = secret.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let state = if secret.metadata.deletion_timestamp.is_some() {
+        KeyState::Deleting
+    } else if secret.labels().get(RETIRED_LABEL).map(String::as_str) == Some("true") {
+        KeyState::Retired
+    } else {
+        KeyState::Active
+    };
     let mut data = secret.data.take()?;
     let text = data.get_mut(IDENTITY_KEY).map(|v| {
         let bytes = std::mem::take(&mut v.0);
@@ -113,24 +179,41 @@ fn take_key(secret: &mut Secret) -> Option<KeyText> {
     for v in data.values_mut() {
         v.0.zeroize();
     }
-    text.map(|text| KeyText { created, text })
+    text.map(|text| KeyText {
+        created,
+        state,
+        text,
+    })
 }
 
-/// Parses every key text, newest first (by creation time, then name).
+/// Parses every key text into the keyring, in attribution order: active keys first, then
+/// retired ones, then those being deleted; newest first within each (by creation time, then
+/// name).
 fn build_keyring(texts: &BTreeMap<String, KeyText>) -> Keyring {
     let mut order: Vec<(&String, &KeyText)> = texts.iter().collect();
-    order.sort_by(|a, b| b.1.created.cmp(&a.1.created).then_with(|| b.0.cmp(a.0)));
+    order.sort_by(|a, b| {
+        a.1.state
+            .cmp(&b.1.state)
+            .then_with(|| b.1.created.cmp(&a.1.created))
+            .then_with(|| b.0.cmp(a.0))
+    });
     let mut keyring = Keyring::default();
     for (name, key) in order {
         match parse_identity_file(&key.text) {
             Ok(ids) => {
                 for id in ids {
-                    if let Some(r) = id.to_recipient() {
-                        let r = r.to_string();
-                        if !keyring.recipients.contains(&r) {
-                            keyring.recipients.push(r);
+                    let recipient = id.to_recipient().map(|r| r.to_string());
+                    if let (Some(r), KeyState::Active) = (&recipient, key.state) {
+                        if !keyring.recipients.contains(r) {
+                            keyring.recipients.push(r.clone());
                         }
                     }
+                    keyring.keys.push(KeyInfo {
+                        secret: name.clone(),
+                        fingerprint: id.fingerprint(),
+                        recipient,
+                        state: key.state,
+                    });
                     keyring.identities.push(id);
                 }
             }
@@ -141,9 +224,14 @@ fn build_keyring(texts: &BTreeMap<String, KeyText>) -> Keyring {
         }
     }
     // Sealing for a post-quantum and a classical key at once is only as strong as the
-    // classical one (and refused): with any post-quantum key, publish only those. The
+    // classical one (and refused): with any active post-quantum key, publish only those. The
     // classical identities still open what was sealed for them.
-    if keyring.identities.iter().any(Identity::is_pq) {
+    if keyring
+        .identities
+        .iter()
+        .zip(&keyring.keys)
+        .any(|(id, k)| id.is_pq() && k.state == KeyState::Active)
+    {
         keyring.recipients.retain(|r| r.starts_with("age1pq1"));
     }
     keyring
@@ -275,12 +363,7 @@ pub async fn publish_recipients(
     api: &Api<ConfigMap>,
     keyring: &Keyring,
 ) -> Result<(), kube::Error> {
-    let mut text =
-        String::from("# gitops-seal controller: seal for these recipients (newest first)\n");
-    for r in &keyring.recipients {
-        text.push_str(r);
-        text.push('\n');
-    }
+    let text = crate::adapters::http::recipients_text(&keyring.recipients);
     let cm = serde_json::json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",

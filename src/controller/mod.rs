@@ -6,8 +6,10 @@
 //! metadata-only by label ([`reconcile`]); the pure decisions are in [`render`].
 
 pub mod keys;
+pub mod lifecycle;
 pub mod reconcile;
 pub mod render;
+pub mod usage;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -71,6 +73,11 @@ pub struct Settings {
     /// SealedSecrets reconciled at once (0: no bound). Bounds the start-up peak of memory when
     /// thousands are reconciled together.
     pub concurrency: u16,
+    /// `--rollout`: roll the workloads a SealedSecret's `gitops-seal.dev/rollout` annotation
+    /// names when its Secret's data changes.
+    pub rollout: bool,
+    /// How often the key lifecycle (usage, finalizers) is recomputed without a change.
+    pub lifecycle_every: Duration,
 }
 
 /// A Kubernetes client for the sync loop (see [`Settings::sync_client`]).
@@ -101,6 +108,8 @@ impl Settings {
             sync: None,
             sync_client: None,
             concurrency: DEFAULT_CONCURRENCY,
+            rollout: false,
+            lifecycle_every: Duration::from_secs(30),
         }
     }
 }
@@ -329,16 +338,48 @@ pub async fn run(
         )));
     }
     let synced = Arc::new(std::sync::atomic::AtomicUsize::new(scopes.len()));
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let mut stores = Vec::new();
     for scope in scopes {
+        let (reader, writer) = reflector::store();
+        stores.push(reader.clone());
         work.push(Box::pin(controller(
             client.clone(),
             scope,
             ctx.clone(),
-            health.clone(),
-            synced.clone(),
+            (reader, writer),
+            Watched {
+                health: health.clone(),
+                unsynced: synced.clone(),
+                changed: changed.clone(),
+            },
             settings.concurrency,
         )));
     }
+    work.push(Box::pin(lifecycle::run(
+        lifecycle::Lifecycle {
+            client: client.clone(),
+            namespace: settings.namespace.clone(),
+            keys: keys.clone(),
+            stores,
+            changed,
+            health: health.clone(),
+            metrics: metrics.clone(),
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: FIELD_MANAGER.into(),
+                    instance: settings.instance.clone(),
+                },
+            ),
+            leader: leader.clone(),
+            sync_status: settings
+                .sync
+                .as_ref()
+                .map(|s| (s.namespace.clone(), s.status_configmap())),
+        },
+        settings.lifecycle_every,
+    )));
     tokio::select! {
         _ = futures::future::join_all(work) => {}
         _ = shutdown => {}
@@ -351,15 +392,31 @@ pub async fn run(
     Ok(())
 }
 
+/// What the SealedSecret watches report to: readiness once every scope has listed, and the
+/// key lifecycle on every change.
+struct Watched {
+    health: crate::adapters::http::Health,
+    unsynced: Arc<std::sync::atomic::AtomicUsize>,
+    changed: Arc<tokio::sync::Notify>,
+}
+
 /// One `kube::runtime::Controller` over the SealedSecrets of `namespace` (or all).
 async fn controller(
     client: kube::Client,
     namespace: Option<String>,
     ctx: Arc<Context>,
-    health: crate::adapters::http::Health,
-    unsynced: Arc<std::sync::atomic::AtomicUsize>,
+    (reader, writer): (
+        reflector::Store<SealedSecretResource>,
+        reflector::store::Writer<SealedSecretResource>,
+    ),
+    watched: Watched,
     concurrency: u16,
 ) {
+    let Watched {
+        health,
+        unsynced,
+        changed,
+    } = watched;
     let (sealed_api, secrets_api): (Api<SealedSecretResource>, Api<PartialObjectMeta<Secret>>) =
         match &namespace {
             Some(ns) => (
@@ -368,7 +425,6 @@ async fn controller(
             ),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
-    let (reader, writer) = reflector::store();
     // Spec changes (generation), annotation changes (recreate, owner-reference) and new
     // objects trigger; our own status writes do not.
     // Ready once every scope's SealedSecret watch has listed (its first InitDone).
@@ -381,6 +437,12 @@ async fn controller(
                 if unsynced.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
                     health.set_watches_synced(true);
                 }
+            }
+            if matches!(
+                event,
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)
+            ) {
+                changed.notify_one();
             }
         });
     let sealed = reflector::reflector(writer, sealed_watch)
@@ -450,6 +512,7 @@ async fn controller(
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .reconcile_on(retries)
         .reconcile_all_on(relisted_rx)
+        .reconcile_all_on(retiring_changes(ctx.keys.clone()))
         .reconcile_all_on(match ctx.leader.clone() {
             Some(rx) => crate::adapters::leader::acquisitions(rx).boxed(),
             None => futures::stream::pending().boxed(),
@@ -461,6 +524,26 @@ async fn controller(
             }
         })
         .await;
+}
+
+/// Ticks when the set of retiring keys (retired, or being deleted) changes: every
+/// SealedSecret is reconciled again, so that values another key also opens are attributed to
+/// it and the retiring key's use shrinks to what truly needs it.
+fn retiring_changes(keys: Arc<keys::Keys>) -> impl futures::Stream<Item = ()> + Send {
+    let first = usage::retiring(&keys.current().keys);
+    futures::stream::unfold(
+        (keys.subscribe(), keys, first),
+        |(mut rx, keys, mut last)| async move {
+            loop {
+                rx.changed().await.ok()?;
+                let now = usage::retiring(&keys.current().keys);
+                if now != last {
+                    last = now;
+                    return Some(((), (rx, keys, last)));
+                }
+            }
+        },
+    )
 }
 
 /// A watch error, logged and dropped: the watch streams back off and retry on their own

@@ -17,7 +17,8 @@ use zeroize::Zeroize;
 use super::keys::Keys;
 use super::render::{
     self, condition_reason, reason, DenyList, DesiredSecret, Outcome, ADOPT_ANNOTATION,
-    MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_REFERENCE_ANNOTATION, RECREATE_ANNOTATION,
+    DATA_HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_REFERENCE_ANNOTATION,
+    RECREATE_ANNOTATION, ROLLOUT_ANNOTATION,
 };
 use super::{ReconcileError, Settings, FIELD_MANAGER};
 use crate::adapters::kube::SealedSecret as SealedSecretResource;
@@ -96,14 +97,34 @@ async fn reconcile_inner(
     let oref = ObjectRef::from_obj(&*obj);
     let keys_version = ctx.keys.version();
     let outcome = match apply_secret(&obj, &ctx).await {
-        Ok(keys) => Outcome::Unsealed { keys },
+        Ok(applied) => {
+            if !applied.skipped.is_empty() {
+                let event = Event {
+                    type_: EventType::Warning,
+                    reason: "RolloutSkipped".into(),
+                    note: Some(render::truncate(&applied.skipped.join("; "), 1024).to_owned()),
+                    action: "Rollout".into(),
+                    secondary: None,
+                };
+                if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+                    tracing::warn!(sealedsecret = %oref, error = %e, "publishing an event failed");
+                }
+            }
+            Outcome::Unsealed {
+                keys: applied.keys,
+                opened_with: applied.opened_with,
+                notes: applied.notes,
+            }
+        }
         Err(Stop::Kube(e)) => return Err(ReconcileError::Kube(e)),
         Err(Stop::Failed(reason, message)) => Outcome::Failed { reason, message },
     };
     write_status(&obj, &ctx, &outcome).await?;
     match outcome {
-        Outcome::Unsealed { keys } => {
-            tracing::info!(sealedsecret = %oref, keys, "unsealed");
+        Outcome::Unsealed {
+            keys, opened_with, ..
+        } => {
+            tracing::info!(sealedsecret = %oref, keys, opened_with = ?opened_with, "unsealed");
             ctx.metrics.unsealed();
             ctx.failures.lock().expect("failures").remove(&oref);
             ctx.waiting_for_key.lock().expect("waiting").remove(&oref);
@@ -168,8 +189,21 @@ pub fn error_policy(
     Action::requeue(delay)
 }
 
-/// Everything up to and including the apply. Returns the number of keys written.
-async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<usize, Stop> {
+/// What one apply did.
+struct Applied {
+    /// Data keys written.
+    keys: usize,
+    /// Fingerprints of the controller keys that opened the values.
+    opened_with: Vec<String>,
+    /// For the Ready condition: what is wrong with the rollout annotation (every reconcile),
+    /// or, when this reconcile rolled, everything the rollout could not do.
+    notes: Vec<String>,
+    /// What this reconcile's rollout could not do (an event).
+    skipped: Vec<String>,
+}
+
+/// Everything up to and including the apply (and the rollout it calls for).
+async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Applied, Stop> {
     let name = obj.name_any();
     let namespace = obj
         .namespace()
@@ -217,10 +251,14 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<usize
     }
     // Unsealing is CPU work: off the async executor.
     let ns = namespace.clone();
-    let plain = tokio::task::spawn_blocking(move || sealed.unseal(&keyring.identities, Some(&ns)))
-        .await
-        .map_err(|_| failed(reason::DECRYPT_FAILED, "the unsealing task failed"))?
-        .map_err(|e| failed(condition_reason(&e), e.to_string()))?;
+    let (plain, opened_with) = tokio::task::spawn_blocking(move || {
+        sealed
+            .unseal_attributed(&keyring.identities, Some(&ns))
+            .map(|(plain, used)| (plain, keyring.fingerprints(&used)))
+    })
+    .await
+    .map_err(|_| failed(reason::DECRYPT_FAILED, "the unsealing task failed"))?
+    .map_err(|e| failed(condition_reason(&e), e.to_string()))?;
 
     let owner = if annotation_is(obj, OWNER_REFERENCE_ANNOTATION, "false") {
         None
@@ -273,7 +311,28 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<usize
     }
 
     let keys: Vec<String> = plain.data.keys().cloned().collect();
+    let current_hash = render::data_hash(&plain);
+    let previous_hash = existing
+        .as_ref()
+        .and_then(|e| e.annotations().get(DATA_HASH_ANNOTATION).cloned());
+    let rollout_value = obj
+        .annotations()
+        .get(ROLLOUT_ANNOTATION)
+        .filter(|v| !v.trim().is_empty());
+    let decision = render::rollout_decision(
+        previous_hash.as_deref(),
+        &current_hash,
+        ctx.settings.rollout && rollout_value.is_some(),
+    );
+    let mut skipped = Vec::new();
+    if rollout_value.is_some()
+        && !ctx.settings.rollout
+        && previous_hash.as_deref().is_some_and(|p| p != current_hash)
+    {
+        skipped.push("the data changed, but the controller runs without --rollout".to_owned());
+    }
     let mut desired = DesiredSecret::new(&name, &namespace, &plain, owner);
+    desired.data_hash = Some(decision.write.clone());
     let apply = PatchParams::apply(FIELD_MANAGER).force();
     // At most: create, apply, (recreate:) delete, create, apply.
     let mut recreated = false;
@@ -351,7 +410,87 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<usize
         wipe(&mut patched);
         tracing::info!(secret = %format!("{namespace}/{name}"), removed = ?extra, "removed keys added by hand");
     }
-    Ok(keys.len())
+    if decision.roll {
+        let value = rollout_value.map(String::as_str).unwrap_or_default();
+        skipped.extend(roll_workloads(ctx, &namespace, &name, value, false).await?);
+        // Rolled: the hash becomes the data's, so the next reconcile (or a restart) does not
+        // roll again.
+        let patch = json!({"metadata": {"annotations": {DATA_HASH_ANNOTATION: current_hash}}});
+        secrets
+            .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(redact_api_error)?;
+    }
+    // The condition says what is wrong with the rollout every time, not only when data changes:
+    // the annotation's own mistakes, and (with --rollout) workloads that are not there, found
+    // by a dry-run patch (the one verb the controller holds on workloads).
+    let notes = match (rollout_value, decision.roll) {
+        (_, true) => skipped.clone(),
+        (Some(v), false) if ctx.settings.rollout => {
+            roll_workloads(ctx, &namespace, &name, v, true).await?
+        }
+        (Some(v), false) => render::parse_rollout(v).1,
+        (None, false) => Vec::new(),
+    };
+    Ok(Applied {
+        keys: keys.len(),
+        opened_with,
+        notes,
+        skipped,
+    })
+}
+
+/// Sets the restart annotation on each workload the rollout annotation names (with `dry_run`,
+/// only asks the API server whether it could); what cannot be rolled (missing, refused by RBAC,
+/// another namespace, malformed) comes back as notes.
+async fn roll_workloads(
+    ctx: &Context,
+    namespace: &str,
+    secret: &str,
+    value: &str,
+    dry_run: bool,
+) -> Result<Vec<String>, Stop> {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+    use render::WorkloadKind;
+    let (workloads, mut notes) = render::parse_rollout(value);
+    let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let patch = render::rollout_patch(&now);
+    let params = PatchParams {
+        dry_run,
+        ..PatchParams::default()
+    };
+    for (kind, workload) in workloads {
+        let c = ctx.client.clone();
+        let result = match kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(c, namespace)
+                .patch_metadata(&workload, &params, &Patch::Merge(&patch))
+                .await
+                .map(drop),
+            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(c, namespace)
+                .patch_metadata(&workload, &params, &Patch::Merge(&patch))
+                .await
+                .map(drop),
+            WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(c, namespace)
+                .patch_metadata(&workload, &params, &Patch::Merge(&patch))
+                .await
+                .map(drop),
+        };
+        let what = format!("{}/{workload}", kind.as_str());
+        match result {
+            Ok(()) if dry_run => {}
+            Ok(()) => {
+                tracing::info!(secret = %format!("{namespace}/{secret}"), workload = %what, "rolled for a Secret change");
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                notes.push(format!("{what} not found in namespace {namespace}"));
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 => notes.push(format!(
+                "{what}: not allowed to patch it (the controller's RBAC grants patch on workloads only with --rollout)"
+            )),
+            Err(e) => return Err(redact_api_error(e).into()),
+        }
+    }
+    Ok(notes)
 }
 
 fn wipe(secret: &mut Secret) {
@@ -438,10 +577,17 @@ async fn write_status(
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == render::READY));
     let condition =
         render::ready_condition(outcome, generation, previous, &Timestamp::now().to_string());
+    let previous_keys = obj
+        .status
+        .as_ref()
+        .map(|s| s.opened_with.clone())
+        .unwrap_or_default();
+    let opened_with = render::opened_with(outcome, &previous_keys);
     let unchanged = obj.status.as_ref().is_some_and(|s| {
         s.observed_generation == generation
             && s.conditions.len() == 1
             && previous == Some(&condition)
+            && s.opened_with == opened_with
     });
     if unchanged {
         return Ok(());
@@ -451,7 +597,11 @@ async fn write_status(
     let patch = json!({
         "apiVersion": "gitops-seal.dev/v1",
         "kind": "SealedSecret",
-        "status": {"observedGeneration": generation, "conditions": [condition]},
+        "status": {
+            "observedGeneration": generation,
+            "conditions": [condition],
+            "openedWith": opened_with,
+        },
     });
     api.patch_status(
         &obj.name_any(),

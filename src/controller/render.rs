@@ -28,6 +28,8 @@ pub const OWNER_REFERENCE_ANNOTATION: &str = "gitops-seal.dev/owner-reference";
 /// The condition type.
 pub const READY: &str = "Ready";
 
+pub use crate::core::names::{DATA_HASH_ANNOTATION, RESTARTED_AT_ANNOTATION, ROLLOUT_ANNOTATION};
+
 /// Condition reasons (one vocabulary for conditions, events and metric labels).
 pub mod reason {
     pub const UNSEALED: &str = "Unsealed";
@@ -64,11 +66,29 @@ pub fn condition_reason(e: &Error) -> &'static str {
 pub enum Outcome {
     Unsealed {
         keys: usize,
+        /// Fingerprints of the controller keys that opened the values.
+        opened_with: Vec<String>,
+        /// What the rollout could not do (a workload missing, in another namespace), named.
+        notes: Vec<String>,
     },
     Failed {
         reason: &'static str,
         message: String,
     },
+}
+
+/// `status.openedWith` after `outcome`: the keys that opened the values, or, when this
+/// generation could not be unsealed, the previous list (the Secret still holds what those keys
+/// opened, so they stay in use until a generation unseals).
+pub fn opened_with(outcome: &Outcome, previous: &[String]) -> Vec<String> {
+    match outcome {
+        Outcome::Unsealed { opened_with, .. } => opened_with.clone(),
+        Outcome::Failed { .. } => previous
+            .iter()
+            .filter(|f| crate::core::keys::is_fingerprint(f))
+            .cloned()
+            .collect(),
+    }
 }
 
 /// The Ready condition for `outcome`; `lastTransitionTime` stays that of `previous` when the
@@ -80,14 +100,17 @@ pub fn ready_condition(
     now: &str,
 ) -> Condition {
     let (status, reason, message) = match outcome {
-        Outcome::Unsealed { keys } => (
-            "True",
-            reason::UNSEALED,
-            format!(
+        Outcome::Unsealed { keys, notes, .. } => {
+            let mut message = format!(
                 "unsealed {keys} key{} into the Secret",
                 if *keys == 1 { "" } else { "s" }
-            ),
-        ),
+            );
+            if !notes.is_empty() {
+                message.push_str("; rollout: ");
+                message.push_str(&notes.join("; "));
+            }
+            ("True", reason::UNSEALED, message)
+        }
         Outcome::Failed { reason, message } => ("False", *reason, message.clone()),
     };
     let last_transition_time = match previous {
@@ -106,6 +129,122 @@ pub fn ready_condition(
     }
 }
 
+/// SHA-256 over the Secret's data (each key and value, length-prefixed, in key order), in hex:
+/// what tells a change of the values from a rekey, which changes every ciphertext and no value.
+/// It is kept on the Secret only, whose readers can read the data anyway; nothing derived from
+/// it is written anywhere else.
+pub fn data_hash(secret: &PlainSecret) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (k, v) in &secret.data {
+        h.update((k.len() as u64).to_be_bytes());
+        h.update(k.as_bytes());
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(&v[..]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the apply writes as the data hash, and whether to roll the workloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutDecision {
+    /// The annotation written with the Secret: the previous hash while a roll is pending (it
+    /// becomes `current` once the workloads are patched, so a controller that stops in between
+    /// rolls them on its next reconcile), else `current`.
+    pub write: String,
+    pub roll: bool,
+}
+
+/// Rolls only when the Secret existed with a hash and its data changed: not when it is
+/// created, not when only metadata changed or a rekey left the values as they were, not at a
+/// start or restart (the hash on the Secret is the one rolled for), and not for a Secret that
+/// predates the hash (nothing to compare with: the hash is recorded).
+pub fn rollout_decision(
+    previous: Option<&str>,
+    current: &str,
+    wants_rollout: bool,
+) -> RolloutDecision {
+    match previous {
+        Some(p) if p != current && wants_rollout => RolloutDecision {
+            write: p.to_owned(),
+            roll: true,
+        },
+        _ => RolloutDecision {
+            write: current.to_owned(),
+            roll: false,
+        },
+    }
+}
+
+/// A workload kind the rollout annotation may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+            WorkloadKind::DaemonSet => "daemonset",
+        }
+    }
+}
+
+/// Parses `gitops-seal.dev/rollout: deployment/web, statefulset/db`: the workloads to roll and
+/// what was refused (another namespace, an unknown kind, a malformed name), named for the
+/// condition message and an event.
+pub fn parse_rollout(value: &str) -> (Vec<(WorkloadKind, String)>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut refused = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parts: Vec<&str> = entry.split('/').collect();
+        let (kind, name) = match parts[..] {
+            [kind, name] => (kind, name),
+            [_, _, _] => {
+                refused.push(format!(
+                    "{entry}: workloads in another namespace are not rolled (same namespace only: kind/name)"
+                ));
+                continue;
+            }
+            _ => {
+                refused.push(format!("{entry}: not kind/name"));
+                continue;
+            }
+        };
+        let kind = match kind.to_ascii_lowercase().as_str() {
+            "deployment" | "deployments" | "deploy" => WorkloadKind::Deployment,
+            "statefulset" | "statefulsets" | "sts" => WorkloadKind::StatefulSet,
+            "daemonset" | "daemonsets" | "ds" => WorkloadKind::DaemonSet,
+            _ => {
+                refused.push(format!(
+                    "{entry}: unknown kind {kind:?} (deployment, statefulset or daemonset)"
+                ));
+                continue;
+            }
+        };
+        if !crate::core::secret::is_dns1123_subdomain(name) {
+            refused.push(format!("{entry}: {name:?} is not a valid name"));
+            continue;
+        }
+        if !ok.contains(&(kind, name.to_owned())) {
+            ok.push((kind, name.to_owned()));
+        }
+    }
+    (ok, refused)
+}
+
+/// The merge patch that rolls a workload: a pod template annotation holding when (as
+/// `kubectl rollout restart` does with its own annotation). Nothing derived from the secret.
+pub fn rollout_patch(now: &str) -> serde_json::Value {
+    serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+        RESTARTED_AT_ANNOTATION: now
+    }}}}})
+}
+
 /// The Secret to server-side apply: name, namespace, the template's type, immutability, labels
 /// (plus the managed-by label) and annotations, the owner, and `data` (never `stringData`).
 /// It borrows the values; each is base64-encoded into a zeroizing buffer only while it is
@@ -119,6 +258,8 @@ pub struct DesiredSecret<'a> {
     /// changed or made again in between is refused (409 Conflict, 422 on the uid) rather than
     /// overwritten.
     pub precondition: Option<(String, String)>,
+    /// The `gitops-seal.dev/data-hash` annotation to write ([`rollout_decision`]).
+    pub data_hash: Option<String>,
 }
 
 impl<'a> DesiredSecret<'a> {
@@ -134,7 +275,21 @@ impl<'a> DesiredSecret<'a> {
             secret,
             owner,
             precondition: None,
+            data_hash: None,
         }
+    }
+
+    fn annotations(&self) -> BTreeMap<&str, &str> {
+        let mut annotations: BTreeMap<&str, &str> = self
+            .secret
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Some(h) = &self.data_hash {
+            annotations.insert(DATA_HASH_ANNOTATION, h);
+        }
+        annotations
     }
 
     fn labels(&self) -> BTreeMap<&str, &str> {
@@ -201,8 +356,9 @@ impl Serialize for Metadata<'_, '_> {
             m.serialize_entry("resourceVersion", rv)?;
         }
         m.serialize_entry("labels", &d.labels())?;
-        if !d.secret.annotations.is_empty() {
-            m.serialize_entry("annotations", &d.secret.annotations)?;
+        let annotations = d.annotations();
+        if !annotations.is_empty() {
+            m.serialize_entry("annotations", &annotations)?;
         }
         if let Some(owner) = &d.owner {
             m.serialize_entry("ownerReferences", std::slice::from_ref(owner))?;
@@ -421,9 +577,119 @@ mod tests {
         );
     }
 
+    fn plain_of(values: &[(&str, &[u8])]) -> PlainSecret {
+        PlainSecret {
+            name: "s".into(),
+            namespace: Some("ns".into()),
+            secret_type: "Opaque".into(),
+            immutable: None,
+            labels: Default::default(),
+            annotations: Default::default(),
+            data: values
+                .iter()
+                .map(|(k, v)| (k.to_string(), Zeroizing::new(v.to_vec())))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_data_hash_changes_with_the_values_only() {
+        let a = data_hash(&plain_of(&[("k", b"v")]));
+        assert_eq!(a.len(), 64);
+        let mut relabelled = plain_of(&[("k", b"v")]);
+        relabelled.labels.insert("tier".into(), "db".into());
+        relabelled.secret_type = "kubernetes.io/basic-auth".into();
+        assert_eq!(data_hash(&relabelled), a, "metadata is not data");
+        assert_ne!(data_hash(&plain_of(&[("k", b"w")])), a);
+        assert_ne!(data_hash(&plain_of(&[("j", b"v")])), a);
+        // Length-prefixed: moving bytes between key and value is a change.
+        assert_ne!(
+            data_hash(&plain_of(&[("ab", b"c")])),
+            data_hash(&plain_of(&[("a", b"bc")]))
+        );
+    }
+
+    #[test]
+    fn workloads_roll_only_when_an_existing_secrets_data_changed() {
+        let roll = |previous: Option<&str>, wants| rollout_decision(previous, "new", wants);
+        assert_eq!(
+            roll(Some("old"), true),
+            RolloutDecision {
+                write: "old".into(),
+                roll: true
+            },
+            "the old hash stays until the workloads are patched"
+        );
+        for (previous, wants) in [
+            (None, true),
+            (Some("new"), true),
+            (Some("old"), false),
+            (None, false),
+        ] {
+            assert_eq!(
+                roll(previous, wants),
+                RolloutDecision {
+                    write: "new".into(),
+                    roll: false
+                },
+                "{previous:?} {wants}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_rollout_annotation_names_same_namespace_workloads() {
+        let (ok, refused) = parse_rollout(
+            " deployment/web, StatefulSet/db,ds/agent, deploy/web, other/deployment/x, job/j, deployment/Bad_Name, web, ",
+        );
+        assert_eq!(
+            ok,
+            [
+                (WorkloadKind::Deployment, "web".to_string()),
+                (WorkloadKind::StatefulSet, "db".to_string()),
+                (WorkloadKind::DaemonSet, "agent".to_string()),
+            ]
+        );
+        assert_eq!(refused.len(), 4, "{refused:?}");
+        assert!(refused[0].contains("another namespace"), "{refused:?}");
+        assert!(refused[1].contains("unknown kind"), "{refused:?}");
+        assert!(refused[2].contains("not a valid name"), "{refused:?}");
+        assert!(refused[3].contains("not kind/name"), "{refused:?}");
+        let patch = rollout_patch("2026-12-07T05:00:00Z").to_string();
+        assert_eq!(
+            patch,
+            r#"{"spec":{"template":{"metadata":{"annotations":{"gitops-seal.dev/restartedAt":"2026-12-07T05:00:00Z"}}}}}"#
+        );
+    }
+
+    #[test]
+    fn a_failed_generation_keeps_the_previous_keys_in_use() {
+        let failed = Outcome::Failed {
+            reason: reason::KEY_MISSING,
+            message: "m".into(),
+        };
+        let previous = vec!["pq:0123456789abcdef".to_string(), "forged value".into()];
+        assert_eq!(opened_with(&failed, &previous), ["pq:0123456789abcdef"]);
+        let ok = Outcome::Unsealed {
+            keys: 1,
+            opened_with: vec!["x25519:0123456789abcdef".into()],
+            notes: vec!["deployment/x not found in namespace ns".into()],
+        };
+        assert_eq!(opened_with(&ok, &previous), ["x25519:0123456789abcdef"]);
+        let c = ready_condition(&ok, Some(1), None, "t");
+        assert_eq!(
+            c.message,
+            "unsealed 1 key into the Secret; rollout: deployment/x not found in namespace ns"
+        );
+    }
+
     #[test]
     fn ready_condition_keeps_transition_time_while_status_holds() {
-        let ok = Outcome::Unsealed { keys: 2 };
+        let ok = Outcome::Unsealed {
+            keys: 2,
+            opened_with: vec!["pq:0123456789abcdef".into()],
+            notes: Vec::new(),
+        };
         let first = ready_condition(&ok, Some(1), None, "t1");
         assert_eq!(
             (

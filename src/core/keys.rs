@@ -43,6 +43,23 @@ impl Recipient {
         matches!(self, Recipient::Pq(_))
     }
 
+    /// A short public fingerprint: the kind, then the first 8 bytes of SHA-256 over the
+    /// recipient string, in hex (`pq:3f9a2c71d04e8b56`). It names a key in statuses, metrics
+    /// and logs without repeating a 1,900-character post-quantum recipient; it is derived from
+    /// public text only.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_of(self.kind_name(), &self.to_string())
+    }
+
+    /// `pq`, `x25519` or `ssh`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Recipient::Pq(_) => "pq",
+            Recipient::X25519(_) => "x25519",
+            Recipient::Ssh(_) => "ssh",
+        }
+    }
+
     /// The stanza tag age writes for this recipient (used by `verify`).
     pub fn stanza_tag(&self) -> &'static str {
         match self {
@@ -306,6 +323,12 @@ impl Identity {
         }
     }
 
+    /// The public fingerprint of this identity's recipient ([`Recipient::fingerprint`]); for
+    /// an SSH identity, whose public key age does not expose, none.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.to_recipient().map(|r| r.fingerprint())
+    }
+
     /// Whether this identity is post-quantum.
     pub fn is_pq(&self) -> bool {
         matches!(self.key, IdentityKey::Pq(_))
@@ -379,6 +402,31 @@ impl fmt::Debug for Identity {
     }
 }
 
+/// `kind:` and 16 hex digits of SHA-256 over `public`.
+fn fingerprint_of(kind: &str, public: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(public.as_bytes());
+    let mut out = String::with_capacity(kind.len() + 17);
+    out.push_str(kind);
+    out.push(':');
+    for b in &digest[..8] {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Whether `text` has the shape of a key fingerprint (`pq:`/`x25519:`/`ssh:` and 16 hex
+/// digits), as statuses and metrics carry them.
+pub fn is_fingerprint(text: &str) -> bool {
+    text.split_once(':').is_some_and(|(kind, hex)| {
+        matches!(kind, "pq" | "x25519" | "ssh")
+            && hex.len() == 16
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// Parses an identity file: age's format (`AGE-SECRET-KEY-1...` lines, `#` comments) or an
 /// unencrypted OpenSSH private key.
 pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>, ErrorKind> {
@@ -434,4 +482,39 @@ fn looks_like_manifest(text: &str) -> bool {
         let l = l.trim_start_matches(['"', ' ', '{']);
         l.starts_with("apiVersion") || l.starts_with("kind:") || l.starts_with("kind\"")
     })
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_short_public_and_stable() {
+        let id = Identity::generate();
+        let r = id.to_recipient().unwrap();
+        let f = r.fingerprint();
+        assert!(f.starts_with("pq:") && f.len() == 19, "{f}");
+        assert!(is_fingerprint(&f));
+        assert_eq!(id.fingerprint().as_deref(), Some(f.as_str()));
+        // From the recipient string alone: whoever holds only the public key gets the same.
+        let parsed: Recipient = r.to_string().parse().unwrap();
+        assert_eq!(parsed.fingerprint(), f);
+        let x = Identity::generate_x25519();
+        assert!(x.fingerprint().unwrap().starts_with("x25519:"));
+        assert_ne!(x.fingerprint().unwrap(), f);
+        // A known vector: SHA-256 of the recipient string.
+        let known: Recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+            .parse()
+            .unwrap();
+        // sha256("age1ql3z...mcac8p") starts cf7e568231315068 (Python's hashlib).
+        assert_eq!(known.fingerprint(), "x25519:cf7e568231315068");
+        for bad in [
+            "pq:0123",
+            "rsa:0123456789abcdef",
+            "pq:0123456789ABCDEF",
+            "x25519",
+        ] {
+            assert!(!is_fingerprint(bad), "{bad}");
+        }
+    }
 }

@@ -47,6 +47,47 @@ pub fn open_value(
     identities: &[Identity],
     ciphertext: &[u8],
 ) -> Result<(Binding, SecretBytes), ErrorKind> {
+    open_value_attributed(identities, ciphertext).map(|(_, binding, value)| (binding, value))
+}
+
+/// One identity handed to age, remembering its position when it is the one that opens the
+/// file key. age tries identities in the order given and stops at the first that opens, so
+/// the position recorded is the first identity, in `identities`' order, that can open the
+/// value: no stanza is tried that age would not try anyway.
+struct Attributed<'a> {
+    identity: &'a Identity,
+    index: usize,
+    opened_by: &'a std::sync::atomic::AtomicUsize,
+}
+
+impl age::Identity for Attributed<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.unwrap_stanzas(std::slice::from_ref(stanza))
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        let result = age::Identity::unwrap_stanzas(self.identity, stanzas);
+        if matches!(result, Some(Ok(_))) {
+            self.opened_by
+                .store(self.index, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+/// As [`open_value`], and which identity opened it: the index in `identities` of the first one
+/// (in that order) that can. The controller orders its keys so that this names the key a value
+/// needs (docs/OPERATIONS.md, rotation).
+pub fn open_value_attributed(
+    identities: &[Identity],
+    ciphertext: &[u8],
+) -> Result<(usize, Binding, SecretBytes), ErrorKind> {
     if !ciphertext.starts_with(b"age-encryption.org/") {
         return Err(not_age("unknown format", None));
     }
@@ -61,8 +102,18 @@ pub fn open_value(
             None,
         ));
     }
+    let opened_by = std::sync::atomic::AtomicUsize::new(usize::MAX);
+    let attributed: Vec<Attributed<'_>> = identities
+        .iter()
+        .enumerate()
+        .map(|(index, identity)| Attributed {
+            identity,
+            index,
+            opened_by: &opened_by,
+        })
+        .collect();
     let mut reader = decryptor
-        .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
+        .decrypt(attributed.iter().map(|i| i as &dyn age::Identity))
         .map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => ErrorKind::NoMatchingIdentity,
             age::DecryptError::InvalidHeader | age::DecryptError::UnknownFormat => {
@@ -77,7 +128,13 @@ pub fn open_value(
         .read_to_end(&mut plaintext)
         .map_err(|_| ErrorKind::Corrupt)?;
     let (binding, value) = Binding::split_plaintext(&plaintext)?;
-    Ok((binding, Zeroizing::new(value.to_vec())))
+    let index = opened_by.load(std::sync::atomic::Ordering::Relaxed);
+    if index >= identities.len() {
+        // age opened the file with a key no identity reported: cannot happen; refuse rather
+        // than attribute it wrongly.
+        return Err(ErrorKind::Corrupt);
+    }
+    Ok((index, binding, Zeroizing::new(value.to_vec())))
 }
 
 /// Opens an age file and checks that it may sit where `expected` says.
@@ -86,9 +143,19 @@ pub fn unseal_value(
     expected: &Binding,
     ciphertext: &[u8],
 ) -> Result<SecretBytes, ErrorKind> {
-    let (binding, value) = open_value(identities, ciphertext)?;
+    unseal_value_attributed(identities, expected, ciphertext).map(|(_, value)| value)
+}
+
+/// As [`unseal_value`], with the index of the identity that opened it
+/// ([`open_value_attributed`]).
+pub fn unseal_value_attributed(
+    identities: &[Identity],
+    expected: &Binding,
+    ciphertext: &[u8],
+) -> Result<(usize, SecretBytes), ErrorKind> {
+    let (index, binding, value) = open_value_attributed(identities, ciphertext)?;
     binding.check(expected)?;
-    Ok(value)
+    Ok((index, value))
 }
 
 /// The recipient stanza tags in an age file's header (`X25519`, `ssh-ed25519`, `ssh-rsa`),
@@ -123,6 +190,45 @@ pub fn stanza_tags(ciphertext: &[u8]) -> Result<Vec<String>, ErrorKind> {
 mod tests {
     use super::*;
     use crate::core::binding::Scope;
+
+    #[test]
+    fn the_first_identity_in_order_that_opens_a_value_is_named() {
+        let (a, b, c) = (
+            Identity::generate_x25519(),
+            Identity::generate(),
+            Identity::generate_x25519(),
+        );
+        let bind = Binding::new(Scope::Strict, "Opaque", Some("ns"), "s", "k").unwrap();
+        let for_ab = seal_value(&[a.to_recipient().unwrap()], &bind, b"v").unwrap();
+        let for_b = seal_value(&[b.to_recipient().unwrap()], &bind, b"v").unwrap();
+        let ids = [c, a, b];
+        assert_eq!(open_value_attributed(&ids, &for_ab).unwrap().0, 1);
+        assert_eq!(open_value_attributed(&ids, &for_b).unwrap().0, 2);
+        let (index, value) = unseal_value_attributed(&ids, &bind, &for_b).unwrap();
+        assert_eq!((index, &value[..]), (2, &b"v"[..]));
+        // Both open it: the first in the order given is named, whichever it is.
+        let text = |id: &Identity| id.to_identity_file("t").unwrap();
+        let (x1, x2) = (Identity::generate_x25519(), Identity::generate_x25519());
+        let for_both = seal_value(
+            &[x1.to_recipient().unwrap(), x2.to_recipient().unwrap()],
+            &bind,
+            b"v",
+        )
+        .unwrap();
+        let parse = |t: &str| crate::core::keys::parse_identity_file(t).unwrap().remove(0);
+        let forward = [parse(&text(&x1)), parse(&text(&x2))];
+        let backward = [parse(&text(&x2)), parse(&text(&x1))];
+        assert_eq!(open_value_attributed(&forward, &for_both).unwrap().0, 0);
+        assert_eq!(open_value_attributed(&backward, &for_both).unwrap().0, 0);
+        assert_eq!(
+            open_value_attributed(&backward[1..], &for_both).unwrap().0,
+            0
+        );
+        assert!(matches!(
+            open_value_attributed(&[Identity::generate()], &for_both),
+            Err(ErrorKind::NoMatchingIdentity)
+        ));
+    }
 
     #[test]
     fn values_open_whatever_position_their_stanza_has() {

@@ -300,24 +300,38 @@ impl SealedSecret {
         identities: &[Identity],
         namespace: Option<&str>,
     ) -> Result<PlainSecret, Error> {
+        self.unseal_attributed(identities, namespace)
+            .map(|(plain, _)| plain)
+    }
+
+    /// As [`SealedSecret::unseal`], with the positions in `identities` of the keys that opened
+    /// the values (for each value, the first identity in that order that opens it).
+    pub fn unseal_attributed(
+        &self,
+        identities: &[Identity],
+        namespace: Option<&str>,
+    ) -> Result<(PlainSecret, std::collections::BTreeSet<usize>), Error> {
         let namespace = self.namespace.as_deref().or(namespace);
         let object = self.object_ref();
-        let results: Vec<Result<(String, secret::SecretBytes), Error>> = self
+        let results: Vec<Result<(String, usize, secret::SecretBytes), Error>> = self
             .encrypted_data
             .par_iter()
             .map(|(key, ct)| {
                 let located = |e: ErrorKind| Error::from(e).in_object(object.clone()).at_key(key);
                 let expected = self.binding_for(key, namespace).map_err(located)?;
-                let value = seal::unseal_value(identities, &expected, ct).map_err(located)?;
-                Ok((key.clone(), value))
+                let (index, value) =
+                    seal::unseal_value_attributed(identities, &expected, ct).map_err(located)?;
+                Ok((key.clone(), index, value))
             })
             .collect();
         let mut data = BTreeMap::new();
+        let mut opened_by = std::collections::BTreeSet::new();
         for r in results {
-            let (k, v) = r?;
+            let (k, index, v) = r?;
+            opened_by.insert(index);
             data.insert(k, v);
         }
-        Ok(PlainSecret {
+        let plain = PlainSecret {
             name: self.name.clone(),
             namespace: self.namespace.clone(),
             secret_type: self.template.secret_type.clone(),
@@ -325,7 +339,8 @@ impl SealedSecret {
             labels: self.template.labels.clone(),
             annotations: self.template.annotations.clone(),
             data,
-        })
+        };
+        Ok((plain, opened_by))
     }
 
     /// The object as a JSON value, fields in a fixed order.

@@ -7,6 +7,7 @@ mod edit;
 mod encrypt;
 pub mod exposure;
 mod import;
+mod key_usage;
 mod merge;
 mod scan;
 mod textconv;
@@ -22,6 +23,7 @@ pub use import::{
     import_sealed_secrets, import_sops, ImportReport, Imported, RewrittenDocument,
     SealedSecretsImport,
 };
+pub use key_usage::{key_usage, FileUse, ValueUse};
 pub use merge::{merge_files, FileMerge, TextMerge};
 pub use scan::{
     scan_content, scan_content_with, scan_file, scan_size, PlaintextFinding, ScanReport,

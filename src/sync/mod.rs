@@ -173,7 +173,15 @@ pub struct PassReport {
     pub pruned: usize,
     /// Prunes that failed (retried next pass).
     pub failed: usize,
+    /// Public fingerprints of the keys that opened this commit's values (set once the commit
+    /// is planned).
+    pub keys: Option<BTreeSet<String>>,
 }
+
+/// The data key of the status ConfigMap that lists the fingerprints of the keys the last
+/// planned commit's values needed, one a line: a controller running this loop counts them as
+/// in use (docs/OPERATIONS.md, rotation).
+pub const KEYS_STATUS_KEY: &str = "keys";
 
 /// The previous pass's record, read from the status ConfigMap.
 #[derive(Debug, Default)]
@@ -182,6 +190,8 @@ struct Status {
     /// `lastAppliedCommit` and `lastAppliedTime`, kept through failed passes (an apply that
     /// left them out would remove them).
     last_applied: Option<(String, String)>,
+    /// `keys`, kept through passes that fail before a plan.
+    keys: Option<String>,
     /// The status ConfigMap does not exist (a first pass, or a lost record): objects carrying
     /// this sync's label and its field manager's apply count as its own (see
     /// [`plan::ownership`]).
@@ -572,6 +582,7 @@ async fn read_status(client: &Client, settings: &Settings) -> Result<Status, kub
     Ok(Status {
         inventory,
         last_applied,
+        keys: data.remove(KEYS_STATUS_KEY),
         lost,
     })
 }
@@ -582,8 +593,9 @@ async fn write_status(
     report: &PassReport,
     inventory: &BTreeSet<ObjectRef>,
     error: Option<String>,
-    last_applied: Option<&(String, String)>,
+    status: &Status,
 ) -> Result<(), kube::Error> {
+    let last_applied = status.last_applied.as_ref();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
     let now = k8s_openapi::jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -598,6 +610,14 @@ async fn write_status(
         "failed": report.failed.to_string(),
         "inventory": inventory,
     });
+    // The keys this commit needs; a pass that failed before its plan keeps the last record.
+    let keys = match &report.keys {
+        Some(k) => Some(k.iter().map(|f| format!("{f}\n")).collect::<String>()),
+        None => status.keys.clone(),
+    };
+    if let Some(k) = keys {
+        data[KEYS_STATUS_KEY] = json!(k);
+    }
     let (commit, time) = match (&data["lastError"], last_applied) {
         (e, _) if e == "" => (report.commit.clone(), now.clone()),
         (_, Some((c, t))) => (c.clone(), t.clone()),
@@ -653,15 +673,7 @@ where
             (inv, Some(error_chain(e)))
         }
     };
-    write_status(
-        client,
-        settings,
-        &report,
-        &inventory,
-        error,
-        status.last_applied.as_ref(),
-    )
-    .await?;
+    write_status(client, settings, &report, &inventory, error, &status).await?;
     result.map(|_| report)
 }
 
@@ -688,8 +700,15 @@ async fn run_pass<I>(
 where
     I: ?Sized + AsRef<[Identity]> + Send + Sync + 'static,
 {
-    let (commit, plan) = fetch_and_plan(settings, identities).await?;
+    let (commit, plan) = fetch_and_plan(settings, identities.clone()).await?;
     report.commit = commit;
+    let held = (*identities).as_ref();
+    report.keys = Some(
+        plan.opened_by
+            .iter()
+            .filter_map(|&i| held.get(i).and_then(Identity::fingerprint))
+            .collect(),
+    );
     let mut discovery = discover(client).await?;
 
     // Everything that can be checked and dry-run before the first write is: all but the objects

@@ -159,6 +159,9 @@ impl Planned {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub objects: Vec<Planned>,
+    /// Positions, in the identities given to [`plan`], of the keys that opened the values
+    /// (for each value, the first that opens it).
+    pub opened_by: BTreeSet<usize>,
 }
 
 impl Plan {
@@ -292,9 +295,10 @@ pub fn plan(
                         .deny
                         .refuse(&sealed)
                         .map_err(|e| located(e, &file.path, document))?;
-                    let plain = sealed
-                        .unseal(identities, None)
+                    let (plain, used) = sealed
+                        .unseal_attributed(identities, None)
                         .map_err(|e| located(e, &file.path, document))?;
+                    plan.opened_by.extend(used);
                     let Some(namespace) = plain.namespace.clone() else {
                         return Err(located(
                             Error::from(ErrorKind::MissingField("metadata.namespace"))

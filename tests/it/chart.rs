@@ -279,6 +279,8 @@ fn chart_defaults_render_what_deploy_renders() {
 /// Every value set (sync over https with a token, ServiceMonitor, watched namespaces, key
 /// rotation, extra deny globs, scheduling, pod annotations, image).
 const FULL_VALUES: &str = r#"
+rollout:
+  enabled: true
 image:
   repository: registry.example.com/mirror/gitops-seal
   tag: 0.1.0-test
@@ -411,7 +413,11 @@ fn every_value_reaches_the_rendered_installation() {
     assert_eq!(flag(&args, "--log-format"), ["text"]);
     assert_eq!(flag(&args, "--concurrency"), ["64"]);
     assert!(args.contains(&"--leader-election".to_owned()));
-    // The sync loop.
+    assert!(args.contains(&"--rollout".to_owned()));
+    assert!(
+        !deployment_args(&defaults).contains(&"--rollout".to_owned()),
+        "rollouts are off by default"
+    );
     assert_eq!(
         flag(&args, "--sync-repo"),
         ["https://git.example.com/org/platform.git"]
@@ -488,8 +494,25 @@ fn every_value_reaches_the_rendered_installation() {
             )
         })
         .collect();
+    // rollout.enabled: patch on the three workload kinds, nothing more, bound like the others;
+    // absent by default.
+    let rollout = find(&docs, "ClusterRole", "gitops-seal-rollout");
+    assert_eq!(
+        rollout["rules"],
+        json!([{"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["patch"]}])
+    );
+    assert!(
+        !defaults
+            .iter()
+            .any(|d| d["metadata"]["name"] == "gitops-seal-rollout"),
+        "no workload rights by default"
+    );
     for ns in ["shop", "billing"] {
-        for role in ["gitops-seal-controller", "gitops-seal-secrets"] {
+        for role in [
+            "gitops-seal-controller",
+            "gitops-seal-secrets",
+            "gitops-seal-rollout",
+        ] {
             assert!(
                 bindings.contains(&("RoleBinding".into(), ns.into(), role.into())),
                 "{role} in {ns}: {bindings:?}"

@@ -353,8 +353,31 @@ fn kustomize_renders_a_consistent_installation() {
     );
     assert_eq!(
         grants(own, "", "configmaps", "patch"),
-        [vec![RECIPIENTS_CONFIGMAP]]
+        [
+            vec![RECIPIENTS_CONFIGMAP],
+            vec![gitops_seal::core::names::KEY_USAGE_CONFIGMAP]
+        ]
     );
+    // The key-in-use finalizer on identity Secrets, also when the ClusterRoles are bound in
+    // watched namespaces only.
+    assert!(
+        !grants(own, "", "secrets", "patch").is_empty(),
+        "the key-in-use finalizer"
+    );
+    assert!(!grants(own, "events.k8s.io", "events", "create").is_empty());
+    // Rollouts are off by default: no right on workloads anywhere.
+    for d in docs
+        .iter()
+        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+    {
+        for resource in ["deployments", "statefulsets", "daemonsets"] {
+            assert!(
+                grants(d, "apps", resource, "patch").is_empty(),
+                "{:?} grants patch on {resource}",
+                key(d)
+            );
+        }
+    }
     // `recipient --fetch`: get on the one ConfigMap, and nothing else.
     let reader = get("Role", "gitops-seal-recipients-reader");
     let rules = reader["rules"].as_array().unwrap();
@@ -369,6 +392,32 @@ fn kustomize_renders_a_consistent_installation() {
 /// deploy/sync-rbac-example.yaml (not installed by the kustomization): Roles and RoleBindings
 /// only, each binding the sync's ServiceAccount, the status ConfigMap's get/patch limited to its
 /// name, and no impersonation or wildcard anywhere.
+/// deploy/rollout-rbac.yaml, applied beside `--rollout`: patch on the three workload kinds,
+/// nothing else, for the controller's account.
+#[test]
+fn the_rollout_rbac_grants_patch_on_workloads_only() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rollout-rbac.yaml"),
+    )
+    .unwrap();
+    let docs: Vec<Value> = text
+        .split("\n---\n")
+        .map(|d| serde_saphyr::from_str(d).expect("a YAML document"))
+        .collect();
+    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["patch"]}])
+    );
+    let binding = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRoleBinding")
+        .unwrap();
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["name"], "gitops-seal");
+    assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+}
+
 #[test]
 fn the_sync_rbac_example_grants_one_namespace_to_the_sync_account() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/sync-rbac-example.yaml");

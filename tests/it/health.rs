@@ -168,7 +168,11 @@ fn health_testdata_covers_every_status_the_controller_writes() {
             }
             if status == "Healthy" {
                 let ours = ready_condition(
-                    &Outcome::Unsealed { keys: 1 },
+                    &Outcome::Unsealed {
+                        keys: 1,
+                        opened_with: Vec::new(),
+                        notes: Vec::new(),
+                    },
                     parsed.observed_generation,
                     None,
                     &c.last_transition_time,

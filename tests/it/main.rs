@@ -16,6 +16,7 @@ mod hostile;
 mod image;
 mod import;
 mod interop;
+mod keys;
 mod kube;
 mod merge_driver;
 mod pq;

@@ -81,7 +81,7 @@ fn logs() -> String {
 // Setup.
 
 /// Settings for a test: keys and SealedSecrets in the test's namespace, short retries.
-fn settings(env: &KubeEnv) -> Settings {
+pub(super) fn settings(env: &KubeEnv) -> Settings {
     let mut s = Settings::new(env.namespace.clone());
     s.watch_namespaces = vec![env.namespace.clone()];
     s.retry_base = Duration::from_millis(100);
@@ -92,13 +92,13 @@ fn settings(env: &KubeEnv) -> Settings {
 }
 
 /// The controller running in process; stopped (and awaited) by [`Running::stop`] or on drop.
-struct Running {
+pub(super) struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), controller::ControllerError>>>,
 }
 
 impl Running {
-    async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         let _ = self.shutdown.take().map(|tx| tx.send(()));
         if let Some(task) = self.task.take() {
             within("the controller to stop", PATIENCE, task)
@@ -117,7 +117,7 @@ impl Drop for Running {
     }
 }
 
-fn start(client: &Client, settings: Settings) -> Running {
+pub(super) fn start(client: &Client, settings: Settings) -> Running {
     capture_logs();
     let (tx, rx) = oneshot::channel::<()>();
     let client = client.clone();
@@ -134,7 +134,7 @@ fn start(client: &Client, settings: Settings) -> Running {
 }
 
 /// The controller's recipients, from its ConfigMap, once published.
-async fn controller_recipients(env: &KubeEnv) -> Vec<Recipient> {
+pub(super) async fn controller_recipients(env: &KubeEnv) -> Vec<Recipient> {
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     wait_for_some("the recipients ConfigMap", PATIENCE, || async {
         let cm = cms.get_opt(RECIPIENTS_CONFIGMAP).await.ok()??;
@@ -146,18 +146,18 @@ async fn controller_recipients(env: &KubeEnv) -> Vec<Recipient> {
 }
 
 /// A unique plaintext value (so a search for it finds only this test's copies).
-fn unique_value(label: &str) -> String {
+pub(super) fn unique_value(label: &str) -> String {
     format!("{label}-value-{}-{}", random_suffix(), random_suffix())
 }
 
-struct Template<'a> {
+pub(super) struct Template<'a> {
     secret_type: &'a str,
     immutable: Option<bool>,
     labels: &'a [(&'a str, &'a str)],
     annotations: &'a [(&'a str, &'a str)],
 }
 
-const OPAQUE: Template<'static> = Template {
+pub(super) const OPAQUE: Template<'static> = Template {
     secret_type: "Opaque",
     immutable: None,
     labels: &[],
@@ -170,7 +170,7 @@ const IMMUTABLE: Template<'static> = Template {
 };
 
 /// A SealedSecret sealed with the core for `recipients`, bound to `bind_namespace`/`name`.
-fn sealed(
+pub(super) fn sealed(
     name: &str,
     bind_namespace: &str,
     recipients: &[Recipient],
@@ -204,7 +204,7 @@ fn sealed(
     SealedSecret::new(name, spec)
 }
 
-async fn create_sealed(api: &Api<SealedSecret>, obj: &SealedSecret) -> SealedSecret {
+pub(super) async fn create_sealed(api: &Api<SealedSecret>, obj: &SealedSecret) -> SealedSecret {
     within(
         "create SealedSecret",
         PATIENCE,
@@ -215,7 +215,7 @@ async fn create_sealed(api: &Api<SealedSecret>, obj: &SealedSecret) -> SealedSec
 }
 
 /// Replace the spec of SealedSecret `name` (a user re-applying it).
-async fn replace_spec(api: &Api<SealedSecret>, name: &str, obj: &SealedSecret) {
+pub(super) async fn replace_spec(api: &Api<SealedSecret>, name: &str, obj: &SealedSecret) {
     within(
         "patch SealedSecret spec",
         PATIENCE,
@@ -230,7 +230,7 @@ async fn replace_spec(api: &Api<SealedSecret>, name: &str, obj: &SealedSecret) {
 }
 
 /// Wait until the Ready condition has `status`/`reason` for the current generation.
-async fn await_ready(
+pub(super) async fn await_ready(
     api: &Api<SealedSecret>,
     name: &str,
     status: &str,
@@ -254,7 +254,7 @@ async fn await_ready(
 }
 
 /// Wait for a Warning Event with `reason` about SealedSecret `name`; returns its note.
-async fn await_event(env: &KubeEnv, name: &str, reason: &str) -> String {
+pub(super) async fn await_event(env: &KubeEnv, name: &str, reason: &str) -> String {
     let events: Api<K8sEvent> = Api::namespaced(env.client.clone(), &env.namespace);
     wait_for_some(
         &format!("a {reason} event about {name}"),
@@ -284,7 +284,7 @@ fn data_of(s: &Secret) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-async fn await_secret_data(
+pub(super) async fn await_secret_data(
     secrets: &Api<Secret>,
     name: &str,
     want: &BTreeMap<String, Vec<u8>>,
@@ -297,7 +297,7 @@ async fn await_secret_data(
     .await
 }
 
-fn want(values: &[(&str, &[u8])]) -> BTreeMap<String, Vec<u8>> {
+pub(super) fn want(values: &[(&str, &[u8])]) -> BTreeMap<String, Vec<u8>> {
     values
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_vec()))
@@ -362,7 +362,7 @@ fn assert_nowhere(haystacks: &[(String, String)], value: &str) {
     );
 }
 
-fn apis(env: &KubeEnv) -> (Api<SealedSecret>, Api<Secret>) {
+pub(super) fn apis(env: &KubeEnv) -> (Api<SealedSecret>, Api<Secret>) {
     (
         Api::namespaced(env.client.clone(), &env.namespace),
         Api::namespaced(env.client.clone(), &env.namespace),
@@ -901,13 +901,20 @@ async fn immutable_secret_changes_need_recreate() {
     )
     .await
     .unwrap();
-    let recreated =
-        await_secret_data(&secrets, "frozen", &want(&v2), "the Secret to be recreated").await;
+    // Created (a POST with the data), then applied (immutable and the rest): wait for both.
+    let recreated = wait_for_some(
+        "the Secret to be recreated, immutable",
+        PATIENCE,
+        || async {
+            let s = secrets.get_opt("frozen").await.ok()??;
+            (data_of(&s) == want(&v2) && s.immutable == Some(true)).then_some(s)
+        },
+    )
+    .await;
     assert_ne!(
         recreated.metadata.uid, before.metadata.uid,
         "deleted and created"
     );
-    assert_eq!(recreated.immutable, Some(true));
     await_ready(&sealed_api, "frozen", "True", "Unsealed").await;
 
     // A type change on a mutable Secret: refused by the API server, ImmutableChanged.
@@ -1005,7 +1012,7 @@ async fn key_generation_is_single_with_two_controllers() {
     env.cleanup().await;
 }
 
-fn identity_secret(name: &str, identity: &Identity) -> Secret {
+pub(super) fn identity_secret(name: &str, identity: &Identity) -> Secret {
     let text = identity.to_identity_file("test").unwrap();
     Secret {
         metadata: ObjectMeta {
@@ -1089,8 +1096,9 @@ async fn key_added_later_unseals_the_waiting_sealed_secret() {
 
 /// `--key-rotation`: a new identity is added once the newest is older than the period, and
 /// published beside the old one; values sealed for the old key and for the new one both
-/// unseal. Removing the old identity unpublishes it and leaves the Secret it made as it is; a
-/// change still sealed only for the removed key is KeyMissing, and the Secret stays.
+/// unseal. Deleting the old identity unpublishes it at once; it goes once the SealedSecret that
+/// needs it is resealed for the new key. A change sealed only for the removed key is then
+/// KeyMissing, and the Secret stays.
 #[tokio::test]
 async fn key_rotation_adds_a_key_and_the_old_one_keeps_working_until_removed() {
     let env = KubeEnv::new().await;
@@ -1162,6 +1170,21 @@ async fn key_rotation_adds_a_key_and_the_old_one_keeps_working_until_removed() {
     )
     .await;
 
+    // The controller holds key-a for old-key (its finalizer) before it is deleted.
+    wait_for("the key-in-use finalizer on key-a", PATIENCE, || async {
+        secrets
+            .get_metadata_opt("key-a")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| {
+                s.metadata.finalizers.is_some_and(|f| {
+                    f.iter()
+                        .any(|f| f == gitops_seal::core::names::KEY_IN_USE_FINALIZER)
+                })
+            })
+    })
+    .await;
     within(
         "delete the old identity",
         PATIENCE,
@@ -1172,6 +1195,26 @@ async fn key_rotation_adds_a_key_and_the_old_one_keeps_working_until_removed() {
     wait_for_some("the old recipient unpublished", PATIENCE, || async {
         let r = controller_recipients(&env).await;
         (!r.contains(&old) && r.contains(&rotated)).then_some(())
+    })
+    .await;
+    // old-key still needs key-a: its finalizer holds it until old-key is resealed.
+    assert!(
+        within("get key-a", PATIENCE, secrets.get_metadata_opt("key-a"))
+            .await
+            .unwrap()
+            .is_some_and(|s| s.metadata.deletion_timestamp.is_some())
+    );
+    let resealed = sealed(
+        "old-key",
+        &env.namespace,
+        std::slice::from_ref(&rotated),
+        &old_values,
+        &OPAQUE,
+        Scope::Strict,
+    );
+    replace_spec(&sealed_api, "old-key", &resealed).await;
+    wait_for("key-a released once nothing needs it", PATIENCE, || async {
+        matches!(secrets.get_metadata_opt("key-a").await, Ok(None))
     })
     .await;
     let changed = unique_value("rotation-changed");
@@ -1349,13 +1392,13 @@ async fn no_plaintext_anywhere_but_the_secret() {
 }
 
 /// A free loopback port for a controller's `--listen` (bound, read, released).
-fn free_port() -> std::net::SocketAddr {
+pub(super) fn free_port() -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
 
 /// `GET path` on the controller's HTTP server: status code and body.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+pub(super) async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
     s.write_all(
@@ -1371,7 +1414,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String
     Some((code, body))
 }
 
-fn success_count(metrics: &str) -> u64 {
+pub(super) fn success_count(metrics: &str) -> u64 {
     metrics
         .lines()
         .find(|l| l.starts_with("gitops_seal_unseal_total{result=\"success\"}"))

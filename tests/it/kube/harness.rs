@@ -188,6 +188,7 @@ impl KubeEnv {
     /// namespace's deletion can be looked at. Dropping the environment later deletes nothing more.
     pub async fn delete_namespace(&mut self) {
         self.cleaned = true;
+        self.release_key_finalizers().await;
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         match within(
             "deleting the test namespace",
@@ -199,6 +200,41 @@ impl KubeEnv {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => panic!("delete namespace {}: {e}", self.namespace),
+        }
+    }
+}
+
+impl KubeEnv {
+    /// Removes the controller's key-in-use finalizer from the namespace's identity Secrets (a
+    /// stopped controller no longer releases them), so that on a real cluster the namespace
+    /// can go.
+    pub async fn release_key_finalizers(&self) {
+        use k8s_openapi::api::core::v1::Secret;
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        let Ok(list) = secrets
+            .list_metadata(&kube::api::ListParams::default())
+            .await
+        else {
+            return;
+        };
+        for s in list.items {
+            let Some(finalizers) = s.metadata.finalizers.clone() else {
+                continue;
+            };
+            let kept: Vec<&String> = finalizers
+                .iter()
+                .filter(|f| f.as_str() != gitops_seal::core::names::KEY_IN_USE_FINALIZER)
+                .collect();
+            if kept.len() != finalizers.len() {
+                let patch = serde_json::json!({"metadata": {"finalizers": kept}});
+                let _ = secrets
+                    .patch_metadata(
+                        &s.metadata.name.unwrap_or_default(),
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(&patch),
+                    )
+                    .await;
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ mod conformance;
 mod controller;
 pub mod harness;
 mod production;
+mod rotation;
 mod sync;
 mod sync_entry_points;
 mod sync_guards;

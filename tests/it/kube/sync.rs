@@ -167,6 +167,12 @@ async fn sync_applies_updates_prunes_and_corrects_drift() {
     assert_eq!(st["lastAppliedCommit"], r.commit);
     assert_eq!(st["lastError"], "");
     assert!(st["inventory"].contains(&format!("v1 Secret {ns} db")));
+    // The key that opened db's values, by fingerprint: a controller running this loop counts
+    // it as in use.
+    assert_eq!(
+        st[gitops_seal::sync::KEYS_STATUS_KEY],
+        format!("{}\n", id[0].fingerprint().unwrap())
+    );
 
     // A changed file and a removed one.
     repo.write("apps/settings.yaml", &configmap(&ns, "settings", "two"));
@@ -622,6 +628,28 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
             "the controller's own requests are not impersonated: {seen:?}"
         );
     }
+    // The controller's key opened db for the loop: it is in use, and its Secret held.
+    let key_secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    super::harness::wait_for("the loop's key held by its finalizer", PATIENCE, || async {
+        key_secrets
+            .get_metadata_opt("gitops-seal-identity")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.metadata.finalizers)
+            .is_some_and(|f| {
+                f.iter()
+                    .any(|f| f == gitops_seal::core::names::KEY_IN_USE_FINALIZER)
+            })
+    })
+    .await;
+    super::harness::wait_for("the loop's key in use on /metrics", PATIENCE, || async {
+        metrics(listen).await.is_some_and(|m| {
+            m.lines()
+                .any(|l| l.starts_with("gitops_seal_key_in_use{key=\"pq:") && l.ends_with("} 1"))
+        })
+    })
+    .await;
     // The pass is in the controller's metrics.
     super::harness::wait_for("the sync metrics", PATIENCE, || async {
         metrics(listen).await.is_some_and(|m| {
