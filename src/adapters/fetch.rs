@@ -12,12 +12,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::Api;
 
-/// The ConfigMap the controller publishes its recipients in (newest first).
-pub const RECIPIENTS_CONFIGMAP: &str = "gitops-seal-recipients";
-/// Its key, in age's recipients-file format.
-pub const RECIPIENTS_KEY: &str = "recipients.txt";
-/// The namespace deploy/ installs the controller in.
-pub const DEFAULT_NAMESPACE: &str = "gitops-seal";
+pub use crate::core::names::{DEFAULT_NAMESPACE, RECIPIENTS_CONFIGMAP, RECIPIENTS_KEY};
 
 /// Why the recipients could not be fetched. Messages name the kubeconfig, namespace and
 /// ConfigMap; the command line adds what to do.
@@ -156,14 +151,5 @@ mod tests {
         let err = kubeconfig_paths(Some(Path::new("/nonexistent/kubeconfig"))).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/kubeconfig"), "{err}");
         assert!(matches!(err, FetchError::NoKubeconfig { .. }));
-    }
-
-    #[test]
-    fn the_names_agree_with_the_controller() {
-        assert_eq!(
-            RECIPIENTS_CONFIGMAP,
-            crate::controller::keys::RECIPIENTS_CONFIGMAP
-        );
-        assert_eq!(RECIPIENTS_KEY, crate::controller::keys::RECIPIENTS_KEY);
     }
 }

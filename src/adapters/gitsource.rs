@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 
 use super::known_hosts::{self, Verdict};
 use crate::core::error::{Error, ErrorKind};
+use crate::core::manifest::SourceFile;
 use crate::core::rules::Config;
-use crate::sync::plan::SourceFile;
 
 /// What one fetch resolved: the commit, and the manifests under the synced path.
 #[derive(Debug)]

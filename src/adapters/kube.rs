@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::SealedSecretSpec;
 
-/// The API group of the custom resource.
-pub const GROUP: &str = "gitops-seal.dev";
+pub use crate::core::names::GROUP;
 /// The CRD's name.
 pub const CRD_NAME: &str = "sealedsecrets.gitops-seal.dev";
 

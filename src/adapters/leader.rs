@@ -25,10 +25,7 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-/// The Lease's name.
-pub const LEASE_NAME: &str = "gitops-seal-leader";
-/// The field manager of the Lease writes.
-pub const LEASE_FIELD_MANAGER: &str = "gitops-seal-leader-election";
+pub use crate::core::names::{LEASE_FIELD_MANAGER, LEASE_NAME};
 
 /// How the Lease is held.
 #[derive(Debug, Clone)]

@@ -68,7 +68,7 @@ pub struct ControllerArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    controller::parse_duration(s)
+    gitops_seal::core::duration::parse_duration(s)
 }
 
 pub fn run(args: ControllerArgs) -> Result<i32> {

@@ -123,7 +123,7 @@ fn default_cache_dir() -> PathBuf {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    gitops_seal::controller::parse_duration(s)
+    gitops_seal::core::duration::parse_duration(s)
 }
 
 impl SyncOptions {

@@ -27,15 +27,12 @@ use super::{ControllerError, FIELD_MANAGER};
 use crate::core::keys::{parse_identity_file, KeyKind};
 use crate::core::Identity;
 
+/// The first identity Secret's name is deterministic, so that two controllers starting at once
+/// create the same object and exactly one create succeeds.
 pub use crate::core::names::{
-    IDENTITY_LABEL, KEY_IN_USE_FINALIZER, RECIPIENTS_CONFIGMAP, RECIPIENTS_KEY, RETIRED_LABEL,
+    IDENTITY_KEY, IDENTITY_LABEL, INITIAL_IDENTITY_NAME, KEY_IN_USE_FINALIZER,
+    RECIPIENTS_CONFIGMAP, RECIPIENTS_KEY, RECIPIENT_ANNOTATION, RETIRED_LABEL,
 };
-pub const IDENTITY_KEY: &str = "identity.txt";
-/// The name of the first identity Secret: deterministic, so that two controllers starting at
-/// once create the same object and exactly one create succeeds.
-pub const INITIAL_IDENTITY_NAME: &str = "gitops-seal-identity";
-/// On an identity Secret: its public recipient, for people (not read by the controller).
-pub const RECIPIENT_ANNOTATION: &str = "gitops-seal.dev/recipient";
 
 fn identity_selector() -> String {
     format!("{IDENTITY_LABEL}=true")

@@ -21,12 +21,9 @@ use super::FIELD_MANAGER;
 use crate::adapters::http::{Health, KeyUse, Metrics};
 use crate::adapters::kube::SealedSecret as SealedSecretResource;
 use crate::core::names::{
-    IDENTITY_LABEL, KEY_IN_USE_FINALIZER, KEY_USAGE_CONFIGMAP, KEY_USAGE_KEY,
+    APP_MANAGED_BY_LABEL, APP_MANAGED_BY_VALUE, IDENTITY_LABEL, KEYS_STATUS_KEY,
+    KEY_IN_USE_FINALIZER, KEY_USAGE_CONFIGMAP, KEY_USAGE_KEY,
 };
-
-/// The data key of the sync loop's status ConfigMap that lists the fingerprints its last pass
-/// unsealed with (one a line).
-pub use crate::sync::KEYS_STATUS_KEY;
 
 /// What the lifecycle loop reads and writes.
 pub struct Lifecycle {
@@ -219,7 +216,7 @@ async fn write_report(lc: &Lifecycle, text: &str) -> Result<(), kube::Error> {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": KEY_USAGE_CONFIGMAP,
-            "labels": {"app.kubernetes.io/managed-by": "gitops-seal"}},
+            "labels": {APP_MANAGED_BY_LABEL: APP_MANAGED_BY_VALUE}},
         "data": {KEY_USAGE_KEY: text},
     });
     api.patch(

@@ -5,6 +5,7 @@
 //! and runs a `kube::runtime::Controller` over SealedSecrets with the managed Secrets watched
 //! metadata-only by label ([`reconcile`]); the pure decisions are in [`render`].
 
+pub mod decide;
 pub mod keys;
 pub mod lifecycle;
 pub mod reconcile;
@@ -29,7 +30,7 @@ use reconcile::Context;
 use render::{DenyList, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 
 /// The field manager of every write.
-pub const FIELD_MANAGER: &str = "gitops-seal";
+pub use crate::core::names::CONTROLLER_FIELD_MANAGER as FIELD_MANAGER;
 
 /// SealedSecrets reconciled at once by default: enough to keep a remote API server's round
 /// trips overlapped, few enough that a start with thousands to unseal stays small.
@@ -152,44 +153,14 @@ impl ReconcileError {
     }
 }
 
-/// Parses a duration such as `90s`, `15m`, `12h`, `30d` or `1h30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total = Duration::ZERO;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(format!("{text:?}: unknown unit {c:?} (use s, m, h or d)")),
-        };
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("{text:?}: a number must come before {c:?}"))?;
-        number.clear();
-        total += Duration::from_secs(n.saturating_mul(unit));
-    }
-    if !number.is_empty() {
-        return Err(format!(
-            "{text:?}: the last number has no unit (s, m, h or d)"
-        ));
-    }
-    if total.is_zero() {
-        return Err(format!("{text:?}: the duration must be positive"));
-    }
-    Ok(total)
-}
+pub use crate::core::duration::parse_duration;
 
-/// Runs the controller until `shutdown` completes (or an error stops it before it starts).
+/// A task the controller runs until it stops.
+type Work = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs the controller until `shutdown` completes (or an error stops it before it starts):
+/// HTTP first (so /readyz can say what is missing), then the keys, leader election, and the
+/// tasks of each concern ([`key_work`], [`sync_work`], [`controller_work`]).
 pub async fn run(
     client: kube::Client,
     settings: Settings,
@@ -198,23 +169,66 @@ pub async fn run(
     let deny = DenyList::new(&settings.template_deny)?;
     let health = crate::adapters::http::Health::new();
     let metrics = crate::adapters::http::Metrics::new();
-    let identity_secrets: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
     let keys = keys::Keys::new();
-
-    let startup = async {
-        keys::load_or_generate(
-            &identity_secrets,
-            &settings.namespace,
-            settings.generate.then_some(settings.key_type),
-            &keys,
-        )
-        .await?;
-        keys::publish_recipients(&configmaps, &keys.current()).await?;
-        Ok::<_, ControllerError>(())
-    };
     tokio::pin!(shutdown);
-    // Health and metrics answer from the start: /readyz says what is still missing.
+    let http_stop = start_http(&settings, &health, &metrics, &keys).await?;
+    tokio::select! {
+        r = load_keys(&client, &settings, &keys) => r?,
+        _ = &mut shutdown => return Ok(()),
+    }
+    health.set_keys_loaded(true);
+    metrics.set_keys(keys.current().identities.len());
+    let leadership = start_leadership(&client, &settings).await?;
+    let leader = leadership.as_ref().map(|l| l.subscribe());
+    tracing::info!(
+        namespace = %settings.namespace,
+        recipients = ?keys.current().recipients,
+        "keys loaded"
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        keys: keys.clone(),
+        deny,
+        recorder: recorder(&client, &settings),
+        settings: settings.clone(),
+        failures: Mutex::new(HashMap::new()),
+        waiting_for_key: Mutex::new(HashSet::new()),
+        metrics: metrics.clone(),
+        leader: leader.clone(),
+    });
+    let mut work = key_work(&client, &settings, &keys, &metrics);
+    work.extend(leader_metric_work(leader.clone(), &metrics));
+    work.extend(sync_work(&client, &settings, &ctx));
+    work.extend(controller_work(&ctx, &health));
+    tokio::select! {
+        _ = futures::future::join_all(work) => {}
+        _ = shutdown => {}
+    }
+    if let Some(l) = leadership {
+        l.stop().await;
+    }
+    let _ = http_stop.send(());
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+/// The Events reporter: this controller, and the pod it runs in.
+fn recorder(client: &kube::Client, settings: &Settings) -> Recorder {
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: settings.instance.clone(),
+    };
+    Recorder::new(client.clone(), reporter)
+}
+
+/// Serves /healthz, /readyz, /metrics and /v1/recipients (with `--listen`) until the returned
+/// sender fires.
+async fn start_http(
+    settings: &Settings,
+    health: &crate::adapters::http::Health,
+    metrics: &crate::adapters::http::Metrics,
+    keys: &Arc<keys::Keys>,
+) -> Result<tokio::sync::oneshot::Sender<()>, ControllerError> {
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = settings.listen {
         let listener = crate::adapters::http::bind(addr)
@@ -235,49 +249,58 @@ pub async fn run(
             }
         });
     }
-    tokio::select! {
-        r = startup => r?,
-        _ = &mut shutdown => return Ok(()),
+    Ok(http_stop)
+}
+
+/// Loads the identities (generating the first one if asked) and publishes the recipients.
+async fn load_keys(
+    client: &kube::Client,
+    settings: &Settings,
+    keys: &keys::Keys,
+) -> Result<(), ControllerError> {
+    let identity_secrets: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
+    keys::load_or_generate(
+        &identity_secrets,
+        &settings.namespace,
+        settings.generate.then_some(settings.key_type),
+        keys,
+    )
+    .await?;
+    keys::publish_recipients(&configmaps, &keys.current()).await?;
+    Ok(())
+}
+
+/// With `--leader-election`: takes part in the Lease (only the leader writes).
+async fn start_leadership(
+    client: &kube::Client,
+    settings: &Settings,
+) -> Result<Option<crate::adapters::leader::Leadership>, ControllerError> {
+    if !settings.leader_election {
+        return Ok(None);
     }
-    health.set_keys_loaded(true);
-    metrics.set_keys(keys.current().identities.len());
-    let leadership = if settings.leader_election {
-        let holder = crate::adapters::leader::holder_identity(settings.instance.as_deref());
-        let lease =
-            crate::adapters::leader::LeaderSettings::new(settings.namespace.clone(), holder);
-        Some(crate::adapters::leader::Leadership::start(client.clone(), lease).await?)
-    } else {
-        None
-    };
-    let leader = leadership.as_ref().map(|l| l.subscribe());
-    tracing::info!(
-        namespace = %settings.namespace,
-        recipients = ?keys.current().recipients,
-        "keys loaded"
-    );
+    let holder = crate::adapters::leader::holder_identity(settings.instance.as_deref());
+    let lease = crate::adapters::leader::LeaderSettings::new(settings.namespace.clone(), holder);
+    Ok(Some(
+        crate::adapters::leader::Leadership::start(client.clone(), lease).await?,
+    ))
+}
 
-    let reporter = Reporter {
-        controller: FIELD_MANAGER.into(),
-        instance: settings.instance.clone(),
-    };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        keys: keys.clone(),
-        deny,
-        recorder: Recorder::new(client.clone(), reporter),
-        settings: settings.clone(),
-        failures: Mutex::new(HashMap::new()),
-        waiting_for_key: Mutex::new(HashSet::new()),
-        metrics: metrics.clone(),
-        leader: leader.clone(),
-    });
-
-    let mut work: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
-    work.push(Box::pin(keys::watch_identities(
+/// The keys: the identity watch (republishing the recipients), `--key-rotation`, and the keys
+/// metric.
+fn key_work(
+    client: &kube::Client,
+    settings: &Settings,
+    keys: &Arc<keys::Keys>,
+    metrics: &crate::adapters::http::Metrics,
+) -> Vec<Work> {
+    let identity_secrets: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
+    let mut work: Vec<Work> = vec![Box::pin(keys::watch_identities(
         identity_secrets.clone(),
         configmaps,
         keys.clone(),
-    )));
+    ))];
     if let Some(every) = settings.key_rotation {
         work.push(Box::pin(keys::rotate_keys(
             identity_secrets,
@@ -286,6 +309,60 @@ pub async fn run(
             settings.key_type,
         )));
     }
+    let (keys, metrics) = (keys.clone(), metrics.clone());
+    work.push(Box::pin(async move {
+        let mut rx = keys.subscribe();
+        while rx.changed().await.is_ok() {
+            metrics.set_keys(keys.current().identities.len());
+        }
+    }));
+    work
+}
+
+/// The leader metric, following the Lease.
+fn leader_metric_work(
+    leader: Option<tokio::sync::watch::Receiver<bool>>,
+    metrics: &crate::adapters::http::Metrics,
+) -> Option<Work> {
+    let mut rx = leader?;
+    let metrics = metrics.clone();
+    Some(Box::pin(async move {
+        loop {
+            metrics.set_leader(*rx.borrow_and_update());
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    }))
+}
+
+/// The GitOps loop inside the controller (`--sync-repo`), with its keys, its deny list and
+/// its own client.
+fn sync_work(client: &kube::Client, settings: &Settings, ctx: &Arc<Context>) -> Option<Work> {
+    let mut sync_settings = settings.sync.clone()?;
+    // The loop refuses what this controller would (its deny list, --template-deny
+    // included), and writes nothing in the namespace that holds its keys.
+    sync_settings.plan.deny = ctx.deny.clone();
+    sync_settings.plan.protected_namespace = Some(settings.namespace.clone());
+    let keys = ctx.keys.clone();
+    let sync_client = settings
+        .sync_client
+        .clone()
+        .map_or_else(|| client.clone(), |c| c.0);
+    Some(Box::pin(crate::sync::run(
+        sync_client,
+        sync_settings,
+        move || keys.current(),
+        ctx.leader.clone(),
+        Some(ctx.metrics.clone()),
+        std::future::pending(),
+    )))
+}
+
+/// One `kube::runtime::Controller` per watched scope, and the key lifecycle over what their
+/// watches hold.
+fn controller_work(ctx: &Arc<Context>, health: &crate::adapters::http::Health) -> Vec<Work> {
+    let settings = &ctx.settings;
     let scopes: Vec<Option<String>> = if settings.watch_namespaces.is_empty() {
         vec![None]
     } else {
@@ -296,55 +373,15 @@ pub async fn run(
             .map(Some)
             .collect()
     };
-    if let Some(rx) = leader.clone() {
-        let metrics = metrics.clone();
-        work.push(Box::pin(async move {
-            let mut rx = rx;
-            loop {
-                metrics.set_leader(*rx.borrow_and_update());
-                if rx.changed().await.is_err() {
-                    break;
-                }
-            }
-        }));
-    }
-    {
-        let keys = keys.clone();
-        let metrics = metrics.clone();
-        work.push(Box::pin(async move {
-            let mut rx = keys.subscribe();
-            while rx.changed().await.is_ok() {
-                metrics.set_keys(keys.current().identities.len());
-            }
-        }));
-    }
-    if let Some(mut sync_settings) = settings.sync.clone() {
-        // The loop refuses what this controller would (its deny list, --template-deny
-        // included), and writes nothing in the namespace that holds its keys.
-        sync_settings.plan.deny = ctx.deny.clone();
-        sync_settings.plan.protected_namespace = Some(settings.namespace.clone());
-        let keys = keys.clone();
-        let sync_client = settings
-            .sync_client
-            .clone()
-            .map_or_else(|| client.clone(), |c| c.0);
-        work.push(Box::pin(crate::sync::run(
-            sync_client,
-            sync_settings,
-            move || keys.current(),
-            leader.clone(),
-            Some(metrics.clone()),
-            std::future::pending(),
-        )));
-    }
     let synced = Arc::new(std::sync::atomic::AtomicUsize::new(scopes.len()));
     let changed = Arc::new(tokio::sync::Notify::new());
     let mut stores = Vec::new();
+    let mut work: Vec<Work> = Vec::new();
     for scope in scopes {
         let (reader, writer) = reflector::store();
         stores.push(reader.clone());
         work.push(Box::pin(controller(
-            client.clone(),
+            ctx.client.clone(),
             scope,
             ctx.clone(),
             (reader, writer),
@@ -358,21 +395,15 @@ pub async fn run(
     }
     work.push(Box::pin(lifecycle::run(
         lifecycle::Lifecycle {
-            client: client.clone(),
+            client: ctx.client.clone(),
             namespace: settings.namespace.clone(),
-            keys: keys.clone(),
+            keys: ctx.keys.clone(),
             stores,
             changed,
             health: health.clone(),
-            metrics: metrics.clone(),
-            recorder: Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: FIELD_MANAGER.into(),
-                    instance: settings.instance.clone(),
-                },
-            ),
-            leader: leader.clone(),
+            metrics: ctx.metrics.clone(),
+            recorder: recorder(&ctx.client, settings),
+            leader: ctx.leader.clone(),
             sync_status: settings
                 .sync
                 .as_ref()
@@ -380,16 +411,7 @@ pub async fn run(
         },
         settings.lifecycle_every,
     )));
-    tokio::select! {
-        _ = futures::future::join_all(work) => {}
-        _ = shutdown => {}
-    }
-    if let Some(l) = leadership {
-        l.stop().await;
-    }
-    let _ = http_stop.send(());
-    tracing::info!("controller stopped");
-    Ok(())
+    work
 }
 
 /// What the SealedSecret watches report to: readiness once every scope has listed, and the

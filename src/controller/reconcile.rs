@@ -14,11 +14,11 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use zeroize::Zeroize;
 
+use super::decide;
 use super::keys::Keys;
 use super::render::{
     self, condition_reason, reason, DenyList, DesiredSecret, Outcome, ADOPT_ANNOTATION,
-    DATA_HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_REFERENCE_ANNOTATION,
-    RECREATE_ANNOTATION, ROLLOUT_ANNOTATION,
+    DATA_HASH_ANNOTATION, OWNER_REFERENCE_ANNOTATION, RECREATE_ANNOTATION, ROLLOUT_ANNOTATION,
 };
 use super::{ReconcileError, Settings, FIELD_MANAGER};
 use crate::adapters::kube::SealedSecret as SealedSecretResource;
@@ -202,7 +202,8 @@ struct Applied {
     skipped: Vec<String>,
 }
 
-/// Everything up to and including the apply (and the rollout it calls for).
+/// Everything up to and including the apply (and the rollout it calls for): read, ask
+/// [`decide`], send.
 async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Applied, Stop> {
     let name = obj.name_any();
     let namespace = obj
@@ -222,50 +223,25 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Appli
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let existing = secrets.get_metadata_opt(&name).await?;
-    let managed = existing.as_ref().is_some_and(|s| {
-        s.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
-    });
-    let adopting = match &existing {
-        Some(s) if !managed => {
-            if annotation_is(s, ADOPT_ANNOTATION, "true") {
-                true
-            } else {
-                return Err(failed(
-                    reason::SECRET_CONFLICT,
-                    format!(
-                        "Secret {namespace}/{name} exists and is not managed by gitops-seal; \
-                         annotate it {ADOPT_ANNOTATION}: \"true\" to have it taken over"
-                    ),
-                ));
-            }
-        }
-        _ => false,
-    };
-
-    let keyring = ctx.keys.current();
-    if keyring.identities.is_empty() {
-        return Err(failed(
-            reason::KEY_MISSING,
-            format!("{}: the controller holds no identity", sealed.object_ref()),
-        ));
-    }
-    // Unsealing is CPU work: off the async executor.
-    let ns = namespace.clone();
-    let (plain, opened_with) = tokio::task::spawn_blocking(move || {
-        sealed
-            .unseal_attributed(&keyring.identities, Some(&ns))
-            .map(|(plain, used)| (plain, keyring.fingerprints(&used)))
-    })
-    .await
-    .map_err(|_| failed(reason::DECRYPT_FAILED, "the unsealing task failed"))?
-    .map_err(|e| failed(condition_reason(&e), e.to_string()))?;
+    let target = decide::target(
+        existing
+            .as_ref()
+            .map(|e| decide::ExistingSecret {
+                labels: e.metadata.labels.as_ref(),
+                annotations: e.metadata.annotations.as_ref(),
+            })
+            .as_ref(),
+        &namespace,
+        &name,
+    )
+    .map_err(|(reason, message)| failed(reason, message))?;
+    let (plain, opened_with) = unseal(sealed, ctx, &namespace).await?;
 
     let owner = if annotation_is(obj, OWNER_REFERENCE_ANNOTATION, "false") {
         None
     } else {
         obj.controller_owner_ref(&())
     };
-
     // What was read before unsealing, carried into every write: a Secret changed, deleted or
     // made in between is never overwritten.
     let mut seen: Option<(String, String)> = existing.as_ref().map(|e| {
@@ -274,91 +250,159 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Appli
             e.metadata.resource_version.clone().unwrap_or_default(),
         )
     });
-
-    // Another controller's ownerReference (adoption, or a SealedSecret recreated under the
-    // same name) goes first: only one may say controller: true.
     if let (Some(existing), Some(owner)) = (&existing, &owner) {
         let refs = existing
             .metadata
             .owner_references
-            .clone()
+            .as_deref()
             .unwrap_or_default();
-        if refs
-            .iter()
-            .any(|r| r.controller == Some(true) && r.uid != owner.uid)
-        {
-            let kept: Vec<_> = refs
-                .into_iter()
-                .filter(|r| r.controller != Some(true) || r.uid == owner.uid)
-                .collect();
-            let patch = json!({"metadata": {
-                "uid": existing.metadata.uid,
-                "resourceVersion": existing.metadata.resource_version,
-                "ownerReferences": kept,
-            }});
-            let patched = secrets
-                .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(redact_api_error)?;
-            seen = Some((
-                patched.metadata.uid.unwrap_or_default(),
-                patched.metadata.resource_version.unwrap_or_default(),
-            ));
+        if let Some(kept) = decide::owner_references_to_keep(refs, owner) {
+            seen = Some(drop_owner_references(&secrets, existing, kept).await?);
         }
     }
-    if adopting {
+    if target == decide::Target::Adopt {
         tracing::info!(secret = %format!("{namespace}/{name}"), "adopting the Secret");
     }
 
     let keys: Vec<String> = plain.data.keys().cloned().collect();
     let current_hash = render::data_hash(&plain);
-    let previous_hash = existing
-        .as_ref()
-        .and_then(|e| e.annotations().get(DATA_HASH_ANNOTATION).cloned());
     let rollout_value = obj
         .annotations()
         .get(ROLLOUT_ANNOTATION)
-        .filter(|v| !v.trim().is_empty());
-    let decision = render::rollout_decision(
-        previous_hash.as_deref(),
+        .map(String::as_str);
+    let plan = decide::rollout_plan(
+        rollout_value,
+        ctx.settings.rollout,
+        existing
+            .as_ref()
+            .and_then(|e| e.annotations().get(DATA_HASH_ANNOTATION))
+            .map(String::as_str),
         &current_hash,
-        ctx.settings.rollout && rollout_value.is_some(),
     );
-    let mut skipped = Vec::new();
-    if rollout_value.is_some()
-        && !ctx.settings.rollout
-        && previous_hash.as_deref().is_some_and(|p| p != current_hash)
-    {
-        skipped.push("the data changed, but the controller runs without --rollout".to_owned());
-    }
+    let mut skipped: Vec<String> = plan.note.into_iter().collect();
     let mut desired = DesiredSecret::new(&name, &namespace, &plain, owner);
-    desired.data_hash = Some(decision.write.clone());
-    let apply = PatchParams::apply(FIELD_MANAGER).force();
-    // At most: create, apply, (recreate:) delete, create, apply.
+    desired.data_hash = Some(plan.decision.write.clone());
+    let recreate = annotation_is(obj, RECREATE_ANNOTATION, "true");
+    let applied = apply(&secrets, &mut desired, seen, recreate).await;
+    drop(desired);
+    drop(plain);
+    remove_hand_added_keys(&secrets, &name, applied?, &keys).await?;
+
+    let rollout_value = rollout_value.filter(|v| !v.trim().is_empty());
+    if plan.decision.roll {
+        let value = rollout_value.unwrap_or_default();
+        skipped.extend(roll_workloads(ctx, &namespace, &name, value, false).await?);
+        // Rolled: the hash becomes the data's, so the next reconcile (or a restart) does not
+        // roll again.
+        let patch = json!({"metadata": {"annotations": {DATA_HASH_ANNOTATION: current_hash}}});
+        secrets
+            .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(redact_api_error)?;
+    }
+    // The condition says what is wrong with the rollout every time, not only when data changes:
+    // the annotation's own mistakes, and (with --rollout) workloads that are not there, found
+    // by a dry-run patch (the one verb the controller holds on workloads).
+    let notes = match (rollout_value, plan.decision.roll) {
+        (_, true) => skipped.clone(),
+        (Some(v), false) if ctx.settings.rollout => {
+            roll_workloads(ctx, &namespace, &name, v, true).await?
+        }
+        (Some(v), false) => render::parse_rollout(v).1,
+        (None, false) => Vec::new(),
+    };
+    Ok(Applied {
+        keys: keys.len(),
+        opened_with,
+        notes,
+        skipped,
+    })
+}
+
+/// Unseals with the keyring, off the async executor (CPU work); the values and the
+/// fingerprints of the keys that opened them.
+async fn unseal(
+    sealed: SealedSecret,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<(crate::core::PlainSecret, Vec<String>), Stop> {
+    let keyring = ctx.keys.current();
+    if keyring.identities.is_empty() {
+        return Err(failed(
+            reason::KEY_MISSING,
+            format!("{}: the controller holds no identity", sealed.object_ref()),
+        ));
+    }
+    let ns = namespace.to_owned();
+    tokio::task::spawn_blocking(move || {
+        sealed
+            .unseal_attributed(&keyring.identities, Some(&ns))
+            .map(|(plain, used)| (plain, keyring.fingerprints(&used)))
+    })
+    .await
+    .map_err(|_| failed(reason::DECRYPT_FAILED, "the unsealing task failed"))?
+    .map_err(|e| failed(condition_reason(&e), e.to_string()))
+}
+
+/// Removes another controller's ownerReference (with the uid and resourceVersion read); the
+/// uid and resourceVersion after.
+async fn drop_owner_references(
+    secrets: &Api<Secret>,
+    existing: &kube::core::PartialObjectMeta<Secret>,
+    kept: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+) -> Result<(String, String), Stop> {
+    let patch = json!({"metadata": {
+        "uid": existing.metadata.uid,
+        "resourceVersion": existing.metadata.resource_version,
+        "ownerReferences": kept,
+    }});
+    let patched = secrets
+        .patch_metadata(
+            &existing.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(redact_api_error)?;
+    Ok((
+        patched.metadata.uid.unwrap_or_default(),
+        patched.metadata.resource_version.unwrap_or_default(),
+    ))
+}
+
+/// Creates (when nothing was there) and applies the Secret, carrying what was read; on an
+/// immutable refusal with a recreate asked for, deletes the Secret read and does it again. At
+/// most: create, apply, delete, create, apply.
+async fn apply(
+    secrets: &Api<Secret>,
+    desired: &mut DesiredSecret<'_>,
+    mut seen: Option<(String, String)>,
+    recreate: bool,
+) -> Result<Secret, Stop> {
+    let (name, namespace) = (desired.name.to_owned(), desired.namespace.to_owned());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut recreated = false;
-    let result = loop {
+    loop {
         let Some(precondition) = seen.take() else {
-            seen = Some(create(&secrets, &desired, &namespace).await?);
+            seen = Some(create(secrets, desired, &namespace).await?);
             continue;
         };
         desired.precondition = Some(precondition.clone());
-        match secrets.patch(&name, &apply, &Patch::Apply(&desired)).await {
-            Err(kube::Error::Api(s)) if s.code == 422 && cause_is(&s, "metadata.uid") => {
-                // Deleted and made again by someone else since it was read: not ours to write.
-                return Err(Stop::Kube(redact_api_error(kube::Error::Api(s))));
+        let s = match secrets
+            .patch(&name, &params, &Patch::Apply(&*desired))
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.code == 422 => s,
+            other => return other.map_err(|e| redact_api_error(e).into()),
+        };
+        let describe = describe_refusal(&s);
+        match decide::apply_refusal(&s, recreate, recreated, &namespace, &name, &describe) {
+            // Deleted and made again by someone else since it was read: not ours to write.
+            decide::ApplyRefusal::ReplacedMeanwhile => {
+                return Err(Stop::Kube(redact_api_error(kube::Error::Api(s))))
             }
-            Err(kube::Error::Api(s)) if s.code == 422 && is_immutable_refusal(&s) && !recreated => {
-                if !annotation_is(obj, RECREATE_ANNOTATION, "true") {
-                    return Err(failed(
-                        reason::IMMUTABLE_CHANGED,
-                        format!(
-                            "Secret {namespace}/{name} is immutable or has another type, and \
-                             {}; annotate the SealedSecret {RECREATE_ANNOTATION}: \"true\" to \
-                             delete and create it",
-                            describe_refusal(&s)
-                        ),
-                    ));
-                }
+            decide::ApplyRefusal::Report(reason, message) => return Err(failed(reason, message)),
+            decide::ApplyRefusal::Recreate => {
                 let dp = DeleteParams {
                     preconditions: Some(Preconditions {
                         uid: Some(precondition.0.clone()),
@@ -374,70 +418,37 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Appli
                 tracing::info!(secret = %format!("{namespace}/{name}"), "deleted to recreate");
                 recreated = true;
             }
-            Err(kube::Error::Api(s)) if s.code == 422 => {
-                return Err(failed(
-                    reason::INVALID_SPEC,
-                    format!("Secret {namespace}/{name}: {}", describe_refusal(&s)),
-                ))
-            }
-            other => break other.map_err(redact_api_error),
         }
-    };
-    drop(desired);
-    drop(plain);
-    let mut applied = result?;
+    }
+}
 
-    // Keys another field manager added (a hand edit) are not ours to keep: data holds exactly
-    // the SealedSecret's keys.
-    let extra: Vec<String> = applied
-        .data
-        .as_ref()
-        .map(|d| d.keys().filter(|k| !keys.contains(k)).cloned().collect())
-        .unwrap_or_default();
+/// Removes keys another field manager added (a hand edit), with the resourceVersion applied.
+async fn remove_hand_added_keys(
+    secrets: &Api<Secret>,
+    name: &str,
+    mut applied: Secret,
+    ours: &[String],
+) -> Result<(), Stop> {
+    let extra = decide::hand_added_keys(applied.data.iter().flat_map(|d| d.keys()), ours);
     let rv = applied.metadata.resource_version.clone();
+    let namespace = applied.metadata.namespace.clone().unwrap_or_default();
     wipe(&mut applied);
     drop(applied);
-    if !extra.is_empty() {
-        let data: serde_json::Map<String, serde_json::Value> = extra
-            .iter()
-            .map(|k| (k.clone(), serde_json::Value::Null))
-            .collect();
-        let patch = json!({"metadata": {"resourceVersion": rv}, "data": data});
-        let mut patched = secrets
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(redact_api_error)?;
-        wipe(&mut patched);
-        tracing::info!(secret = %format!("{namespace}/{name}"), removed = ?extra, "removed keys added by hand");
+    if extra.is_empty() {
+        return Ok(());
     }
-    if decision.roll {
-        let value = rollout_value.map(String::as_str).unwrap_or_default();
-        skipped.extend(roll_workloads(ctx, &namespace, &name, value, false).await?);
-        // Rolled: the hash becomes the data's, so the next reconcile (or a restart) does not
-        // roll again.
-        let patch = json!({"metadata": {"annotations": {DATA_HASH_ANNOTATION: current_hash}}});
-        secrets
-            .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(redact_api_error)?;
-    }
-    // The condition says what is wrong with the rollout every time, not only when data changes:
-    // the annotation's own mistakes, and (with --rollout) workloads that are not there, found
-    // by a dry-run patch (the one verb the controller holds on workloads).
-    let notes = match (rollout_value, decision.roll) {
-        (_, true) => skipped.clone(),
-        (Some(v), false) if ctx.settings.rollout => {
-            roll_workloads(ctx, &namespace, &name, v, true).await?
-        }
-        (Some(v), false) => render::parse_rollout(v).1,
-        (None, false) => Vec::new(),
-    };
-    Ok(Applied {
-        keys: keys.len(),
-        opened_with,
-        notes,
-        skipped,
-    })
+    let data: serde_json::Map<String, serde_json::Value> = extra
+        .iter()
+        .map(|k| (k.clone(), serde_json::Value::Null))
+        .collect();
+    let patch = json!({"metadata": {"resourceVersion": rv}, "data": data});
+    let mut patched = secrets
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(redact_api_error)?;
+    wipe(&mut patched);
+    tracing::info!(secret = %format!("{namespace}/{name}"), removed = ?extra, "removed keys added by hand");
+    Ok(())
 }
 
 /// Sets the restart annotation on each workload the rollout annotation names (with `dry_run`,
@@ -545,25 +556,6 @@ async fn create(
     }
 }
 
-/// Whether one of the refusal's causes names `field`.
-fn cause_is(status: &kube::core::Status, field: &str) -> bool {
-    status
-        .details
-        .as_ref()
-        .is_some_and(|d| d.causes.iter().any(|c| c.field == field))
-}
-
-/// kube-apiserver's refusal of a change to an immutable Secret's data or to any Secret's type
-/// (422 Invalid, `field is immutable`, on `data`, `immutable` or `type`).
-fn is_immutable_refusal(status: &kube::core::Status) -> bool {
-    status.details.as_ref().is_some_and(|d| {
-        d.causes.iter().any(|c| {
-            matches!(c.field.as_str(), "data" | "immutable" | "type")
-                && c.message.contains("field is immutable")
-        })
-    })
-}
-
 /// Writes `status` with server-side apply on the status subresource.
 async fn write_status(
     obj: &SealedSecretResource,
@@ -610,45 +602,4 @@ async fn write_status(
     )
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{cause_is, is_immutable_refusal};
-    use kube::core::Status;
-
-    fn refusal(causes: &[(&str, &str)]) -> Status {
-        let causes: Vec<serde_json::Value> = causes
-            .iter()
-            .map(|(field, message)| {
-                serde_json::json!({"reason": "FieldValueInvalid", "message": message, "field": field})
-            })
-            .collect();
-        serde_json::from_value(serde_json::json!({
-            "status": "Failure", "message": "Secret \"db\" is invalid", "reason": "Invalid",
-            "code": 422, "details": {"name": "db", "kind": "Secret", "causes": causes},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn immutable_refusals_are_recognised_by_their_causes() {
-        assert!(is_immutable_refusal(&refusal(&[(
-            "data",
-            "Forbidden: field is immutable when `immutable` is set"
-        )])));
-        assert!(is_immutable_refusal(&refusal(&[(
-            "type",
-            "Invalid value: \"kubernetes.io/tls\": field is immutable"
-        )])));
-        // Another uid is "field is immutable" too, but on metadata.uid: a replaced Secret, not
-        // one to delete and create.
-        let uid = refusal(&[("metadata.uid", "Invalid value: \"x\": field is immutable")]);
-        assert!(!is_immutable_refusal(&uid));
-        assert!(cause_is(&uid, "metadata.uid"));
-        assert!(!is_immutable_refusal(&refusal(&[(
-            "metadata.labels",
-            "Invalid value"
-        )])));
-    }
 }

@@ -13,17 +13,10 @@ use crate::adapters::kube::Condition;
 use crate::core::PlainSecret;
 use crate::Error;
 
-/// The label every Secret the controller writes carries (`controller`). Secrets are mapped back
-/// to their SealedSecret by this label and their name.
-pub const MANAGED_BY_LABEL: &str = "gitops-seal.dev/managed-by";
-pub const MANAGED_BY_VALUE: &str = "controller";
-/// On a Secret the controller does not manage: `"true"` lets it take the Secret over.
-pub use crate::core::names::ADOPT_ANNOTATION;
-/// On a SealedSecret: `"true"` deletes and creates an immutable Secret (or one whose type
-/// changed) instead of reporting ImmutableChanged.
-pub const RECREATE_ANNOTATION: &str = "gitops-seal.dev/recreate";
-/// On a SealedSecret: `"false"` leaves the Secret without an ownerReference.
-pub const OWNER_REFERENCE_ANNOTATION: &str = "gitops-seal.dev/owner-reference";
+pub use crate::core::names::{
+    ADOPT_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_REFERENCE_ANNOTATION,
+    RECREATE_ANNOTATION,
+};
 
 /// The condition type.
 pub const READY: &str = "Ready";

@@ -138,6 +138,14 @@ pub fn ensure_trailing_newline(out: &mut String) {
     }
 }
 
+/// One manifest file of a tree (a commit the sync loop reads): its path under the root, and its
+/// bytes.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

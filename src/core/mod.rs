@@ -2,6 +2,7 @@
 
 pub mod binding;
 pub mod deny;
+pub mod duration;
 pub mod error;
 pub mod import;
 pub mod judge;

@@ -13,8 +13,7 @@ use super::yaml;
 /// The exact bytes of one value, wiped from memory when dropped.
 pub type SecretBytes = Zeroizing<Vec<u8>>;
 
-/// The annotation that chooses the scope of one Secret.
-pub const SCOPE_ANNOTATION: &str = "gitops-seal.dev/scope";
+pub use super::names::SCOPE_ANNOTATION;
 
 /// Annotations dropped when sealing: kubectl's copy of the last applied object holds every
 /// value in plain text.

@@ -5,7 +5,6 @@
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::controller::render::OWNER_REFERENCE_ANNOTATION;
 use crate::core::binding::Scope;
 use crate::core::deny;
 use crate::core::error::{Error, ErrorKind, ResultExt};
@@ -14,6 +13,7 @@ use crate::core::import::sops;
 use crate::core::keys::Identity;
 use crate::core::kubeyaml::Limits;
 use crate::core::manifest::{self, DocKind};
+use crate::core::names::OWNER_REFERENCE_ANNOTATION;
 use crate::core::sealed::SealedSecret;
 use crate::core::secret;
 use crate::core::yaml::{self, RawDocument};

@@ -4,14 +4,15 @@
 //! stage, prunes from the inventory of the last successful pass, and records its status in a
 //! ConfigMap. Kubernetes is reached only through `kube`; Git through libgit2, off the executor.
 
+mod ownership;
 pub mod plan;
+mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{
@@ -27,14 +28,13 @@ use crate::core::error::Error;
 use crate::core::yaml;
 use crate::core::Identity;
 use plan::{LiveMeta, ObjectRef, Ownership, Plan, PlanOptions, Planned};
+use status::{annotations, read_status, write_status, Status};
 
-/// An annotation on the status ConfigMap that suspends the loop (`"true"`).
-pub const SUSPEND_ANNOTATION: &str = "gitops-seal.dev/suspend";
-/// An annotation on the status ConfigMap that asks for a pass now: any new value (a time).
-pub const RECONCILE_AT_ANNOTATION: &str = "gitops-seal.dev/reconcile-at";
-
-/// The field manager of every apply a sync makes.
-pub const FIELD_MANAGER: &str = "gitops-seal-sync";
+use crate::core::names::SYNC_STATUS_PREFIX;
+pub use crate::core::names::{
+    KEYS_STATUS_KEY, RECONCILE_AT_ANNOTATION, SUSPEND_ANNOTATION,
+    SYNC_FIELD_MANAGER as FIELD_MANAGER,
+};
 
 /// What one sync is: where to read, what to allow, where to keep its status.
 #[derive(Debug, Clone)]
@@ -96,7 +96,7 @@ impl Settings {
     }
 
     pub fn status_configmap(&self) -> String {
-        format!("gitops-seal-sync-{}", self.name)
+        format!("{SYNC_STATUS_PREFIX}{}", self.name)
     }
 }
 
@@ -176,26 +176,6 @@ pub struct PassReport {
     /// Public fingerprints of the keys that opened this commit's values (set once the commit
     /// is planned).
     pub keys: Option<BTreeSet<String>>,
-}
-
-/// The data key of the status ConfigMap that lists the fingerprints of the keys the last
-/// planned commit's values needed, one a line: a controller running this loop counts them as
-/// in use (docs/OPERATIONS.md, rotation).
-pub const KEYS_STATUS_KEY: &str = "keys";
-
-/// The previous pass's record, read from the status ConfigMap.
-#[derive(Debug, Default)]
-struct Status {
-    inventory: BTreeSet<ObjectRef>,
-    /// `lastAppliedCommit` and `lastAppliedTime`, kept through failed passes (an apply that
-    /// left them out would remove them).
-    last_applied: Option<(String, String)>,
-    /// `keys`, kept through passes that fail before a plan.
-    keys: Option<String>,
-    /// The status ConfigMap does not exist (a first pass, or a lost record): objects carrying
-    /// this sync's label and its field manager's apply count as its own (see
-    /// [`plan::ownership`]).
-    lost: bool,
 }
 
 /// Fetches and plans the commit: everything before the first request to the cluster.
@@ -567,82 +547,6 @@ async fn send(
     first_failure.map_or(Ok(()), Err)
 }
 
-async fn read_status(client: &Client, settings: &Settings) -> Result<Status, kube::Error> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
-    let found = api.get_opt(&settings.status_configmap()).await?;
-    let lost = found.is_none();
-    let mut data = found.and_then(|c| c.data).unwrap_or_default();
-    let inventory = data
-        .remove("inventory")
-        .map(|text| text.lines().filter_map(ObjectRef::from_line).collect())
-        .unwrap_or_default();
-    let last_applied = data
-        .remove("lastAppliedCommit")
-        .zip(data.remove("lastAppliedTime"));
-    Ok(Status {
-        inventory,
-        last_applied,
-        keys: data.remove(KEYS_STATUS_KEY),
-        lost,
-    })
-}
-
-async fn write_status(
-    client: &Client,
-    settings: &Settings,
-    report: &PassReport,
-    inventory: &BTreeSet<ObjectRef>,
-    error: Option<String>,
-    status: &Status,
-) -> Result<(), kube::Error> {
-    let last_applied = status.last_applied.as_ref();
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
-    let now = k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    let inventory: String = inventory.iter().map(|r| r.to_line() + "\n").collect();
-    let mut data = json!({
-        "lastAttemptedCommit": report.commit,
-        "lastAttemptTime": now,
-        "lastError": error.unwrap_or_default(),
-        "applied": report.applied.to_string(),
-        "pruned": report.pruned.to_string(),
-        "failed": report.failed.to_string(),
-        "inventory": inventory,
-    });
-    // The keys this commit needs; a pass that failed before its plan keeps the last record.
-    let keys = match &report.keys {
-        Some(k) => Some(k.iter().map(|f| format!("{f}\n")).collect::<String>()),
-        None => status.keys.clone(),
-    };
-    if let Some(k) = keys {
-        data[KEYS_STATUS_KEY] = json!(k);
-    }
-    let (commit, time) = match (&data["lastError"], last_applied) {
-        (e, _) if e == "" => (report.commit.clone(), now.clone()),
-        (_, Some((c, t))) => (c.clone(), t.clone()),
-        (_, None) => (String::new(), String::new()),
-    };
-    if !commit.is_empty() {
-        data["lastAppliedCommit"] = json!(commit);
-        data["lastAppliedTime"] = json!(time);
-    }
-    let cm = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": settings.status_configmap(), "namespace": settings.namespace,
-            "labels": {"app.kubernetes.io/managed-by": "gitops-seal"}},
-        "data": data,
-    });
-    api.patch(
-        &settings.status_configmap(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&cm),
-    )
-    .await?;
-    Ok(())
-}
-
 /// One pass: fetch, plan, apply in stages, prune, record. On failure the status records the
 /// error; objects applied before it still join the inventory (they can be pruned later).
 pub async fn pass<I>(
@@ -913,19 +817,6 @@ pub async fn run<I, F>(
             _ = &mut shutdown => return,
         }
     }
-}
-
-/// `(suspended, reconcile-at)` from the status ConfigMap (absent: not suspended).
-async fn annotations(client: &Client, settings: &Settings) -> (bool, Option<String>) {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
-    let Ok(Some(cm)) = api.get_opt(&settings.status_configmap()).await else {
-        return (false, None);
-    };
-    let a = cm.metadata.annotations.unwrap_or_default();
-    (
-        a.get(SUSPEND_ANNOTATION).is_some_and(|v| v == "true"),
-        a.get(RECONCILE_AT_ANNOTATION).cloned(),
-    )
 }
 
 #[cfg(test)]

@@ -85,3 +85,50 @@ fn test_refs_are_read_from_backticks() {
     );
     assert!(test_refs("| a | `no test here` |").is_empty());
 }
+
+/// The house's layers (src/lib.rs): core, ops, adapters, sync, controller, each importing only
+/// from the layers before it. Every `crate::LAYER` path in a module of a lower layer fails this.
+#[test]
+fn no_module_imports_from_a_layer_above_its_own() {
+    const LAYERS: [&str; 5] = ["core", "ops", "adapters", "sync", "controller"];
+    fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let mut checked = 0;
+    for (rank, layer) in LAYERS.iter().enumerate() {
+        let mut list = Vec::new();
+        files(&src.join(layer), &mut list);
+        for file in list {
+            checked += 1;
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                for above in &LAYERS[rank + 1..] {
+                    if line.contains(&format!("crate::{above}::"))
+                        || line.contains(&format!("crate::{above};"))
+                        || line.contains(&format!("crate::{above}{{"))
+                    {
+                        found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                    }
+                }
+                if line.contains("crate::cli") {
+                    found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "{checked} files read");
+    assert!(
+        found.is_empty(),
+        "imports from a layer above:\n{}",
+        found.join("\n")
+    );
+}
