@@ -111,6 +111,10 @@ fn no_module_imports_from_a_layer_above_its_own() {
             checked += 1;
             let text = std::fs::read_to_string(&file).unwrap();
             for (n, line) in text.lines().enumerate() {
+                // A doc link may point anywhere; code may not.
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
                 for above in &LAYERS[rank + 1..] {
                     if line.contains(&format!("crate::{above}::"))
                         || line.contains(&format!("crate::{above};"))
