@@ -208,13 +208,7 @@ impl SealedList {
             if kind != DocKind::SealedSecret {
                 continue;
             }
-            let text = serde_json::to_string(item).expect("values serialise");
-            let item_doc = RawDocument {
-                text: &text,
-                first_line: doc.first_line,
-                is_empty: false,
-            };
-            let parsed = crate::core::SealedSecret::parse(&item_doc)
+            let parsed = yaml::reparse_item(item, doc.first_line, crate::core::SealedSecret::parse)
                 .map_err(|e| e.in_object(Self::object(i + 1, None)));
             items.push((i + 1, parsed));
         }
