@@ -22,3 +22,4 @@ mod pq;
 mod properties;
 mod roundtrip;
 mod verify;
+mod walk;
