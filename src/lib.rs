@@ -1,21 +1,30 @@
 //! gitops-seal: keep Kubernetes Secrets in Git, sealed value by value with age.
 //!
-//! The crate is layered so that the architecture shows in the folders:
+//! The crate is layered so that the architecture shows in the folders. From the bottom up:
 //!
-//! * [`core`] is pure: manifest splitting and parsing, the sealed format, the binding that ties
-//!   a ciphertext to its key/name/namespace, sealing and unsealing, and `.gitops-seal.yaml`
-//!   rules. No file system, no environment, no async. Benchmarks, fuzz targets, property tests,
-//!   the CLI and (later) the controller all call it.
-//! * [`ops`] runs whole-file operations (encrypt, decrypt, set, unset, rekey, verify) over the
-//!   core, still without I/O: bytes in, bytes out.
-//! * [`adapters`] are the edges: files and atomic writes, identity files, config and rule
-//!   discovery, Git (index, history, hooks folder, merge-file), the private editing file.
-//!   They feed bytes to [`ops`]; nothing in [`ops`] or [`core`] calls back into them.
+//! 1. [`core`] is pure: manifest splitting and parsing, the sealed format, the binding that ties
+//!    a ciphertext to its key/name/namespace, sealing and unsealing, `.gitops-seal.yaml` rules,
+//!    the plaintext judge. No file system, no environment, no async. Benchmarks, fuzz targets,
+//!    property tests, the CLI, the controller and the sync loop all call it.
+//! 2. [`ops`] runs whole-file operations (encrypt, decrypt, set, unset, rekey, verify, import,
+//!    scan) over the core, still without I/O: bytes in, bytes out.
+//! 3. [`adapters`] are the edges: files and atomic writes, identity files, config and rule
+//!    discovery, Git (index, history, hooks folder, merge-file), the private editing file, the
+//!    Kubernetes API, HTTP endpoints and leader election. They feed bytes to [`ops`].
+//! 4. [`controller`] (the in-cluster controller) and [`sync`] (the GitOps reconcile loop) run on
+//!    top, over the adapters. The controller can run the sync loop in its process, so
+//!    `controller` may call `sync`; `sync` never calls `controller`.
+//! 5. The binary's `cli` module, last: it only parses arguments, resolves them once into one
+//!    settings value, calls the library and prints; it words the hints (flags, commands) that
+//!    the library's errors deliberately leave out. The library never prints.
 //!
-//! The binary's `cli` module only parses arguments, resolves them once into one settings
-//! value, calls the library and prints; it words the hints (flags, commands) that the
-//! library's errors deliberately leave out. Errors are one type, [`Error`]: a located
-//! [`ErrorKind`] whose typed cause (an I/O, age or Git error) is its `source()`.
+//! A layer may import from the layers below it, never from one above: [`core`] from nothing in
+//! the crate, [`ops`] from [`core`], [`adapters`] from [`ops`] and [`core`], [`controller`] and
+//! [`sync`] from everything below them, and `cli` from all of the library.
+//!
+//! Errors are one type, [`Error`]: a located [`ErrorKind`] (file, document, object, key) whose
+//! typed cause (an I/O, age or Git error) is its `source()`, and whose [`Error::reason`] is
+//! stable. No secret value is ever part of one.
 //!
 //! ## Unsealing one SealedSecret in memory
 //!

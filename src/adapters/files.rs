@@ -216,15 +216,37 @@ pub fn is_manifest_name(path: &Path) -> bool {
     )
 }
 
+/// A file a command reads: named on the command line, or reached by walking a folder named
+/// there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub path: PathBuf,
+    /// Reached by a folder walk rather than named: an empty one is passed over with a note
+    /// (see [`crate::ops::skipped_in_walk`]), as kubectl passes it over.
+    pub walked: bool,
+}
+
+impl Input {
+    /// A file named on the command line.
+    pub fn named(path: impl Into<PathBuf>) -> Self {
+        Input {
+            path: path.into(),
+            walked: false,
+        }
+    }
+}
+
 /// Expands folders into the manifest files under them (sorted, hidden entries skipped);
 /// files are kept as given. An error names the path it is about.
-pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<Input>, Error> {
     let mut out = Vec::new();
     for p in paths {
         if p != Path::new("-") && fs::metadata(p).map_err(|e| Error::io(p, e))?.is_dir() {
-            walk(p, &mut out)?;
+            let mut found = Vec::new();
+            walk(p, &mut found)?;
+            out.extend(found.into_iter().map(|path| Input { path, walked: true }));
         } else {
-            out.push(p.clone());
+            out.push(Input::named(p.clone()));
         }
     }
     Ok(out)

@@ -1,17 +1,33 @@
-//! Installing and removing gitops-seal's Git hooks. A hook that was there before is kept beside
-//! ours with a `.local` suffix and run first; removing ours puts it back. Nothing is printed
-//! here: the caller reports the [`HookChange`]s.
+//! Installing and removing gitops-seal's Git hooks, and finding the hooks folder. A hook that
+//! was there before is kept beside ours with a `.local` suffix and run first; removing ours puts
+//! it back. Nothing is printed here: the caller reports the [`HookChange`]s.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::git::{hooks_dir, HOOK_MARKER};
 use crate::core::error::{Error, ErrorKind};
 
 /// The hooks gitops-seal installs. `pre-merge-commit` too, so that a merge commit cannot bring
 /// in a plaintext Secret committed elsewhere with `--no-verify`; it only ever refuses (sealing
 /// in the middle of a merge would surprise more than help).
 pub const HOOKS: [&str; 2] = ["pre-commit", "pre-merge-commit"];
+
+/// The line that marks a hook script as ours.
+pub const HOOK_MARKER: &str = "# gitops-seal pre-commit hook";
+
+/// The hooks folder: `core.hooksPath` (relative to the work tree) or `.git/hooks`.
+pub fn hooks_dir(repo: &git2::Repository) -> Result<std::path::PathBuf, git2::Error> {
+    let config = repo.config()?;
+    if let Ok(p) = config.get_path("core.hooksPath") {
+        if p.is_absolute() {
+            return Ok(p);
+        }
+        let root = repo.workdir().unwrap_or_else(|| repo.path());
+        return Ok(root.join(p));
+    }
+    // Linked worktrees share the main repository's hooks: git runs them from the common dir.
+    Ok(repo.commondir().join("hooks"))
+}
 
 /// One thing [`install`] or [`uninstall`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

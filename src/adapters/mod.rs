@@ -7,7 +7,6 @@ pub mod exposure;
 pub mod fetch;
 pub mod files;
 pub mod git;
-pub mod git_index;
 pub mod gitsource;
 pub mod hooks;
 pub mod http;

@@ -5,13 +5,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::config;
+use super::files::Input;
 use crate::core::error::Error;
 
 /// The files under `root` that `scan` reads: in name order, symlinks not followed, `.git`,
 /// the nearest config's `ignore:` globs and (inside a repository) what Git ignores left out —
 /// files Git ignores cannot reach a commit by accident, so a plaintext Secret kept out of Git
-/// on purpose is not a finding. Files Git tracks anyway (`git add -f`) are kept.
-pub fn files_to_scan(root: &Path) -> Result<Vec<PathBuf>, Error> {
+/// on purpose is not a finding. Files Git tracks anyway (`git add -f`) are kept. `root` itself,
+/// when it is a file, is named rather than walked.
+pub fn files_to_scan(root: &Path) -> Result<Vec<Input>, Error> {
     let root = fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
     let mut walk = TreeWalk {
         config: config::find_config(&root)
@@ -31,7 +33,13 @@ pub fn files_to_scan(root: &Path) -> Result<Vec<PathBuf>, Error> {
     }
     let mut files = Vec::new();
     walk.collect(&root, &mut files)?;
-    Ok(files)
+    Ok(files
+        .into_iter()
+        .map(|path| Input {
+            walked: path != root,
+            path,
+        })
+        .collect())
 }
 
 /// The files `scan` reads under a folder: in name order, symlinks not followed, `.git`, the
@@ -129,7 +137,7 @@ mod tests {
         let found: Vec<String> = files_to_scan(&root)
             .unwrap()
             .iter()
-            .map(|p| config::relative_slash_path(&root, p))
+            .map(|f| config::relative_slash_path(&root, &f.path))
             .collect();
         assert_eq!(
             found,

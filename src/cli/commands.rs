@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
+use zeroize::Zeroizing;
 
 use gitops_seal::adapters::{files, identity};
 use gitops_seal::core::keys::{Identity, Recipient};
@@ -161,15 +162,29 @@ fn read_manifest(p: &Path, limits: &Limits) -> Result<zeroize::Zeroizing<Vec<u8>
     Ok(input)
 }
 
+/// Reads a file a command was given; `None` for an empty file a folder walk reached, which is
+/// passed over with a note, as kubectl passes it over. A file named on the command line is read
+/// whatever it holds (empty, the library refuses it).
+fn read_walked(input: &files::Input, limits: &Limits) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    let bytes = read_manifest(&input.path, limits)?;
+    if input.walked {
+        if let Some(note) = ops::skipped_in_walk(&bytes) {
+            print_notes(&input.path, &[note]);
+            return Ok(None);
+        }
+    }
+    Ok(Some(bytes))
+}
+
 /// The files named and under the folders named, less those a folder walk reaches that the
 /// nearest `.gitops-seal.yaml` lists under `ignore:` (a file named on the command line is
 /// always read).
-fn walked_files(inputs: &[PathBuf], settings: &mut Settings) -> Result<Vec<PathBuf>> {
+fn walked_files(inputs: &[PathBuf], settings: &mut Settings) -> Result<Vec<files::Input>> {
     let paths = files::expand_paths(inputs)?;
     let mut out = Vec::with_capacity(paths.len());
     let mut skipped = 0usize;
     for p in paths {
-        if !inputs.contains(&p) && settings.file(&p)?.rule.ignored {
+        if p.walked && !inputs.contains(&p.path) && settings.file(&p.path)?.rule.ignored {
             skipped += 1;
             continue;
         }
@@ -197,19 +212,22 @@ fn encrypt(
     limits: &Limits,
 ) -> Result<i32> {
     let paths = walked_files(inputs, settings)?;
-    if in_place && paths.iter().any(|p| p == Path::new("-")) {
+    if in_place && paths.iter().any(|p| p.path == Path::new("-")) {
         bail!("--in-place needs files, not standard input");
     }
     let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
-        let file = settings.file(p)?;
+        let file = settings.file(&p.path)?;
         jobs.push((p, settings.seal_settings(&file, false)));
     }
     let staged = in_place.then(|| files::StagedWrites::new(jobs.len()).force(force));
     let results: Vec<Result<Option<String>>> = jobs
         .par_iter()
-        .map(|(p, settings)| {
-            let input = read_manifest(p, limits)?;
+        .map(|(file, settings)| {
+            let p = &file.path;
+            let Some(input) = read_walked(file, limits)? else {
+                return Ok(None);
+            };
             let report = ops::encrypt_report(&input, settings, None, limits)
                 .map_err(|e| e.in_file(display(p)))?;
             print_notes(p, &report.notes);
@@ -245,7 +263,7 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
         ImportSource::Sops { common, .. } => (common, true),
     };
     let paths = walked_files(&common.files, settings)?;
-    if common.in_place && paths.iter().any(|p| p == Path::new("-")) {
+    if common.in_place && paths.iter().any(|p| p.path == Path::new("-")) {
         bail!("--in-place needs files, not standard input");
     }
     let opener = match source {
@@ -256,7 +274,7 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
     };
     let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
-        let file = settings.file(p)?;
+        let file = settings.file(&p.path)?;
         jobs.push((p, settings.seal_settings(&file, false)));
     }
     let staged = common
@@ -269,8 +287,11 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
     );
     let results: Vec<Result<Done>> = jobs
         .par_iter()
-        .map(|(p, seal)| {
-            let input = read_manifest(p, limits)?;
+        .map(|(file, seal)| {
+            let p = &file.path;
+            let Some(input) = read_walked(file, limits)? else {
+                return Ok((None, Vec::new(), Vec::new()));
+            };
             let report = match &opener {
                 Opener::SealedSecrets(keys) => {
                     let opts = ops::SealedSecretsImport {
@@ -306,7 +327,8 @@ fn import(source: &ImportSource, settings: &mut Settings, limits: &Limits) -> Re
     };
     if common.dry_run {
         let mut stdout = std::io::stdout().lock();
-        for ((p, _), (_, imported, plain)) in jobs.iter().zip(&outputs) {
+        for ((file, _), (_, imported, plain)) in jobs.iter().zip(&outputs) {
+            let p = &file.path;
             for o in imported {
                 writeln!(stdout, "{}", describe_import(p, o))?;
             }
@@ -385,20 +407,23 @@ fn decrypt(inputs: &[PathBuf], settings: &mut Settings, limits: &Limits) -> Resu
     let identities = settings.identities()?;
     let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
-        jobs.push((p, settings.file(p)?.namespace));
+        jobs.push((p, settings.file(&p.path)?.namespace));
     }
-    let outputs: Vec<zeroize::Zeroizing<String>> = jobs
+    let outputs: Vec<Option<Zeroizing<String>>> = jobs
         .par_iter()
-        .map(|(p, namespace)| {
-            let input = read_manifest(p, limits)?;
+        .map(|(file, namespace)| {
+            let p = &file.path;
+            let Some(input) = read_walked(file, limits)? else {
+                return Ok(None);
+            };
             let (text, notes) =
                 ops::decrypt_report(&input, &identities, namespace.as_deref(), limits)
                     .map_err(|e| e.in_file(display(p)))?;
             print_notes(p, &notes);
-            Ok(text)
+            Ok(Some(text))
         })
         .collect::<Result<_>>()?;
-    print_files(outputs.iter().map(|o| o.as_str()))?;
+    print_files(outputs.iter().flatten().map(|o| o.as_str()))?;
     Ok(0)
 }
 
@@ -445,12 +470,13 @@ fn rekey(inputs: &[PathBuf], force: bool, settings: &mut Settings, limits: &Limi
     let identities = settings.identities()?;
     let mut jobs = Vec::with_capacity(paths.len());
     for p in &paths {
-        jobs.push((p, settings.file(p)?));
+        jobs.push((p, settings.file(&p.path)?));
     }
     let staged = files::StagedWrites::new(paths.len()).force(force);
     let results: Vec<Result<()>> = jobs
         .par_iter()
-        .map(|(p, file)| {
+        .map(|(input, file)| {
+            let p = &input.path;
             let Some(list) = &file.recipients else {
                 return Err(Error::from(gitops_seal::ErrorKind::NoRecipients)
                     .in_file(display(p))
@@ -458,7 +484,9 @@ fn rekey(inputs: &[PathBuf], force: bool, settings: &mut Settings, limits: &Limi
             };
             gitops_seal::core::keys::check_kinds(list, file.rule.require_pq, "the recipient list")
                 .map_err(|e| Error::from(e).in_file(display(p)))?;
-            let input = read_manifest(p, limits)?;
+            let Some(input) = read_walked(input, limits)? else {
+                return Ok(());
+            };
             let report =
                 ops::rekey_report(&input, &identities, list, file.namespace.as_deref(), limits)
                     .map_err(|e| e.in_file(display(p)))?;
@@ -497,12 +525,15 @@ fn verify(
     };
     let mut findings = 0;
     let mut checked = 0;
-    for p in &paths {
+    for input in &paths {
+        let p = &input.path;
         let file = settings.file(p)?;
         if file.rule.ignored {
             continue;
         }
-        let input = read_manifest(p, limits)?;
+        let Some(input) = read_walked(input, limits)? else {
+            continue;
+        };
         let opts = VerifyOptions {
             recipients: &recipients,
             identities: &identities,

@@ -263,12 +263,24 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
         let files = tree::files_to_scan(path)?;
         let cwd = std::env::current_dir()?;
         let count = files.len();
-        for p in files {
+        for file in files {
+            let p = file.path;
             let shown = config::relative_slash_path(&cwd, &p);
             // The size first: a file too large to judge is a finding without being read.
             let report = match fs::metadata(&p).map(|m| ops::scan_size(m.len())) {
                 Ok(Some(too_large)) => too_large,
                 Ok(None) => match files::read_input(&p) {
+                    // An empty manifest in a folder: passed over with a note, as every walk
+                    // passes it over (it holds nothing to judge either way).
+                    Ok(bytes) if file.walked && files::is_manifest_name(&p) => {
+                        match ops::skipped_in_walk(&bytes) {
+                            Some(note) => {
+                                notes.push(format!("note: {shown}: {note}"));
+                                continue;
+                            }
+                            None => ops::scan_file(&shown, &bytes),
+                        }
+                    }
                     Ok(bytes) => ops::scan_file(&shown, &bytes),
                     // Gone since the folder was listed.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

@@ -5,7 +5,11 @@
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::core::error::{Error, ErrorKind};
 use crate::core::sealed::SealedSecret;
+
+/// Defined beside the error that carries it, so that `error` depends on nothing in the core.
+pub use crate::core::error::Denied;
 
 /// Template labels and annotations refused by default. The controller's `--template-deny GLOB`
 /// adds to these.
@@ -15,26 +19,6 @@ pub const DEFAULT_TEMPLATE_DENY: &[&str] = &[
     "replicator.v1.mittwald.de/*",
     "kubed.appscode.com/sync",
 ];
-
-/// A label or annotation key of a template that the deny list refuses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denied {
-    /// `labels` or `annotations`.
-    pub field: &'static str,
-    pub key: String,
-    /// The glob it matched.
-    pub pattern: String,
-}
-
-impl std::fmt::Display for Denied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "spec.template.metadata.{} carries {:?}, refused by the template deny list ({:?})",
-            self.field, self.key, self.pattern
-        )
-    }
-}
 
 /// The compiled deny list.
 #[derive(Clone, Debug)]
@@ -94,12 +78,12 @@ impl DenyList {
     }
 
     /// [`DenyList::first_denied`] as an error, located at the SealedSecret.
-    pub fn refuse(&self, sealed: &SealedSecret) -> Result<(), crate::core::error::Error> {
+    pub fn refuse(&self, sealed: &SealedSecret) -> Result<(), Error> {
         match self.first_denied(sealed) {
-            Some(denied) => Err(crate::core::error::Error::from(
-                crate::core::error::ErrorKind::DeniedTemplateKey(denied),
-            )
-            .in_object(sealed.object_ref())),
+            Some(denied) => {
+                Err(Error::from(ErrorKind::DeniedTemplateKey(denied))
+                    .in_object(sealed.object_ref()))
+            }
             None => Ok(()),
         }
     }

@@ -158,7 +158,7 @@ pub enum ErrorKind {
     /// A template label or annotation the deny list refuses (the controller's own keys, a
     /// Secret-replication annotation).
     #[error("{0}")]
-    DeniedTemplateKey(crate::core::deny::Denied),
+    DeniedTemplateKey(Denied),
     #[error("{0:?} matches more than one SealedSecret in this file")]
     AmbiguousObject(String),
     #[error("no such key in encryptedData")]
@@ -420,6 +420,26 @@ impl<T, E: Into<Error>> ResultExt<T> for Result<T, E> {
     }
     fn at_key(self, key: &str) -> Result<T, Error> {
         self.map_err(|e| e.into().at_key(key))
+    }
+}
+
+/// A label or annotation key of a template that the deny list (`core::deny`) refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// `labels` or `annotations`.
+    pub field: &'static str,
+    pub key: String,
+    /// The glob it matched.
+    pub pattern: String,
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "spec.template.metadata.{} carries {:?}, refused by the template deny list ({:?})",
+            self.field, self.key, self.pattern
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one judge of "is this a plaintext Secret": the pre-commit hook, `scan`, `verify` and
-//! `encrypt` (which checks that its output holds none) all ask it, and the sync loop is meant
-//! to ask it too before it applies anything.
+//! `encrypt` (which checks that its output holds none) all ask it, and so does the sync loop's
+//! plan (`sync::plan::plan`) for every file before anything of a commit is applied, unless
+//! `sync --allow-plaintext-secrets` is given.
 //!
 //! It reads content as kubectl reads it ([`super::kubeyaml`]): kubectl's document separators,
 //! JSON and NDJSON streams, YAML 1.1 line breaks (NEL, U+2028, U+2029) everywhere including

@@ -80,6 +80,23 @@ pub fn parse<T: DeserializeOwned>(doc: &RawDocument<'_>) -> Result<T, ErrorKind>
     parse_with(doc, serde_saphyr::Options::default())
 }
 
+/// Re-reads an item of a parsed `kind: List` through a document parser, so that the parser's
+/// own checks and messages apply to it as to a document of its own: the item is written out as
+/// JSON (which every parser here reads as YAML) and `parse` is handed that text as a document
+/// starting at `first_line`. The text is wiped afterwards: an item may hold plaintext values.
+pub fn reparse_item<T>(
+    item: &Value,
+    first_line: usize,
+    parse: impl FnOnce(&RawDocument<'_>) -> T,
+) -> T {
+    let text = zeroize::Zeroizing::new(serde_json::to_string(item).expect("values serialise"));
+    parse(&RawDocument {
+        text: &text,
+        first_line,
+        is_empty: false,
+    })
+}
+
 /// Parses a `kind: List` document, which is re-emitted whole, into an untyped value.
 ///
 /// Its Secret and SealedSecret items are read with YAML 1.2's core schema only, so that

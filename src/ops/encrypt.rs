@@ -1,6 +1,5 @@
 use rayon::prelude::*;
 use serde_json::Value;
-use zeroize::Zeroize;
 
 use crate::core::binding::Scope;
 use crate::core::error::{Error, ErrorKind, ResultExt};
@@ -286,16 +285,9 @@ fn seal_list_items(
             continue;
         }
         // Re-read the item through the Secret parser so its checks and messages apply.
-        let item_text = serde_json::to_string(item).expect("values serialise");
-        let item_doc = RawDocument {
-            text: &item_text,
-            first_line: doc.first_line,
-            is_empty: false,
-        };
-        let parsed = secret::parse_secret(&item_doc).in_object(&format!("List item {}", i + 1));
+        let parsed = yaml::reparse_item(item, doc.first_line, secret::parse_secret)
+            .in_object(&format!("List item {}", i + 1));
         super::wipe(item);
-        let mut item_text = item_text;
-        item_text.zeroize();
         let sealed = seal_secret(&parsed?, settings, previous)?;
         *item = sealed.to_value();
         changed = true;

@@ -3,7 +3,6 @@
 //! text out; the first error, located by document, object and key, and nothing else.
 
 use serde_json::Value;
-use zeroize::Zeroizing;
 
 use crate::core::binding::Scope;
 use crate::core::deny;
@@ -468,13 +467,7 @@ pub fn import_sops(
             });
             continue;
         }
-        let item_text = Zeroizing::new(serde_json::to_string(value).expect("values serialise"));
-        let item_doc = RawDocument {
-            text: &item_text,
-            first_line: 1,
-            is_empty: false,
-        };
-        let plain = secret::parse_secret(&item_doc)
+        let plain = yaml::reparse_item(value, 1, secret::parse_secret)
             .in_object(&object)
             .in_document(*n)?;
         let sealed = seal_secret(&plain, settings, None).in_document(*n)?;

@@ -54,7 +54,7 @@ pub fn documents_within<'a>(
         .filter(|l| l.starts_with(b"---"))
         .count();
     limits.check_documents(markers)?;
-    if input.iter().all(|b| b.is_ascii_whitespace()) {
+    if is_blank(input) {
         return Err(ErrorKind::Empty.into());
     }
     let text = std::str::from_utf8(input).map_err(|e| ErrorKind::NotUtf8 {
@@ -62,6 +62,22 @@ pub fn documents_within<'a>(
     })?;
     let docs = yaml::split_documents(text);
     Ok((text, docs))
+}
+
+/// Whether a file holds nothing at all: no bytes, or whitespace only. [`documents`] refuses such
+/// a file ([`ErrorKind::Empty`]).
+pub fn is_blank(input: &[u8]) -> bool {
+    input.iter().all(|b| b.is_ascii_whitespace())
+}
+
+/// What a folder walk does with a file it reached: `Some(note)` when the file is passed over
+/// rather than read, as kubectl passes over an empty file when it reads a folder (real
+/// repositories hold them); `None` when it is read as usual. Every command that walks folders
+/// (encrypt, decrypt, verify, rekey, import, scan) asks this. A file named on its own is not
+/// asked about: empty, it stays an error.
+pub fn skipped_in_walk(input: &[u8]) -> Option<String> {
+    is_blank(input)
+        .then(|| "empty file, skipped (kubectl skips empty files in a folder too)".to_string())
 }
 
 /// Numbers the non-empty documents 1, 2, ... as users count them.
@@ -210,13 +226,7 @@ impl SealedList {
             if kind != DocKind::SealedSecret {
                 continue;
             }
-            let text = serde_json::to_string(item).expect("values serialise");
-            let item_doc = RawDocument {
-                text: &text,
-                first_line: doc.first_line,
-                is_empty: false,
-            };
-            let parsed = crate::core::SealedSecret::parse(&item_doc)
+            let parsed = yaml::reparse_item(item, doc.first_line, crate::core::SealedSecret::parse)
                 .map_err(|e| e.in_object(Self::object(i + 1, None)));
             items.push((i + 1, parsed));
         }

@@ -914,7 +914,7 @@ fn the_direct_index_reader_sees_what_git_and_libgit2_see() {
             }
             // The direct reader must read every index here itself (not hand it to libgit2).
             if let Ok(bytes) = std::fs::read(s.path(".git/index")) {
-                let index = gitops_seal::adapters::git_index::parse(&bytes)
+                let index = gitops_seal::adapters::git::index::parse(&bytes)
                     .unwrap_or_else(|e| panic!("seed {seed}, after {log:?}: {e:?}"));
                 with_cache_tree += usize::from(index.trees.len() > 1);
             }

@@ -23,3 +23,4 @@ mod pq;
 mod properties;
 mod roundtrip;
 mod verify;
+mod walk;

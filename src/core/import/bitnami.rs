@@ -366,12 +366,7 @@ impl BitnamiSealedSecret {
 
     /// Parses a List item already known to be a Bitnami SealedSecret.
     pub fn from_value(value: &Value) -> Result<Self, Error> {
-        let text = Zeroizing::new(serde_json::to_string(value).expect("values serialise"));
-        Self::parse(&RawDocument {
-            text: &text,
-            first_line: 1,
-            is_empty: false,
-        })
+        yaml::reparse_item(value, 1, Self::parse)
     }
 
     fn from_raw(raw: RawBitnami) -> Result<Self, Error> {
