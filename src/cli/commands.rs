@@ -631,12 +631,15 @@ fn key_usage(
     let (mut values, mut unopened, mut errors) = (0usize, 0usize, 0usize);
     let mut opens = vec![0usize; identities.len()];
     let mut only = vec![0usize; identities.len()];
-    for p in &paths {
+    for input in &paths {
+        let p = &input.path;
         let file = settings.file(p)?;
         if file.rule.ignored {
             continue;
         }
-        let input = read_manifest(p, limits)?;
+        let Some(input) = read_walked(input, limits)? else {
+            continue;
+        };
         let found = ops::key_usage(&input, &identities, limits);
         print_notes(p, &found.notes);
         for e in found.errors {

@@ -261,7 +261,10 @@ mod tests {
     #[test]
     fn another_controllers_reference_goes_and_the_rest_stays() {
         let ours = owner("ours", true);
-        assert_eq!(owner_references_to_keep(std::slice::from_ref(&ours), &ours), None);
+        assert_eq!(
+            owner_references_to_keep(std::slice::from_ref(&ours), &ours),
+            None
+        );
         assert_eq!(
             owner_references_to_keep(&[owner("x", false)], &ours),
             None,
