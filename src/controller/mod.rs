@@ -474,43 +474,7 @@ async fn controller(
             Default::default(),
         )
         .filter_map(|r| futures::future::ready(logged(r, "SealedSecrets")));
-    // Managed Secrets, metadata only (`Api<PartialObjectMeta<_>>` lists and watches with
-    // `as=PartialObjectMetadata`), by label; mapped back by name (so one without an
-    // ownerReference is restored too). A relist of this watch (after a 410, say) cannot tell
-    // what was deleted while it was away, so it reconciles every SealedSecret.
-    let (relisted_tx, relisted_rx) = futures::channel::mpsc::unbounded::<()>();
-    let metrics = ctx.metrics.clone();
-    let mut managed_names: HashSet<(String, String)> = HashSet::new();
-    let managed = watcher(
-        secrets_api,
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
-    )
-    .default_backoff()
-    .filter_map(move |event| {
-        match &event {
-            Ok(watcher::Event::Init) => managed_names.clear(),
-            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                managed_names.insert((o.namespace().unwrap_or_default(), o.name_any()));
-            }
-            Ok(watcher::Event::Delete(o)) => {
-                managed_names.remove(&(o.namespace().unwrap_or_default(), o.name_any()));
-            }
-            _ => {}
-        }
-        metrics.set_managed_secrets(managed_names.len());
-        let out = match event {
-            Ok(
-                watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o),
-            ) => Some(Ok(o)),
-            Ok(watcher::Event::InitDone) => {
-                let _ = relisted_tx.unbounded_send(());
-                None
-            }
-            Ok(watcher::Event::Init) => None,
-            Err(e) => logged(Err(e), "managed Secrets"),
-        };
-        futures::future::ready(out)
-    });
+    let (managed, relisted_rx) = managed_secrets(secrets_api, ctx.metrics.clone());
     // A keyring change retries what waited for a key.
     let retries = futures::stream::unfold(
         (ctx.keys.subscribe(), ctx.clone()),
@@ -546,6 +510,53 @@ async fn controller(
             }
         })
         .await;
+}
+
+/// Managed Secrets, metadata only (`Api<PartialObjectMeta<_>>` lists and watches with
+/// `as=PartialObjectMetadata`), by label; mapped back by name (so one without an
+/// ownerReference is restored too). A relist of this watch (after a 410, say) cannot tell what
+/// was deleted while it was away, so each relist ticks the second stream: every SealedSecret is
+/// reconciled.
+fn managed_secrets(
+    secrets_api: Api<PartialObjectMeta<Secret>>,
+    metrics: crate::adapters::http::Metrics,
+) -> (
+    impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send,
+    futures::channel::mpsc::UnboundedReceiver<()>,
+) {
+    let (relisted_tx, relisted_rx) = futures::channel::mpsc::unbounded::<()>();
+    let mut managed_names: HashSet<(String, String)> = HashSet::new();
+    let managed = watcher(
+        secrets_api,
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
+    )
+    .default_backoff()
+    .filter_map(move |event| {
+        match &event {
+            Ok(watcher::Event::Init) => managed_names.clear(),
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                managed_names.insert((o.namespace().unwrap_or_default(), o.name_any()));
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                managed_names.remove(&(o.namespace().unwrap_or_default(), o.name_any()));
+            }
+            _ => {}
+        }
+        metrics.set_managed_secrets(managed_names.len());
+        let out = match event {
+            Ok(
+                watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o),
+            ) => Some(Ok(o)),
+            Ok(watcher::Event::InitDone) => {
+                let _ = relisted_tx.unbounded_send(());
+                None
+            }
+            Ok(watcher::Event::Init) => None,
+            Err(e) => logged(Err(e), "managed Secrets"),
+        };
+        futures::future::ready(out)
+    });
+    (managed, relisted_rx)
 }
 
 /// Ticks when the set of retiring keys (retired, or being deleted) changes: every

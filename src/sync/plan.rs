@@ -238,113 +238,15 @@ pub fn plan(
     let mut plan = Plan::default();
     let mut seen: BTreeMap<ObjectRef, (String, usize)> = BTreeMap::new();
     for file in files {
-        let base = file.path.rsplit('/').next().unwrap_or(&file.path);
-        if matches!(
-            base,
-            "kustomization.yaml" | "kustomization.yml" | "Kustomization"
-        ) {
-            return Err(located(
-                ErrorKind::Invalid(
-                    "a folder with a kustomization.yaml is not synced as plain manifests (kustomize is not run): render it, or exclude it with ignore:"
-                        .into(),
-                ),
-                &file.path,
-                1,
-            ));
-        }
-        // The hook's judge, reading as kubectl reads (YAML 1.1 line breaks, escaped keys, JSON
-        // streams): a plaintext Secret with values anywhere in the file fails the pass, and so
-        // does a document it cannot decide about.
-        if !options.allow_plaintext_secrets {
-            let report =
-                crate::core::judge::judge(&file.bytes, &crate::core::kubeyaml::Limits::default());
-            if let Some(f) = report.findings.first() {
-                let message = if f.unparsable {
-                    format!("cannot be read as kubectl reads it: {f}")
-                } else {
-                    "a plaintext Secret with values in the synced tree (the repository already leaks it): seal it".to_string()
-                };
-                return Err(located(
-                    Error::from(ErrorKind::Invalid(message)).in_object(f.object.clone()),
-                    &file.path,
-                    f.document.max(1),
-                ));
-            }
-        }
+        check_file(file, options)?;
         let text = std::str::from_utf8(&file.bytes)
             .map_err(|_| located(ErrorKind::NotUtf8 { offset: 0 }, &file.path, 1))?;
         let docs = yaml::split_documents(text);
         for (n, doc) in docs.iter().filter(|d| !d.is_empty).enumerate() {
             let document = n + 1;
-            let kind = manifest::classify(doc).map_err(|e| located(e, &file.path, document))?;
-            let planned = match kind {
-                DocKind::Empty => continue,
-                DocKind::SealedSecret => {
-                    let sealed =
-                        SealedSecret::parse(doc).map_err(|e| located(e, &file.path, document))?;
-                    // What the controller refuses (its own labels, replication annotations),
-                    // a sync refuses too, before anything is unsealed.
-                    options
-                        .deny
-                        .refuse(&sealed)
-                        .map_err(|e| located(e, &file.path, document))?;
-                    let (plain, used) = sealed
-                        .unseal_attributed(identities, None)
-                        .map_err(|e| located(e, &file.path, document))?;
-                    plan.opened_by.extend(used);
-                    let Some(namespace) = plain.namespace.clone() else {
-                        return Err(located(
-                            Error::from(ErrorKind::MissingField("metadata.namespace"))
-                                .in_object(sealed.object_ref()),
-                            &file.path,
-                            document,
-                        ));
-                    };
-                    let values = plain.data.len();
-                    Planned {
-                        target: ObjectRef {
-                            api_version: "v1".into(),
-                            kind: "Secret".into(),
-                            namespace: Some(namespace),
-                            name: plain.name.clone(),
-                        },
-                        desired: Desired::Secret(plain),
-                        file: file.path.clone(),
-                        document,
-                        unsealed_values: Some(values),
-                    }
-                }
-                DocKind::Secret => {
-                    let mut raw = yaml::parse_as_kubernetes(doc)
-                        .map_err(|e| located(e, &file.path, document))?;
-                    if secret::has_values(&raw) && !options.allow_plaintext_secrets {
-                        let name = raw["metadata"]["name"].as_str().unwrap_or("?").to_string();
-                        yaml::wipe(&mut raw);
-                        return Err(located(
-                            Error::from(ErrorKind::Invalid(
-                                "a plaintext Secret with values in the synced tree (the repository already leaks it): seal it".into(),
-                            ))
-                            .in_object(format!("Secret {name}")),
-                            &file.path,
-                            document,
-                        ));
-                    }
-                    manifest_object(raw, &file.path, document)?
-                }
-                DocKind::List => {
-                    return Err(located(
-                        ErrorKind::Invalid(
-                            "kind: List is not synced: write its items as documents".into(),
-                        ),
-                        &file.path,
-                        document,
-                    ))
-                }
-                DocKind::Other => {
-                    let raw = yaml::parse_as_kubernetes(doc)
-                        .map_err(|e| located(e, &file.path, document))?;
-                    manifest_object(raw, &file.path, document)?
-                }
+            let Some(planned) = plan_document(doc, file, document, identities, options, &mut plan)?
+            else {
+                continue;
             };
             let labels = match &planned.desired {
                 Desired::Manifest(v) => v["metadata"].get("labels").cloned(),
@@ -368,6 +270,112 @@ pub fn plan(
         }
     }
     Ok(plan)
+}
+
+/// What refuses a whole file: a kustomization (kustomize is not run), and (unless allowed) a
+/// plaintext Secret with values, or a document the hook's judge cannot decide about, read as
+/// kubectl reads (YAML 1.1 line breaks, escaped keys, JSON streams).
+fn check_file(file: &SourceFile, options: &PlanOptions) -> Result<(), Error> {
+    let base = file.path.rsplit('/').next().unwrap_or(&file.path);
+    if matches!(
+        base,
+        "kustomization.yaml" | "kustomization.yml" | "Kustomization"
+    ) {
+        return Err(located(
+            ErrorKind::Invalid(
+                "a folder with a kustomization.yaml is not synced as plain manifests (kustomize is not run): render it, or exclude it with ignore:"
+                    .into(),
+            ),
+            &file.path,
+            1,
+        ));
+    }
+    if options.allow_plaintext_secrets {
+        return Ok(());
+    }
+    let report = crate::core::judge::judge(&file.bytes, &crate::core::kubeyaml::Limits::default());
+    match report.findings.first() {
+        None => Ok(()),
+        Some(f) => {
+            let message = if f.unparsable {
+                format!("cannot be read as kubectl reads it: {f}")
+            } else {
+                "a plaintext Secret with values in the synced tree (the repository already leaks it): seal it".to_string()
+            };
+            Err(located(
+                Error::from(ErrorKind::Invalid(message)).in_object(f.object.clone()),
+                &file.path,
+                f.document.max(1),
+            ))
+        }
+    }
+}
+
+/// One document as an object to apply (`None`: an empty one); a SealedSecret is checked
+/// against the deny list and unsealed, and the keys that opened it join the plan's.
+fn plan_document(
+    doc: &yaml::RawDocument<'_>,
+    file: &SourceFile,
+    document: usize,
+    identities: &[Identity],
+    options: &PlanOptions,
+    plan: &mut Plan,
+) -> Result<Option<Planned>, Error> {
+    let at = |e: Error| located(e, &file.path, document);
+    let kind = manifest::classify(doc).map_err(|e| at(e.into()))?;
+    let planned = match kind {
+        DocKind::Empty => return Ok(None),
+        DocKind::SealedSecret => {
+            let sealed = SealedSecret::parse(doc).map_err(at)?;
+            // What the controller refuses (its own labels, replication annotations), a sync
+            // refuses too, before anything is unsealed.
+            options.deny.refuse(&sealed).map_err(at)?;
+            let (plain, used) = sealed.unseal_attributed(identities, None).map_err(at)?;
+            plan.opened_by.extend(used);
+            let Some(namespace) = plain.namespace.clone() else {
+                return Err(at(Error::from(ErrorKind::MissingField(
+                    "metadata.namespace",
+                ))
+                .in_object(sealed.object_ref())));
+            };
+            let values = plain.data.len();
+            Planned {
+                target: ObjectRef {
+                    api_version: "v1".into(),
+                    kind: "Secret".into(),
+                    namespace: Some(namespace),
+                    name: plain.name.clone(),
+                },
+                desired: Desired::Secret(plain),
+                file: file.path.clone(),
+                document,
+                unsealed_values: Some(values),
+            }
+        }
+        DocKind::Secret => {
+            let mut raw = yaml::parse_as_kubernetes(doc).map_err(|e| at(e.into()))?;
+            if secret::has_values(&raw) && !options.allow_plaintext_secrets {
+                let name = raw["metadata"]["name"].as_str().unwrap_or("?").to_string();
+                yaml::wipe(&mut raw);
+                return Err(at(Error::from(ErrorKind::Invalid(
+                    "a plaintext Secret with values in the synced tree (the repository already leaks it): seal it".into(),
+                ))
+                .in_object(format!("Secret {name}"))));
+            }
+            manifest_object(raw, &file.path, document)?
+        }
+        DocKind::List => {
+            return Err(at(ErrorKind::Invalid(
+                "kind: List is not synced: write its items as documents".into(),
+            )
+            .into()))
+        }
+        DocKind::Other => {
+            let raw = yaml::parse_as_kubernetes(doc).map_err(|e| at(e.into()))?;
+            manifest_object(raw, &file.path, document)?
+        }
+    };
+    Ok(Some(planned))
 }
 
 fn manifest_object(raw: Value, file: &str, document: usize) -> Result<Planned, Error> {
