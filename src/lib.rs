@@ -19,8 +19,13 @@
 //!    the library's errors deliberately leave out. The library never prints.
 //!
 //! A layer may import from the layers below it, never from one above: [`core`] from nothing in
-//! the crate, [`ops`] from [`core`], [`adapters`] from [`ops`] and [`core`], [`controller`] and
-//! [`sync`] from everything below them, and `cli` from all of the library.
+//! the crate, [`ops`] from [`core`], [`adapters`] from [`ops`] and [`core`], [`sync`] from
+//! everything below it, [`controller`] from everything below it and [`sync`], and `cli` from
+//! all of the library. `tests/it/docs.rs::no_module_imports_from_a_layer_above_its_own` reads
+//! every module's `crate::` paths and fails on an arrow upwards.
+//!
+//! Every label, annotation, ConfigMap name and key, field manager and finalizer the product
+//! writes or reads is defined once, in [`core::names`].
 //!
 //! Errors are one type, [`Error`]: a located [`ErrorKind`] (file, document, object, key) whose
 //! typed cause (an I/O, age or Git error) is its `source()`, and whose [`Error::reason`] is
