@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use crate::http::{represent, Query, Repr, DEFAULT_WATCH_TIMEOUT};
 use crate::object;
 use crate::registry::ResourceType;
+use crate::request::{represent, Query, Repr, DEFAULT_WATCH_TIMEOUT};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::Failure;
 use crate::store::{Event, State};
