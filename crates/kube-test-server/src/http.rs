@@ -1,9 +1,8 @@
-//! The HTTP face: route a request to discovery, a collection or an object, negotiate the
-//! representation, apply injected faults, and write the answer as kube-apiserver does.
+//! The HTTP face: route a request to discovery, a collection or an object, one handler per
+//! verb, apply injected faults, and write the answer as kube-apiserver does. What the request
+//! asks for (target, query, representation) is read by [`crate::request`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State as AxumState};
@@ -13,134 +12,15 @@ use serde_json::{json, Value};
 
 use crate::object;
 use crate::registry::ResourceType;
+use crate::request::{negotiate, parse_target, represent, Query, Repr, Target};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::Failure;
-use crate::store::{FieldValidation, PatchKind, WriteOptions};
+use crate::store::{FieldValidation, PatchKind, State, WriteOptions, Written};
 use crate::watch;
 use crate::{discovery, Shared};
 
 /// The largest body the server reads (kube-apiserver's limit is 3 MiB for most requests).
 const MAX_BODY: usize = 3 * 1024 * 1024 + 1024;
-
-/// What the request's `Accept` header asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Repr {
-    Full,
-    /// `as=PartialObjectMetadata;g=meta.k8s.io;v=v1`
-    Partial,
-    /// `as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`
-    PartialList,
-}
-
-fn negotiate(accept: Option<&str>) -> Result<Repr, Failure> {
-    let Some(accept) = accept else {
-        return Ok(Repr::Full);
-    };
-    let mut saw_any = false;
-    for media in accept.split(',') {
-        let mut parts = media.split(';').map(str::trim);
-        let mime = parts.next().unwrap_or_default();
-        if !matches!(mime, "application/json" | "*/*" | "application/*" | "") {
-            continue;
-        }
-        saw_any = true;
-        let params: HashMap<&str, &str> = parts.filter_map(|p| p.split_once('=')).collect();
-        match (params.get("as"), params.get("g")) {
-            (None, _) => return Ok(Repr::Full),
-            (Some(&"PartialObjectMetadata"), Some(&"meta.k8s.io")) => return Ok(Repr::Partial),
-            (Some(&"PartialObjectMetadataList"), Some(&"meta.k8s.io")) => {
-                return Ok(Repr::PartialList)
-            }
-            // Table and other conversions are not served: try the next alternative.
-            _ => continue,
-        }
-    }
-    let _ = saw_any;
-    Err(Failure::status(
-        406,
-        "NotAcceptable",
-        "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
-        None,
-    ))
-}
-
-/// The parsed query string (form-encoded).
-pub struct Query(HashMap<String, String>);
-
-impl Query {
-    fn parse(q: Option<&str>) -> Self {
-        let mut m = HashMap::new();
-        for pair in q.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            m.insert(decode(k), decode(v));
-        }
-        Query(m)
-    }
-    pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
-    }
-    fn flag(&self, k: &str) -> bool {
-        matches!(self.get(k), Some("true") | Some("1"))
-    }
-}
-
-fn decode(s: &str) -> String {
-    let plus = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-/// A request path split into the API's parts.
-#[derive(Debug)]
-struct Target {
-    group: String,
-    version: String,
-    namespace: Option<String>,
-    plural: String,
-    name: Option<String>,
-    subresource: Option<String>,
-}
-
-fn parse_target(path: &str) -> Option<Target> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, version, rest) = match segs.as_slice() {
-        ["api", v, rest @ ..] => (String::new(), v.to_string(), rest),
-        ["apis", g, v, rest @ ..] => (g.to_string(), v.to_string(), rest),
-        _ => return None,
-    };
-    let rest: Vec<String> = rest.iter().map(|s| decode(s)).collect();
-    let t = |namespace: Option<String>,
-             plural: &str,
-             name: Option<&String>,
-             sub: Option<&String>| Target {
-        group: group.clone(),
-        version: version.clone(),
-        namespace,
-        plural: plural.to_string(),
-        name: name.cloned(),
-        subresource: sub.cloned(),
-    };
-    Some(match rest.as_slice() {
-        [] => return None,
-        // /api/v1/namespaces/{ns}/{plural}[/{name}[/{sub}]]
-        [ns_kw, ns, plural, tail @ ..]
-            if ns_kw == "namespaces"
-                && !(group.is_empty()
-                    && matches!(plural.as_str(), "status" | "finalize")
-                    && tail.is_empty()) =>
-        {
-            if tail.len() > 2 {
-                return None;
-            }
-            t(Some(ns.clone()), plural, tail.first(), tail.get(1))
-        }
-        [plural] => t(None, plural, None, None),
-        [plural, name] => t(None, plural, Some(name), None),
-        [plural, name, sub] => t(None, plural, Some(name), Some(sub)),
-        _ => return None,
-    })
-}
 
 fn json_response(code: u16, body: &Value, warnings: &[String]) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
@@ -225,35 +105,61 @@ pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> 
 async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    let query = Query::parse(parts.uri.query());
-    let accept = parts
-        .headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-
+    let accept = header_str(&parts.headers, header::ACCEPT).map(str::to_string);
     if parts.method == Method::GET {
-        let types = shared.state.lock().expect("state").types.clone();
-        if let Some(d) = discovery::respond(&path, accept.as_deref(), &types, &shared.address()) {
-            let mut r = Response::new(Body::from(d.body));
-            *r.status_mut() = StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK);
-            if let Ok(v) = HeaderValue::from_str(&d.content_type) {
-                r.headers_mut().insert(header::CONTENT_TYPE, v);
-            }
+        if let Some(r) = unversioned(&shared, &path, accept.as_deref()) {
             return Ok(r);
         }
-        if path == "/healthz" || path == "/readyz" || path == "/livez" {
-            return Ok(Response::new(Body::from("ok")));
-        }
     }
+    let (rt, target) = resolve(&shared, &path)?;
+    let body = read_body(&parts.method, body).await?;
+    let call = Call {
+        query: Query::parse(parts.uri.query()),
+        content_type: header_str(&parts.headers, header::CONTENT_TYPE)
+            .unwrap_or_default()
+            .to_string(),
+        accept,
+        headers: parts.headers,
+        rt,
+        target,
+        body,
+    };
+    match (parts.method, call.target.name.as_deref()) {
+        (Method::GET, None) => get_collection(shared, &call),
+        (Method::GET, Some(name)) => get_object(&shared, &call, name),
+        (Method::POST, None) => create(&shared, &call),
+        (Method::PUT, Some(name)) => update(&shared, &call, name),
+        (Method::PATCH, Some(name)) => patch(&shared, &call, name),
+        (Method::DELETE, Some(name)) => delete(&shared, &call, name),
+        _ => Err(Failure::method_not_allowed()),
+    }
+}
 
-    let target = parse_target(&path).ok_or_else(Failure::page_not_found)?;
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What a GET answers outside the resource paths: discovery documents and health checks.
+fn unversioned(shared: &Shared, path: &str, accept: Option<&str>) -> Option<Response> {
+    let types = shared.state.lock().expect("state").types.clone();
+    if let Some(d) = discovery::respond(path, accept, &types, &shared.address()) {
+        let mut r = Response::new(Body::from(d.body));
+        *r.status_mut() = StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK);
+        if let Ok(v) = HeaderValue::from_str(&d.content_type) {
+            r.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+        return Some(r);
+    }
+    if path == "/healthz" || path == "/readyz" || path == "/livez" {
+        return Some(Response::new(Body::from("ok")));
+    }
+    None
+}
+
+/// The served resource type a path names, and the path's parts; the mux's 404 for a path no
+/// served type answers (unknown resource, wrong scope, a subresource not served).
+fn resolve(shared: &Shared, path: &str) -> Result<(ResourceType, Target), Failure> {
+    let target = parse_target(path).ok_or_else(Failure::page_not_found)?;
     let rt = {
         let st = shared.state.lock().expect("state");
         st.find_type(&target.group, &target.version, &target.plural)
@@ -271,28 +177,55 @@ async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
         Some("status") if rt.status_subresource => {}
         Some(_) => return Err(Failure::page_not_found()),
     }
-    let ns = target.namespace.as_deref();
-    let sub = target.subresource.as_deref();
-    let repr = negotiate(accept.as_deref());
+    Ok((rt, target))
+}
 
-    let body_bytes = if matches!(
-        parts.method,
+/// The body of a write (POST, PUT, PATCH, DELETE); empty for other methods.
+async fn read_body(method: &Method, body: Body) -> Result<Bytes, Failure> {
+    if !matches!(
+        *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) {
-        axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-            Failure::status(
-                413,
-                "RequestEntityTooLarge",
-                "the request body is too large",
-                None,
-            )
-        })?
-    } else {
-        Bytes::new()
-    };
+        return Ok(Bytes::new());
+    }
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        Failure::status(
+            413,
+            "RequestEntityTooLarge",
+            "the request body is too large",
+            None,
+        )
+    })
+}
 
-    let opts = || -> Result<WriteOptions, Failure> {
-        let dry_run = match query.get("dryRun") {
+/// A request to a served resource, resolved and with its body read.
+struct Call {
+    rt: ResourceType,
+    target: Target,
+    query: Query,
+    headers: HeaderMap,
+    accept: Option<String>,
+    content_type: String,
+    body: Bytes,
+}
+
+impl Call {
+    fn namespace(&self) -> Option<&str> {
+        self.target.namespace.as_deref()
+    }
+
+    fn subresource(&self) -> Option<&str> {
+        self.target.subresource.as_deref()
+    }
+
+    /// The representation the `Accept` header asks for (406 when none is served).
+    fn repr(&self) -> Result<Repr, Failure> {
+        negotiate(self.accept.as_deref())
+    }
+
+    /// `dryRun`, `fieldValidation`, `fieldManager` and `force` of a write.
+    fn write_options(&self) -> Result<WriteOptions, Failure> {
+        let dry_run = match self.query.get("dryRun") {
             None | Some("") => false,
             Some("All") => true,
             Some(other) => {
@@ -301,7 +234,7 @@ async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
                 )))
             }
         };
-        let field_validation = match query.get("fieldValidation") {
+        let field_validation = match self.query.get("fieldValidation") {
             None | Some("") | Some("Warn") => FieldValidation::Warn,
             Some("Strict") => FieldValidation::Strict,
             Some("Ignore") => FieldValidation::Ignore,
@@ -311,119 +244,139 @@ async fn route(shared: Arc<Shared>, req: Request) -> Result<Response, Failure> {
                 )))
             }
         };
-        let manager = query.get("fieldManager").map(str::to_string);
+        let manager = self.query.get("fieldManager").map(str::to_string);
         Ok(WriteOptions {
             dry_run,
             manager_given: manager.is_some(),
-            manager: manager.unwrap_or_else(|| default_manager(&parts.headers)),
-            force: query.flag("force"),
+            manager: manager.unwrap_or_else(|| default_manager(&self.headers)),
+            force: self.query.flag("force"),
             field_validation,
         })
-    };
-
-    match (parts.method.clone(), target.name.as_deref()) {
-        (Method::GET, None) => {
-            let repr = repr?;
-            if query.flag("watch") {
-                return watch::serve(shared, rt, ns.map(str::to_string), &query, repr);
-            }
-            list(&shared, &rt, ns, &query, repr)
-        }
-        (Method::GET, Some(name)) => {
-            let repr = repr?;
-            if repr == Repr::PartialList {
-                return Err(Failure::status(406, "NotAcceptable", format!("you requested PartialObjectMetadataList, but the requested object is not a list ({})", go_type(&rt, false)), None));
-            }
-            let st = shared.state.lock().expect("state");
-            let obj = st
-                .get(&rt, ns.unwrap_or_default(), name)
-                .ok_or_else(|| Failure::not_found(&rt, name))?;
-            let obj = crate::store::State::present(&rt, obj);
-            Ok(json_response(200, &represent(&obj, repr), &[]))
-        }
-        (Method::POST, None) => {
-            let obj = parse_body(&content_type, &body_bytes, &rt)?;
-            let opts = opts()?;
-            let w = shared
-                .state
-                .lock()
-                .expect("state")
-                .create(&rt, ns, obj, &opts)?;
-            Ok(json_response(
-                w.code,
-                &crate::store::State::present(&rt, &w.object),
-                &w.warnings,
-            ))
-        }
-        (Method::PUT, Some(name)) => {
-            let obj = parse_body(&content_type, &body_bytes, &rt)?;
-            let opts = opts()?;
-            let w = shared
-                .state
-                .lock()
-                .expect("state")
-                .update(&rt, ns, name, sub, obj, &opts)?;
-            Ok(json_response(
-                w.code,
-                &crate::store::State::present(&rt, &w.object),
-                &w.warnings,
-            ))
-        }
-        (Method::PATCH, Some(name)) => {
-            let mime = content_type.split(';').next().unwrap_or_default().trim();
-            let kind = match mime {
-                "application/merge-patch+json" => PatchKind::Merge,
-                "application/json-patch+json" => PatchKind::Json,
-                "application/strategic-merge-patch+json" => PatchKind::Strategic,
-                "application/apply-patch+yaml" | "application/apply-patch+cbor" => PatchKind::Apply,
-                _ => {
-                    return Err(Failure::status(
-                        415,
-                        "UnsupportedMediaType",
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
-                        None,
-                    ))
-                }
-            };
-            let body = if kind == PatchKind::Apply {
-                parse_yaml(&body_bytes)?
-            } else {
-                serde_json::from_slice(&body_bytes)
-                    .map_err(|e| Failure::bad_request(format!("error decoding patch: {e}")))?
-            };
-            let opts = opts()?;
-            let w = shared
-                .state
-                .lock()
-                .expect("state")
-                .patch(&rt, ns, name, sub, kind, &body, &opts)?;
-            Ok(json_response(
-                w.code,
-                &crate::store::State::present(&rt, &w.object),
-                &w.warnings,
-            ))
-        }
-        (Method::DELETE, Some(name)) => {
-            let options: Value = if body_bytes.is_empty() {
-                json!({})
-            } else {
-                serde_json::from_slice(&body_bytes).map_err(|e| {
-                    Failure::bad_request(format!("error decoding DeleteOptions: {e}"))
-                })?
-            };
-            let dry_run = opts()?.dry_run
-                || options["dryRun"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|v| v == "All"));
-            let v = shared
-                .state
-                .lock()
-                .expect("state")
-                .delete(&rt, ns, name, &options, dry_run)?;
-            Ok(json_response(200, &v, &[]))
-        }
-        _ => Err(Failure::method_not_allowed()),
     }
+}
+
+/// A written object as the server answers it.
+fn written(rt: &ResourceType, w: &Written) -> Response {
+    json_response(w.code, &State::present(rt, &w.object), &w.warnings)
+}
+
+/// GET of a collection: a list, or a watch with `watch=true`.
+fn get_collection(shared: Arc<Shared>, call: &Call) -> Result<Response, Failure> {
+    let repr = call.repr()?;
+    if call.query.flag("watch") {
+        let ns = call.namespace().map(str::to_string);
+        return watch::serve(shared, call.rt.clone(), ns, &call.query, repr);
+    }
+    list(&shared, &call.rt, call.namespace(), &call.query, repr)
+}
+
+/// GET of one object (or of its `/status`: the same object).
+fn get_object(shared: &Shared, call: &Call, name: &str) -> Result<Response, Failure> {
+    let repr = call.repr()?;
+    let rt = &call.rt;
+    if repr == Repr::PartialList {
+        return Err(Failure::status(
+            406,
+            "NotAcceptable",
+            format!(
+                "you requested PartialObjectMetadataList, but the requested object is not a list ({})",
+                go_type(rt, false)
+            ),
+            None,
+        ));
+    }
+    let st = shared.state.lock().expect("state");
+    let obj = st
+        .get(rt, call.namespace().unwrap_or_default(), name)
+        .ok_or_else(|| Failure::not_found(rt, name))?;
+    let obj = State::present(rt, obj);
+    Ok(json_response(200, &represent(&obj, repr), &[]))
+}
+
+/// POST to a collection.
+fn create(shared: &Shared, call: &Call) -> Result<Response, Failure> {
+    let obj = parse_body(&call.content_type, &call.body, &call.rt)?;
+    let opts = call.write_options()?;
+    let w = shared
+        .state
+        .lock()
+        .expect("state")
+        .create(&call.rt, call.namespace(), obj, &opts)?;
+    Ok(written(&call.rt, &w))
+}
+
+/// PUT of an object or its `/status`.
+fn update(shared: &Shared, call: &Call, name: &str) -> Result<Response, Failure> {
+    let obj = parse_body(&call.content_type, &call.body, &call.rt)?;
+    let opts = call.write_options()?;
+    let w = shared.state.lock().expect("state").update(
+        &call.rt,
+        call.namespace(),
+        name,
+        call.subresource(),
+        obj,
+        &opts,
+    )?;
+    Ok(written(&call.rt, &w))
+}
+
+/// PATCH of an object or its `/status`: the patch type from the Content-Type.
+fn patch(shared: &Shared, call: &Call, name: &str) -> Result<Response, Failure> {
+    let kind = patch_kind(&call.content_type)?;
+    let body = if kind == PatchKind::Apply {
+        parse_yaml(&call.body)?
+    } else {
+        serde_json::from_slice(&call.body)
+            .map_err(|e| Failure::bad_request(format!("error decoding patch: {e}")))?
+    };
+    let opts = call.write_options()?;
+    let w = shared.state.lock().expect("state").patch(
+        &call.rt,
+        call.namespace(),
+        name,
+        call.subresource(),
+        kind,
+        &body,
+        &opts,
+    )?;
+    Ok(written(&call.rt, &w))
+}
+
+fn patch_kind(content_type: &str) -> Result<PatchKind, Failure> {
+    match content_type.split(';').next().unwrap_or_default().trim() {
+        "application/merge-patch+json" => Ok(PatchKind::Merge),
+        "application/json-patch+json" => Ok(PatchKind::Json),
+        "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),
+        "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(PatchKind::Apply),
+        _ => Err(Failure::status(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
+            None,
+        )),
+    }
+}
+
+/// DELETE of an object, with optional `DeleteOptions` in the body.
+fn delete(shared: &Shared, call: &Call, name: &str) -> Result<Response, Failure> {
+    let options: Value = if call.body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&call.body)
+            .map_err(|e| Failure::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    };
+    let dry_run = call.write_options()?.dry_run
+        || options["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
+    let v = shared.state.lock().expect("state").delete(
+        &call.rt,
+        call.namespace(),
+        name,
+        &options,
+        dry_run,
+    )?;
+    Ok(json_response(200, &v, &[]))
 }
 
 /// How a Go type name appears in NotAcceptable messages.
@@ -475,18 +428,6 @@ fn parse_yaml(bytes: &[u8]) -> Result<Value, Failure> {
         .map_err(|_| Failure::bad_request("error decoding YAML: invalid UTF-8"))?;
     serde_saphyr::from_str::<Value>(text)
         .map_err(|e| Failure::bad_request(format!("error decoding YAML: {e}")))
-}
-
-/// An object as the Accept header asked for it.
-pub fn represent(obj: &Value, repr: Repr) -> Value {
-    match repr {
-        Repr::Full => obj.clone(),
-        Repr::Partial | Repr::PartialList => json!({
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
-        }),
-    }
 }
 
 fn list(
@@ -541,7 +482,7 @@ fn list(
             let key = continue_key(o, ns.is_none());
             start.as_ref().is_none_or(|s| key.as_str() >= s.as_str())
         })
-        .map(|o| crate::store::State::present(rt, o))
+        .map(|o| State::present(rt, o))
         .filter(|o| labels.matches(object::labels(o)) && fields_sel.matches(o))
         .collect();
     let mut items = Vec::new();
@@ -610,6 +551,3 @@ fn decode_continue(token: &str) -> Result<(String, u64), Failure> {
     let rv = v["rv"].as_u64().ok_or_else(bad)?;
     Ok((start.trim_end_matches('\u{0}').to_string(), rv))
 }
-
-/// How long a watch without `timeoutSeconds` stays open.
-pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);

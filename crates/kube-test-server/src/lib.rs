@@ -29,6 +29,7 @@ mod http;
 pub mod object;
 pub mod patch;
 pub mod registry;
+mod request;
 pub mod selectors;
 pub mod status;
 pub mod store;

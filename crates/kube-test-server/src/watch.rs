@@ -9,12 +9,12 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch as tokio_watch};
 use tokio::time::Instant;
 
-use crate::http::{represent, Query, Repr, DEFAULT_WATCH_TIMEOUT};
 use crate::object;
 use crate::registry::ResourceType;
+use crate::request::{represent, Query, Repr, DEFAULT_WATCH_TIMEOUT};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::Failure;
 use crate::store::{Event, State};
@@ -146,80 +146,133 @@ pub fn serve(
         drop(tx);
         return Ok(stream_response(rx));
     }
+    let (first, events, delivered) = match start(&shared, &filter, &from, send_initial)? {
+        Start::Expired(line) => {
+            tokio::spawn(async move {
+                let _ = tx.send(line).await;
+            });
+            return Ok(stream_response(rx));
+        }
+        Start::Replay {
+            lines,
+            events,
+            delivered,
+        } => (lines, events, delivered),
+    };
+    let deadline = Instant::now() + timeout;
+    let live = Live {
+        drops: shared.watch_drops.subscribe(),
+        shared,
+        filter,
+        tx,
+        events,
+        delivered,
+        deadline,
+        bookmark_at: (bookmarks && timeout > Duration::from_secs(2))
+            .then(|| deadline - Duration::from_secs(2)),
+    };
+    tokio::spawn(live.run(first));
+    Ok(stream_response(rx))
+}
 
-    // Under one lock: what to replay, and the subscription for what comes after.
+/// How a watch begins, decided under one lock with its subscription to what comes after.
+enum Start {
+    /// The resourceVersion is older than the history reaches: one ERROR event carrying a 410
+    /// Expired `Status`, then the end of the stream.
+    Expired(Bytes),
+    /// The lines to send first (history after the resourceVersion, or the current state as
+    /// ADDED events), the subscription, and the resourceVersion the watch has delivered.
+    Replay {
+        lines: Vec<Bytes>,
+        events: broadcast::Receiver<Arc<Event>>,
+        delivered: u64,
+    },
+}
+
+fn start(
+    shared: &Shared,
+    filter: &Filter,
+    from: &str,
+    send_initial: bool,
+) -> Result<Start, Failure> {
     let mut first: Vec<Bytes> = Vec::new();
     let mut last_line_rv: Option<u64> = None;
-    let (events, mut delivered) = {
-        let st = shared.state.lock().expect("state");
-        let start: Option<u64> = match from.as_str() {
-            "" | "0" => None,
-            rv => match rv.parse::<u64>() {
-                Ok(v) => Some(v),
-                Err(_) => {
-                    return Err(Failure::bad_request(format!(
-                        "resourceVersion: Invalid value: \"{rv}\": must be a number"
-                    )))
-                }
-            },
-        };
-        match start {
-            Some(r) if !send_initial => {
-                if r < st.compacted {
-                    let status = Failure::gone(format!(
-                        "too old resource version: {r} ({})",
-                        st.compacted + 1
-                    ));
-                    let mut line =
-                        serde_json::to_vec(&json!({"type": "ERROR", "object": status.body}))
-                            .unwrap_or_default();
-                    line.push(b'\n');
-                    first.push(Bytes::from(line));
-                    drop(st);
-                    let tx2 = tx.clone();
-                    tokio::spawn(async move {
-                        for b in first {
-                            let _ = tx2.send(b).await;
-                        }
-                    });
-                    drop(tx);
-                    return Ok(stream_response(rx));
-                }
-                for ev in st.history.iter().filter(|e| e.rv > r) {
-                    if let Some(l) = filter.event_line(ev) {
-                        first.push(l);
-                        last_line_rv = Some(ev.rv);
-                    }
-                }
+    let st = shared.state.lock().expect("state");
+    let start: Option<u64> = match from {
+        "" | "0" => None,
+        rv => match rv.parse::<u64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                return Err(Failure::bad_request(format!(
+                    "resourceVersion: Invalid value: \"{rv}\": must be a number"
+                )))
             }
-            _ => {
-                for o in st.list(&filter.rt, filter.namespace.as_deref()) {
-                    if filter.matches(o) {
-                        first.push(filter.line("ADDED", o));
-                    }
-                }
-                if send_initial {
-                    first.push(filter.bookmark(st.rv, true));
+        },
+    };
+    match start {
+        Some(r) if !send_initial => {
+            if r < st.compacted {
+                let status = Failure::gone(format!(
+                    "too old resource version: {r} ({})",
+                    st.compacted + 1
+                ));
+                let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": status.body}))
+                    .unwrap_or_default();
+                line.push(b'\n');
+                return Ok(Start::Expired(Bytes::from(line)));
+            }
+            for ev in st.history.iter().filter(|e| e.rv > r) {
+                if let Some(l) = filter.event_line(ev) {
+                    first.push(l);
+                    last_line_rv = Some(ev.rv);
                 }
             }
         }
-        let delivered = match start {
-            Some(r) if !send_initial => last_line_rv.unwrap_or(r),
-            _ => st.rv,
-        };
-        (st.events.subscribe(), delivered)
+        _ => {
+            for o in st.list(&filter.rt, filter.namespace.as_deref()) {
+                if filter.matches(o) {
+                    first.push(filter.line("ADDED", o));
+                }
+            }
+            if send_initial {
+                first.push(filter.bookmark(st.rv, true));
+            }
+        }
+    }
+    let delivered = match start {
+        Some(r) if !send_initial => last_line_rv.unwrap_or(r),
+        _ => st.rv,
     };
-    let mut drops = shared.watch_drops.subscribe();
-    let deadline = Instant::now() + timeout;
-    let bookmark_at =
-        (bookmarks && timeout > Duration::from_secs(2)).then(|| deadline - Duration::from_secs(2));
-    tokio::spawn(async move {
-        let mut events: broadcast::Receiver<Arc<Event>> = events;
+    Ok(Start::Replay {
+        lines: first,
+        events: st.events.subscribe(),
+        delivered,
+    })
+}
+
+/// A watch once its first lines are decided: what it needs to go on until its deadline, a
+/// dropped watch, a watcher falling behind, or the client going away.
+struct Live {
+    shared: Arc<Shared>,
+    filter: Filter,
+    tx: mpsc::Sender<Bytes>,
+    events: broadcast::Receiver<Arc<Event>>,
+    drops: tokio_watch::Receiver<u64>,
+    /// The newest resourceVersion the client has seen (a bookmark is sent only past it).
+    delivered: u64,
+    deadline: Instant,
+    /// When the last bookmark is due (about 2 s before the deadline), with bookmarks allowed.
+    bookmark_at: Option<Instant>,
+}
+
+impl Live {
+    async fn run(mut self, first: Vec<Bytes>) {
         for b in first {
-            if tx.send(b).await.is_err() {
+            if self.tx.send(b).await.is_err() {
                 return;
             }
         }
+        let bookmark_at = self.bookmark_at;
         let mut next_bookmark =
             bookmark_at.map(|at| at.min(Instant::now() + Duration::from_secs(60)));
         loop {
@@ -230,12 +283,12 @@ pub fn serve(
                 }
             };
             tokio::select! {
-                ev = events.recv() => match ev {
+                ev = self.events.recv() => match ev {
                     Ok(ev) => {
-                        if ev.key == filter.rt.store_key() {
-                            if let Some(line) = filter.event_line(&ev) {
-                                delivered = ev.rv;
-                                if tx.send(line).await.is_err() {
+                        if ev.key == self.filter.rt.store_key() {
+                            if let Some(line) = self.filter.event_line(&ev) {
+                                self.delivered = ev.rv;
+                                if self.tx.send(line).await.is_err() {
                                     return;
                                 }
                             }
@@ -244,31 +297,45 @@ pub fn serve(
                     // A watcher that falls behind is closed; the client resumes or relists.
                     Err(_) => return,
                 },
-                _ = drops.changed() => return,
-                _ = tokio::time::sleep_until(deadline) => return,
+                _ = self.drops.changed() => return,
+                _ = tokio::time::sleep_until(self.deadline) => return,
                 _ = bookmark_sleep => {
-                    let latest = shared
-                        .state
-                        .lock()
-                        .expect("state")
-                        .last_rv
-                        .get(&filter.rt.store_key())
-                        .copied()
-                        .unwrap_or(0);
-                    if latest > delivered {
-                        delivered = latest;
-                        if tx.send(filter.bookmark(latest, false)).await.is_err() {
-                            return;
-                        }
+                    if !self.bookmark().await {
+                        return;
                     }
                     next_bookmark = bookmark_at.and_then(|last| {
                         let n = Instant::now() + Duration::from_secs(60);
                         if Instant::now() < last { Some(n.min(last)) } else { None }
                     });
                 }
-                _ = tx.closed() => return,
+                _ = self.tx.closed() => return,
             }
         }
-    });
-    Ok(stream_response(rx))
+    }
+
+    /// A BOOKMARK if the resource's resourceVersion moved past what was delivered; `false` when
+    /// the client went away.
+    async fn bookmark(&mut self) -> bool {
+        let latest = self
+            .shared
+            .state
+            .lock()
+            .expect("state")
+            .last_rv
+            .get(&self.filter.rt.store_key())
+            .copied()
+            .unwrap_or(0);
+        if latest > self.delivered {
+            self.delivered = latest;
+            if self
+                .tx
+                .send(self.filter.bookmark(latest, false))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
 }
