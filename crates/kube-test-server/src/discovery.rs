@@ -906,6 +906,87 @@ mod tests {
         );
     }
 
+    /// aggregated-discovery.json `/apis`, group `apps`: the workloads a rollout patches, in the
+    /// recorded order and shapes (the recorded `scale` subresource is not served, so not listed).
+    #[test]
+    fn aggregated_apps_as_recorded() {
+        let (_, v) = get("/apis", Some(KUBE5_ACCEPT));
+        let apps = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == "apps")
+            .unwrap();
+        let v1 = &apps["versions"][0];
+        assert_eq!(v1["version"], "v1");
+        let names: Vec<&str> = v1["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["resource"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["daemonsets", "deployments", "statefulsets"]);
+        let verbs = json!([
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch"
+        ]);
+        for (plural, kind, short) in [
+            ("daemonsets", "DaemonSet", "ds"),
+            ("deployments", "Deployment", "deploy"),
+            ("statefulsets", "StatefulSet", "sts"),
+        ] {
+            assert_eq!(
+                resource(v1, plural),
+                &json!({"resource": plural, "responseKind": {"group": "", "version": "", "kind": kind},
+                    "scope": "Namespaced", "singularResource": kind.to_ascii_lowercase(),
+                    "verbs": verbs, "shortNames": [short], "categories": ["all"],
+                    "subresources": [{"subresource": "status", "responseKind": {"group": "",
+                    "version": "", "kind": kind}, "verbs": ["get", "patch", "update"]}]}),
+                "{plural}"
+            );
+        }
+        let (r, v) = get("/apis/apps/v1", None);
+        assert_eq!(r.status, 200);
+        let names: Vec<&str> = v["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/status",
+                "statefulsets",
+                "statefulsets/status"
+            ]
+        );
+        assert_eq!(
+            resource(&v, "statefulsets"),
+            &json!({"name": "statefulsets", "singularName": "statefulset", "namespaced": true,
+                "kind": "StatefulSet", "verbs": verbs, "shortNames": ["sts"], "categories": ["all"],
+                "storageVersionHash": "H+vl74LkKdo="})
+        );
+        // the hashes a real kube-apiserver publishes for apps/v1
+        assert_eq!(
+            resource(&v, "daemonsets")["storageVersionHash"],
+            "dd7pWHUlMKQ="
+        );
+        assert_eq!(
+            resource(&v, "deployments")["storageVersionHash"],
+            "8aSe+NMegvE="
+        );
+    }
+
     /// aggregated-discovery.json: v2beta1 alone is answered with v2beta1.
     #[test]
     fn aggregated_v2beta1_alone() {

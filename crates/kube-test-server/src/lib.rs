@@ -12,6 +12,13 @@
 //! Expired, metadata-only (`PartialObjectMetadata`) lists and watches, namespaces, the status
 //! subresource, CustomResourceDefinitions becoming Established, Leases and Events.
 //!
+//! The built-in kinds it serves ([`registry::builtins`]): Namespaces, ConfigMaps, Secrets,
+//! ServiceAccounts, Services and core/v1 Events; events.k8s.io Events; Leases;
+//! CustomResourceDefinitions; RBAC Roles, RoleBindings, ClusterRoles and ClusterRoleBindings; and
+//! the apps/v1 workloads a rollout patches, Deployments, StatefulSets and DaemonSets (stored as
+//! written: their specs are neither defaulted nor validated, `metadata.generation` follows the
+//! spec, and there is no `scale` subresource).
+//!
 //! What it does not do: garbage collection and namespace finalisation (kube-controller-manager's
 //! work, not the API server's: an owner's deletion leaves its dependents, a deleted Namespace
 //! stays Terminating), admission webhooks, aggregated APIs, authentication and authorisation

@@ -115,7 +115,9 @@ fn builtin(
     }
 }
 
-/// The built-in kinds this server serves: what the controller and the sync loop write.
+/// The built-in kinds this server serves: what the controller and the sync loop write, and the
+/// workloads whose pod template a rollout patches (Deployment, StatefulSet, DaemonSet: served
+/// alike, with no defaulting or validation of their specs beyond ObjectMeta).
 pub fn builtins() -> Vec<ResourceType> {
     let mut types = vec![
         builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
@@ -141,6 +143,16 @@ pub fn builtins() -> Vec<ResourceType> {
             &["deploy"],
             true,
         ),
+        builtin(
+            "apps",
+            "v1",
+            "StatefulSet",
+            "statefulsets",
+            true,
+            &["sts"],
+            true,
+        ),
+        builtin("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true),
         builtin(
             "coordination.k8s.io",
             "v1",
@@ -209,7 +221,7 @@ pub fn builtins() -> Vec<ResourceType> {
         if t.kind == "Service" {
             t.categories = vec!["all".into()];
         }
-        if t.kind == "Deployment" {
+        if t.group == "apps" {
             t.categories = vec!["all".into()];
         }
         if t.kind == "CustomResourceDefinition" {

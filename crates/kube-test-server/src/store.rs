@@ -313,7 +313,11 @@ impl State {
     }
 
     fn has_generation(rt: &ResourceType) -> bool {
-        !rt.builtin || matches!(rt.kind.as_str(), "CustomResourceDefinition" | "Deployment")
+        !rt.builtin
+            || matches!(
+                rt.kind.as_str(),
+                "CustomResourceDefinition" | "Deployment" | "StatefulSet" | "DaemonSet"
+            )
     }
 
     fn output(rt: &ResourceType, mut obj: Value) -> Value {
