@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -515,6 +515,15 @@ async fn a_data_change_rolls_the_named_workloads_and_nothing_else_does() {
         .create(&PostParams::default(), &deployment("web"))
         .await
         .expect("create Deployment web");
+    let statefulsets: Api<StatefulSet> = Api::namespaced(env.client.clone(), &env.namespace);
+    let mut db = serde_json::to_value(deployment("db")).unwrap();
+    db["kind"] = json!("StatefulSet");
+    db["spec"]["serviceName"] = json!("db");
+    let db: StatefulSet = serde_json::from_value(db).unwrap();
+    statefulsets
+        .create(&PostParams::default(), &db)
+        .await
+        .expect("create StatefulSet db");
     let key = Identity::generate();
     create_identity(&secrets, "key", &key).await;
     let settings_for = || {
@@ -528,7 +537,7 @@ async fn a_data_change_rolls_the_named_workloads_and_nothing_else_does() {
     s.listen = Some(addr);
     let running = start(&env.client, s);
     let to = [recipient(&key)];
-    let rollout = "deployment/web, statefulset/missing, elsewhere/deployment/web";
+    let rollout = "deployment/web, sts/db, statefulset/missing, elsewhere/deployment/web";
     let make = |values: &[(&str, &[u8])]| {
         with_rollout(
             sealed("app", &env.namespace, &to, values, &OPAQUE, Scope::Strict),
@@ -541,9 +550,19 @@ async fn a_data_change_rolls_the_named_workloads_and_nothing_else_does() {
     await_ready(&sealed_api, "app", "True", "Unsealed").await;
     let not_rolled = |what: &'static str| {
         let deployments = deployments.clone();
+        let statefulsets = statefulsets.clone();
         async move {
             let d = deployments.get("web").await.unwrap();
             assert_eq!(restarted_at(&d), None, "rolled on {what}");
+            let s = serde_json::to_value(statefulsets.get("db").await.unwrap()).unwrap();
+            assert!(
+                s.pointer(&format!(
+                    "/spec/template/metadata/annotations/{}",
+                    RESTARTED_AT_ANNOTATION.replace('/', "~1")
+                ))
+                .is_none(),
+                "db rolled on {what}"
+            );
         }
     };
     not_rolled("creation").await;
@@ -604,6 +623,15 @@ async fn a_data_change_rolls_the_named_workloads_and_nothing_else_does() {
     let ready = await_ready(&sealed_api, "app", "True", "Unsealed").await;
     let stamp = wait_for_some("web rolled", PATIENCE, || async {
         restarted_at(&deployments.get("web").await.ok()?)
+    })
+    .await;
+    wait_for("db rolled", PATIENCE, || async {
+        statefulsets.get("db").await.is_ok_and(|s| {
+            s.spec
+                .and_then(|s| s.template.metadata)
+                .and_then(|m| m.annotations)
+                .is_some_and(|a| a.contains_key(RESTARTED_AT_ANNOTATION))
+        })
     })
     .await;
     stamp
