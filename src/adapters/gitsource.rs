@@ -67,52 +67,11 @@ pub fn fetch(
                 .into(),
         )));
     }
-    let path = cache_for(cache_dir, url);
-    std::fs::create_dir_all(&path)
-        .map_err(|e| Error::from(ErrorKind::Io(e)).in_file(path.display().to_string()))?;
-    let repo = match Repository::open_bare(&path) {
-        Ok(r) => r,
-        Err(_) => Repository::init_bare(&path).map_err(git)?,
-    };
+    let repo = open_cache(cache_dir, url)?;
     {
-        let mut remote = match repo.find_remote("origin") {
-            Ok(r) if r.url().ok() == Some(url) => r,
-            _ => {
-                let _ = repo.remote_delete("origin");
-                repo.remote("origin", url).map_err(git)?
-            }
-        };
+        let mut remote = origin(&repo, url)?;
         let mut callbacks = git2::RemoteCallbacks::new();
-        // What was offered already: libgit2 asks again when the server refuses it.
-        let mut offered: Option<&str> = None;
-        callbacks.credentials(move |_url, user, allowed| {
-            if let Some(what) = offered {
-                return Err(git2::Error::from_str(&format!(
-                    "the server refused the {what}"
-                )));
-            }
-            if allowed.contains(git2::CredentialType::SSH_KEY) {
-                let Some(key) = &auth.ssh_key else {
-                    return Err(git2::Error::from_str(
-                        "the ssh server asks for a key and none was given (--git-ssh-key)",
-                    ));
-                };
-                offered = Some("ssh key");
-                return git2::Cred::ssh_key_from_memory(user.unwrap_or("git"), None, key, None);
-            }
-            if allowed.contains(git2::CredentialType::USERNAME) {
-                return git2::Cred::username(user.unwrap_or("git"));
-            }
-            match &auth.token {
-                Some(token) if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) => {
-                    offered = Some("token");
-                    git2::Cred::userpass_plaintext("x-access-token", token)
-                }
-                _ => Err(git2::Error::from_str(
-                    "the server asks for credentials and no token was given",
-                )),
-            }
-        });
+        offer_credentials(&mut callbacks, auth);
         // libgit2 replaces the callback's error with its own "invalid or unknown remote ssh
         // hostkey": keep ours to report why.
         let refusal = std::rc::Rc::new(std::cell::RefCell::new(None::<String>));
@@ -126,41 +85,10 @@ pub fn fetch(
                 let Some(hostkey) = cert.as_hostkey() else {
                     return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
                 };
-                let why = match (&ssh, known) {
-                    (Some((host, port)), Some(known)) => {
-                        let name = known_hosts::host_name(host, *port);
-                        match hostkey.hostkey() {
-                            // The host libgit2 connected to must be the one checked.
-                            _ if !known_hosts::same_host(host, connected) => format!(
-                                "{url} names host {host}, but the connection is to \
-                                 {connected}: refused"
-                            ),
-                            None => format!("{name} did not present an ssh host key"),
-                            Some(key) => match known_hosts::check(known, &name, key) {
-                                Verdict::Known => {
-                                    return Ok(git2::CertificateCheckStatus::CertificateOk)
-                                }
-                                Verdict::Unknown => format!(
-                                    "host {name} is not in the known_hosts file: refused (add \
-                                     its key, e.g. from `ssh-keyscan`, after checking it)"
-                                ),
-                                Verdict::Mismatch => format!(
-                                    "host {name} presented a key the known_hosts file does not \
-                                     list for it: refused (the key changed, or someone is in \
-                                     between)"
-                                ),
-                                Verdict::Revoked => format!(
-                                    "host {name} presented a key marked @revoked in the \
-                                     known_hosts file"
-                                ),
-                            },
-                        }
-                    }
-                    _ => format!(
-                        "{url} is reached over ssh (host {connected}) but was not read as an \
-                         ssh URL, so its host key cannot be checked: refused (write it as \
-                         ssh://[user@]host[:port]/path)"
-                    ),
+                let Some(why) =
+                    host_key_refusal(url, ssh.as_ref(), known, hostkey.hostkey(), connected)
+                else {
+                    return Ok(git2::CertificateCheckStatus::CertificateOk);
                 };
                 let e = git2::Error::from_str(&why);
                 *refusal.borrow_mut() = Some(why);
@@ -185,6 +113,109 @@ pub fn fetch(
     }
     let oid = resolve(&repo, reference)?;
     Ok((repo, oid))
+}
+
+/// The bare cache repository for `url` under `cache_dir`, created the first time.
+fn open_cache(cache_dir: &Path, url: &str) -> Result<Repository, Error> {
+    let path = cache_for(cache_dir, url);
+    std::fs::create_dir_all(&path)
+        .map_err(|e| Error::from(ErrorKind::Io(e)).in_file(path.display().to_string()))?;
+    match Repository::open_bare(&path) {
+        Ok(r) => Ok(r),
+        Err(_) => Repository::init_bare(&path).map_err(git),
+    }
+}
+
+/// The cache's `origin` remote, (re)pointed at `url`.
+fn origin<'r>(repo: &'r Repository, url: &str) -> Result<git2::Remote<'r>, Error> {
+    match repo.find_remote("origin") {
+        Ok(r) if r.url().ok() == Some(url) => Ok(r),
+        _ => {
+            let _ = repo.remote_delete("origin");
+            repo.remote("origin", url).map_err(git)
+        }
+    }
+}
+
+/// Answers the server's credential requests from `auth`: an ssh key, the URL's user, or the
+/// token. Each is offered once: a refused credential is an error, not a retry loop.
+fn offer_credentials<'a>(callbacks: &mut git2::RemoteCallbacks<'a>, auth: &'a Auth) {
+    // What was offered already: libgit2 asks again when the server refuses it.
+    let mut offered: Option<&str> = None;
+    callbacks.credentials(move |_url, user, allowed| {
+        if let Some(what) = offered {
+            return Err(git2::Error::from_str(&format!(
+                "the server refused the {what}"
+            )));
+        }
+        if allowed.contains(git2::CredentialType::SSH_KEY) {
+            let Some(key) = &auth.ssh_key else {
+                return Err(git2::Error::from_str(
+                    "the ssh server asks for a key and none was given (--git-ssh-key)",
+                ));
+            };
+            offered = Some("ssh key");
+            return git2::Cred::ssh_key_from_memory(user.unwrap_or("git"), None, key, None);
+        }
+        if allowed.contains(git2::CredentialType::USERNAME) {
+            return git2::Cred::username(user.unwrap_or("git"));
+        }
+        match &auth.token {
+            Some(token) if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) => {
+                offered = Some("token");
+                git2::Cred::userpass_plaintext("x-access-token", token)
+            }
+            _ => Err(git2::Error::from_str(
+                "the server asks for credentials and no token was given",
+            )),
+        }
+    });
+}
+
+/// Why the ssh host key `key` presented by `connected` is refused for `url` (`ssh`: its host
+/// and port when read as an ssh URL; `known`: the known_hosts text), or `None` when the
+/// known_hosts text lists it for that host.
+fn host_key_refusal(
+    url: &str,
+    ssh: Option<&(String, Option<u16>)>,
+    known: Option<&str>,
+    key: Option<&[u8]>,
+    connected: &str,
+) -> Option<String> {
+    Some(match (ssh, known) {
+        (Some((host, port)), Some(known)) => {
+            let name = known_hosts::host_name(host, *port);
+            match key {
+                // The host libgit2 connected to must be the one checked.
+                _ if !known_hosts::same_host(host, connected) => format!(
+                    "{url} names host {host}, but the connection is to \
+                     {connected}: refused"
+                ),
+                None => format!("{name} did not present an ssh host key"),
+                Some(key) => match known_hosts::check(known, &name, key) {
+                    Verdict::Known => return None,
+                    Verdict::Unknown => format!(
+                        "host {name} is not in the known_hosts file: refused (add \
+                         its key, e.g. from `ssh-keyscan`, after checking it)"
+                    ),
+                    Verdict::Mismatch => format!(
+                        "host {name} presented a key the known_hosts file does not \
+                         list for it: refused (the key changed, or someone is in \
+                         between)"
+                    ),
+                    Verdict::Revoked => format!(
+                        "host {name} presented a key marked @revoked in the \
+                         known_hosts file"
+                    ),
+                },
+            }
+        }
+        _ => format!(
+            "{url} is reached over ssh (host {connected}) but was not read as an \
+             ssh URL, so its host key cannot be checked: refused (write it as \
+             ssh://[user@]host[:port]/path)"
+        ),
+    })
 }
 
 fn resolve(repo: &Repository, reference: &str) -> Result<Oid, Error> {

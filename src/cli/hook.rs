@@ -65,11 +65,36 @@ pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
         .workdir()
         .context("a bare repository has nothing to commit")?
         .to_path_buf();
-    let mut blocked: Vec<(String, Vec<ops::PlaintextFinding>)> = Vec::new();
     let mut stderr = std::io::stderr().lock();
+    let blocked = judge_staged(&repo, &mut stderr)?;
+    if blocked.is_empty() {
+        return Ok(0);
+    }
+    let only_paths = commits_only_paths();
+    if fix && only_paths {
+        writeln!(
+            stderr,
+            "gitops-seal: not sealing during `git commit PATH...`; seal first, or commit with `git add` and plain `git commit`"
+        )?;
+    }
+    if fix && !only_paths && blocked.iter().all(|(_, f)| f.iter().all(|f| !f.unparsable)) {
+        seal_blocked(&repo, &workdir, &blocked, settings, &mut stderr)?;
+        return Ok(0);
+    }
+    refuse_blocked(&blocked, &mut stderr)?;
+    Ok(1)
+}
+
+/// Staged paths and the findings that block their commit.
+type Blocked = Vec<(String, Vec<ops::PlaintextFinding>)>;
+
+/// Step 1: judges every staged blob not already judged clean, noting on `stderr` what was
+/// skipped in manifests, and returns the paths with findings.
+fn judge_staged(repo: &git2::Repository, stderr: &mut impl Write) -> Result<Blocked> {
+    let mut blocked: Blocked = Vec::new();
     // Blobs this binary already judged clean are not judged again (see adapters::judged).
     let mut clean = JudgedClean::load(repo.path());
-    for staged in git::staged_to_judge(&repo)? {
+    for staged in git::staged_to_judge(repo)? {
         let path = staged.path.as_str();
         let manifest = judge::reads_as_manifest(path);
         if clean.contains(staged.blob, manifest) {
@@ -96,43 +121,53 @@ pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
     }
     // The record only saves work: failing to write it changes no verdict.
     let _ = clean.save();
-    if blocked.is_empty() {
-        return Ok(0);
-    }
-    // `git commit PATH...` commits from a temporary index while .git/index.lock is updated
-    // too: sealing only the one the hook sees would leave the plaintext staged. Refuse then.
-    let only_paths = std::env::var_os("GIT_INDEX_FILE").is_some_and(|f| {
+    Ok(blocked)
+}
+
+/// Whether this is `git commit PATH...`: it commits from a temporary index while
+/// .git/index.lock is updated too, so sealing only the one the hook sees would leave the
+/// plaintext staged. `--fix` refuses then.
+fn commits_only_paths() -> bool {
+    std::env::var_os("GIT_INDEX_FILE").is_some_and(|f| {
         Path::new(&f)
             .file_name()
             .is_some_and(|n| n != "index" && n != "index.lock")
-    });
-    if fix && only_paths {
+    })
+}
+
+/// Step 2 with `--fix`: seals every blocked file in the index and the working tree, after
+/// checking that each can be sealed in place and has recipients.
+fn seal_blocked(
+    repo: &git2::Repository,
+    workdir: &Path,
+    blocked: &Blocked,
+    settings: &mut Settings,
+    stderr: &mut impl Write,
+) -> Result<()> {
+    // Sealing the working tree in place renames a new file over the path: another hard
+    // link would keep the plaintext. Checked for every file before any is sealed.
+    for (path, _) in blocked {
+        if gitops_seal::adapters::files::check_in_place(&workdir.join(path), false).is_err() {
+            bail!("{path}: the file has more than one hard link, so sealing it in place would leave the plaintext in the others; nothing sealed. Give it a file of its own first (cp {path} {path}.tmp && mv {path}.tmp {path}), then git add it and commit again");
+        }
+    }
+    for (path, _) in blocked {
+        let file = settings.file(&workdir.join(path))?;
+        if file.recipients.is_none() {
+            bail!("{path}: no rule in {CONFIG_FILE_NAME} matches this path, so --fix has no recipients; seal it with `gitops-seal encrypt -R KEYS --in-place {path}`");
+        }
+        git::seal_staged(repo, path, &settings.seal_settings(&file, false))?;
         writeln!(
             stderr,
-            "gitops-seal: not sealing during `git commit PATH...`; seal first, or commit with `git add` and plain `git commit`"
+            "gitops-seal: sealed {path} in the index and the working tree"
         )?;
     }
-    if fix && !only_paths && blocked.iter().all(|(_, f)| f.iter().all(|f| !f.unparsable)) {
-        // Sealing the working tree in place renames a new file over the path: another hard
-        // link would keep the plaintext. Checked for every file before any is sealed.
-        for (path, _) in &blocked {
-            if gitops_seal::adapters::files::check_in_place(&workdir.join(path), false).is_err() {
-                bail!("{path}: the file has more than one hard link, so sealing it in place would leave the plaintext in the others; nothing sealed. Give it a file of its own first (cp {path} {path}.tmp && mv {path}.tmp {path}), then git add it and commit again");
-            }
-        }
-        for (path, _) in &blocked {
-            let file = settings.file(&workdir.join(path))?;
-            if file.recipients.is_none() {
-                bail!("{path}: no rule in {CONFIG_FILE_NAME} matches this path, so --fix has no recipients; seal it with `gitops-seal encrypt -R KEYS --in-place {path}`");
-            }
-            git::seal_staged(&repo, path, &settings.seal_settings(&file, false))?;
-            writeln!(
-                stderr,
-                "gitops-seal: sealed {path} in the index and the working tree"
-            )?;
-        }
-        return Ok(0);
-    }
+    Ok(())
+}
+
+/// Step 2 otherwise: tells on `stderr` why the commit is refused, every finding, and what to
+/// do about each kind of blocked path.
+fn refuse_blocked(blocked: &Blocked, stderr: &mut impl Write) -> Result<()> {
     // Findings on content the judge could not read through (too large, too many documents,
     // unreadable) are not Secrets it saw: they are worded apart.
     let unjudged = |f: &ops::PlaintextFinding| {
@@ -149,7 +184,7 @@ pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
     let mut fixable = Vec::new();
     let mut templates = Vec::new();
     let mut unjudgeable = Vec::new();
-    for (path, findings) in &blocked {
+    for (path, findings) in blocked {
         for f in findings {
             writeln!(stderr, "  {path}: {f}")?;
         }
@@ -182,7 +217,7 @@ pub fn run(fix: bool, settings: &mut Settings) -> Result<i32> {
             templates.join(", ")
         )?;
     }
-    Ok(1)
+    Ok(())
 }
 
 fn shell_quote(s: &str) -> String {

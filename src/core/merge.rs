@@ -106,13 +106,35 @@ fn field<T: PartialEq + Clone>(
 /// Merges `ours` and `theirs` against their common ancestor `base`.
 pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) -> Merged {
     let mut conflicts = Vec::new();
-    let set = |s: &SealedSecret| s.recipients.iter().cloned().collect::<BTreeSet<_>>();
+    let (mut merged, recipients_set) = merge_metadata(base, ours, theirs, &mut conflicts);
+    merged.encrypted_data = merge_values(base, ours, theirs, &mut conflicts);
+    check_values_sealed_for(&merged, &recipients_set, base, ours, theirs, &mut conflicts);
+    Merged {
+        sealed: merged,
+        conflicts,
+    }
+}
+
+/// The recipients of one side, as a set: their order is not what the sides agree on.
+fn recipient_set(s: &SealedSecret) -> BTreeSet<String> {
+    s.recipients.iter().cloned().collect()
+}
+
+/// Step 1: every field but `encryptedData` (left empty), merged field by field, and the merged
+/// recipient set.
+fn merge_metadata(
+    base: &SealedSecret,
+    ours: &SealedSecret,
+    theirs: &SealedSecret,
+    conflicts: &mut Vec<Conflict>,
+) -> (SealedSecret, BTreeSet<String>) {
+    let set = recipient_set;
     let recipients_set = field(
         "spec.recipients",
         &set(base),
         &set(ours),
         &set(theirs),
-        &mut conflicts,
+        conflicts,
     );
     // Keep the order of the side whose set won.
     let recipients = [ours, theirs, base]
@@ -125,68 +147,38 @@ pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) ->
         &base.scope,
         &ours.scope,
         &theirs.scope,
-        &mut conflicts,
+        conflicts,
     );
     let name = field(
         "metadata.name",
         &base.name,
         &ours.name,
         &theirs.name,
-        &mut conflicts,
+        conflicts,
     );
     let namespace = field(
         "metadata.namespace",
         &base.namespace,
         &ours.namespace,
         &theirs.namespace,
-        &mut conflicts,
+        conflicts,
     );
-    let template = Template {
-        secret_type: field(
-            "spec.template.type",
-            &base.template.secret_type,
-            &ours.template.secret_type,
-            &theirs.template.secret_type,
-            &mut conflicts,
-        ),
-        immutable: field(
-            "spec.template.immutable",
-            &base.template.immutable,
-            &ours.template.immutable,
-            &theirs.template.immutable,
-            &mut conflicts,
-        ),
-        labels: merge_map(
-            "template label",
-            &base.template.labels,
-            &ours.template.labels,
-            &theirs.template.labels,
-            &mut conflicts,
-        ),
-        annotations: merge_map(
-            "template annotation",
-            &base.template.annotations,
-            &ours.template.annotations,
-            &theirs.template.annotations,
-            &mut conflicts,
-        ),
-    };
+    let template = merge_template(&base.template, &ours.template, &theirs.template, conflicts);
     let labels = merge_map(
         "label",
         &base.labels,
         &ours.labels,
         &theirs.labels,
-        &mut conflicts,
+        conflicts,
     );
     let annotations = merge_map(
         "annotation",
         &base.annotations,
         &ours.annotations,
         &theirs.annotations,
-        &mut conflicts,
+        conflicts,
     );
-
-    let mut merged = SealedSecret {
+    let merged = SealedSecret {
         name,
         namespace,
         labels,
@@ -196,6 +188,57 @@ pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) ->
         encrypted_data: BTreeMap::new(),
         template,
     };
+    (merged, recipients_set)
+}
+
+/// `spec.template`, merged field by field.
+fn merge_template(
+    base: &Template,
+    ours: &Template,
+    theirs: &Template,
+    conflicts: &mut Vec<Conflict>,
+) -> Template {
+    Template {
+        secret_type: field(
+            "spec.template.type",
+            &base.secret_type,
+            &ours.secret_type,
+            &theirs.secret_type,
+            conflicts,
+        ),
+        immutable: field(
+            "spec.template.immutable",
+            &base.immutable,
+            &ours.immutable,
+            &theirs.immutable,
+            conflicts,
+        ),
+        labels: merge_map(
+            "template label",
+            &base.labels,
+            &ours.labels,
+            &theirs.labels,
+            conflicts,
+        ),
+        annotations: merge_map(
+            "template annotation",
+            &base.annotations,
+            &ours.annotations,
+            &theirs.annotations,
+            conflicts,
+        ),
+    }
+}
+
+/// Step 2: `encryptedData`, key by key, ciphertexts compared as bytes. A key changed on both
+/// sides keeps ours' value (if any) and is a conflict.
+fn merge_values(
+    base: &SealedSecret,
+    ours: &SealedSecret,
+    theirs: &SealedSecret,
+    conflicts: &mut Vec<Conflict>,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut merged = BTreeMap::new();
     let keys: BTreeSet<&String> = base
         .encrypted_data
         .keys()
@@ -210,7 +253,7 @@ pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) ->
         );
         match pick(b, o, t) {
             Ok(Some(v)) => {
-                merged.encrypted_data.insert(k.clone(), v);
+                merged.insert(k.clone(), v);
             }
             Ok(None) => {}
             Err(()) => {
@@ -225,18 +268,29 @@ pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) ->
                     reseal: false,
                 });
                 if let Some(v) = o {
-                    merged.encrypted_data.insert(k.clone(), v.clone());
+                    merged.insert(k.clone(), v.clone());
                 }
             }
         }
     }
-    // Each value that can end up in the result must have been sealed by a side that agrees
-    // with the merged object on everything the ciphertext carries: recipients, scope, type,
-    // name and namespace. Checked even when other keys conflict: resolving those must not
-    // leave behind a value the listed recipients cannot open. For a key whose values clash,
-    // either side's value may be the one kept, so both are checked.
+    merged
+}
+
+/// Step 3: each value that can end up in the result must have been sealed by a side that agrees with the merged object on everything the
+/// ciphertext carries: recipients, scope, type, name and namespace. Checked even when other
+/// keys conflict: resolving those must not leave behind a value the listed recipients cannot
+/// open. For a key whose values clash, either side's value may be the one kept, so both are
+/// checked. Each value that fails is a conflict to reseal.
+fn check_values_sealed_for(
+    merged: &SealedSecret,
+    recipients_set: &BTreeSet<String>,
+    base: &SealedSecret,
+    ours: &SealedSecret,
+    theirs: &SealedSecret,
+    conflicts: &mut Vec<Conflict>,
+) {
     let agrees = |s: &SealedSecret| {
-        set(s) == recipients_set
+        recipient_set(s) == *recipients_set
             && s.scope == merged.scope
             && s.template.secret_type == merged.template.secret_type
             && s.name == merged.name
@@ -269,10 +323,6 @@ pub fn merge(base: &SealedSecret, ours: &SealedSecret, theirs: &SealedSecret) ->
             value_clash: false,
             reseal: true,
         });
-    }
-    Merged {
-        sealed: merged,
-        conflicts,
     }
 }
 

@@ -358,8 +358,41 @@ pub fn import_sops(
     let numbered: Vec<(usize, &RawDocument<'_>)> = super::numbered(&docs)
         .filter(|(_, d)| !d.is_empty)
         .collect();
-    let Some((first_n, first)) = numbered.first() else {
+    let Some(mut values) = parse_sops_documents(text, &numbered)? else {
         return Ok(ImportReport::default());
+    };
+    let (first_n, first) = numbered[0];
+    let meta = sops::Metadata::parse(&values.0[0]).in_document(first_n)?;
+    check_one_sops_block(&numbered, &values.0)?;
+    for v in values.0.iter_mut() {
+        if let Some(m) = v.as_object_mut() {
+            m.shift_remove(sops::METADATA_KEY);
+        }
+    }
+    let key = meta.data_key(identities)?;
+    // Empty documents are not numbered, so the n-th parsed document is document n.
+    let opened = sops::decrypt_documents(&mut values.0, &meta, &key)?;
+    drop(key);
+    let json = yaml::is_json(first.text);
+    let mut out = String::new();
+    let mut report = ImportReport::default();
+    for (((n, _), value), opened) in numbered.iter().zip(values.0.iter()).zip(&opened) {
+        import_sops_document(*n, value, opened, json, settings, &mut out, &mut report)?;
+    }
+    // The judge's last word, as for encrypt: kubectl must read no plaintext Secret in it.
+    super::check_output(out.as_bytes(), limits)?;
+    report.text = Some(out);
+    Ok(report)
+}
+
+/// Step 1: the non-empty documents, parsed, when the first carries SOPS metadata; `None`
+/// (nothing to import) when it does not — an error then if a later document does.
+fn parse_sops_documents(
+    text: &str,
+    numbered: &[(usize, &RawDocument<'_>)],
+) -> Result<Option<Wiped>, Error> {
+    let Some((first_n, first)) = numbered.first() else {
+        return Ok(None);
     };
     let mut values = Wiped(Vec::with_capacity(numbered.len()));
     match yaml::parse_core_schema(first) {
@@ -374,17 +407,24 @@ pub fn import_sops(
                     }
                 }
             }
-            return Ok(ImportReport::default());
+            return Ok(None);
         }
     }
     for (n, doc) in &numbered[1..] {
         values.0.push(yaml::parse_core_schema(doc).in_document(*n)?);
     }
-    let meta = sops::Metadata::parse(&values.0[0]).in_document(*first_n)?;
-    // sops writes one block into every document of a file: another block (files joined with
-    // `---`) or none (a document added by hand) is named here, not reported as tampering.
-    // The first document's MAC is the one checked (as sops reads the file); the rest of the
-    // block must be the same.
+    Ok(Some(values))
+}
+
+/// Step 2: sops writes one block into every document of a file: another block (files joined
+/// with `---`) or none (a document added by hand) is named here, not reported as tampering.
+/// The first document's MAC is the one checked (as sops reads the file); the rest of the
+/// block must be the same.
+fn check_one_sops_block(
+    numbered: &[(usize, &RawDocument<'_>)],
+    values: &[Value],
+) -> Result<(), Error> {
+    let first_n = numbered[0].0;
     let without_mac = |v: &Value| {
         let mut block = v.get(sops::METADATA_KEY).cloned();
         if let Some(m) = block.as_mut().and_then(Value::as_object_mut) {
@@ -392,8 +432,8 @@ pub fn import_sops(
         }
         block
     };
-    let block = without_mac(&values.0[0]);
-    for ((n, _), v) in numbered.iter().zip(&values.0).skip(1) {
+    let block = without_mac(&values[0]);
+    for ((n, _), v) in numbered.iter().zip(values).skip(1) {
         if without_mac(v) != block {
             return Err(Error::from(ErrorKind::SopsUnsupported(format!(
                 "document {n} does not carry the SOPS metadata of document {first_n}: each SOPS file is one sops encryption (split joined files first)"
@@ -401,92 +441,96 @@ pub fn import_sops(
             .in_document(*n));
         }
     }
-    for v in values.0.iter_mut() {
-        if let Some(m) = v.as_object_mut() {
-            m.shift_remove(sops::METADATA_KEY);
-        }
+    Ok(())
+}
+
+/// Step 3, for one opened document `n` (`opened`: the paths sops had encrypted in it): it must
+/// be a Secret with no encrypted label or annotation; it is sealed, or written as it is when
+/// it holds no values, onto `out`, and recorded in `report`.
+fn import_sops_document(
+    n: usize,
+    value: &Value,
+    opened: &[Vec<String>],
+    json: bool,
+    settings: &SealSettings,
+    out: &mut String,
+    report: &mut ImportReport,
+) -> Result<(), Error> {
+    let object = object_of(value);
+    let kind = manifest::kind_of(
+        value.get("apiVersion").and_then(Value::as_str),
+        value.get("kind").and_then(Value::as_str),
+    );
+    if kind != DocKind::Secret {
+        return Err(Error::from(ErrorKind::ImportNotSecret {
+            object: object.clone(),
+        })
+        .in_document(n));
     }
-    let key = meta.data_key(identities)?;
-    // Empty documents are not numbered, so the n-th parsed document is document n.
-    let opened = sops::decrypt_documents(&mut values.0, &meta, &key)?;
-    drop(key);
-    let json = yaml::is_json(first.text);
-    let mut out = String::new();
-    let mut report = ImportReport::default();
-    for (((n, _), value), opened) in numbered.iter().zip(values.0.iter()).zip(&opened) {
-        let object = object_of(value);
-        let kind = manifest::kind_of(
-            value.get("apiVersion").and_then(Value::as_str),
-            value.get("kind").and_then(Value::as_str),
-        );
-        if kind != DocKind::Secret {
-            return Err(Error::from(ErrorKind::ImportNotSecret {
-                object: object.clone(),
+    refuse_encrypted_metadata(n, &object, opened)?;
+    if !out.is_empty() {
+        out.push_str("---\n");
+    }
+    if !secret::has_values(value) {
+        // Nothing to seal: written as it is only when sops encrypted nothing in it (a
+        // service-account-token placeholder), else it would be written in plaintext.
+        if let Some(path) = opened.first() {
+            return Err(Error::from(ErrorKind::SopsNothingToSeal {
+                path: path.join("."),
             })
-            .in_document(*n));
+            .in_object(object)
+            .in_document(n));
         }
-        // Labels and annotations are carried in clear: one that sops encrypted is refused.
-        for path in opened {
-            if let [meta, field, key, ..] = &path[..] {
-                if meta == "metadata" && (field == "labels" || field == "annotations") {
-                    let field = if field == "labels" {
-                        "label"
-                    } else {
-                        "annotation"
-                    };
-                    return Err(Error::from(ErrorKind::SopsEncryptedMetadata { field })
-                        .at_key(key)
-                        .in_object(object)
-                        .in_document(*n));
-                }
-            }
-        }
-        if !out.is_empty() {
-            out.push_str("---\n");
-        }
-        if !secret::has_values(value) {
-            // Nothing to seal: written as it is only when sops encrypted nothing in it (a
-            // service-account-token placeholder), else it would be written in plaintext.
-            if let Some(path) = opened.first() {
-                return Err(Error::from(ErrorKind::SopsNothingToSeal {
-                    path: path.join("."),
-                })
-                .in_object(object)
-                .in_document(*n));
-            }
-            report.rewritten.push(RewrittenDocument {
-                document: *n,
-                item: None,
-                object,
-                what: "no values to seal; rewritten without its sops metadata",
-            });
-            out.push_str(&if json {
-                yaml::to_json(value)
-            } else {
-                yaml::to_yaml(value)
-            });
-            continue;
-        }
-        let plain = yaml::reparse_item(value, 1, secret::parse_secret)
-            .in_object(&object)
-            .in_document(*n)?;
-        let sealed = seal_secret(&plain, settings, None).in_document(*n)?;
-        drop(plain);
-        out.push_str(&sealed.render(json));
-        report.objects.push(Imported {
-            document: *n,
+        report.rewritten.push(RewrittenDocument {
+            document: n,
             item: None,
-            from: object,
-            to: sealed.object_ref(),
-            from_scope: None,
-            scope: sealed.scope,
-            recipients: sealed.recipients.len(),
-            keys: sealed.encrypted_data.keys().cloned().collect(),
-            replaced: true,
+            object,
+            what: "no values to seal; rewritten without its sops metadata",
         });
+        out.push_str(&if json {
+            yaml::to_json(value)
+        } else {
+            yaml::to_yaml(value)
+        });
+        return Ok(());
     }
-    // The judge's last word, as for encrypt: kubectl must read no plaintext Secret in it.
-    super::check_output(out.as_bytes(), limits)?;
-    report.text = Some(out);
-    Ok(report)
+    let plain = yaml::reparse_item(value, 1, secret::parse_secret)
+        .in_object(&object)
+        .in_document(n)?;
+    let sealed = seal_secret(&plain, settings, None).in_document(n)?;
+    drop(plain);
+    out.push_str(&sealed.render(json));
+    report.objects.push(Imported {
+        document: n,
+        item: None,
+        from: object,
+        to: sealed.object_ref(),
+        from_scope: None,
+        scope: sealed.scope,
+        recipients: sealed.recipients.len(),
+        keys: sealed.encrypted_data.keys().cloned().collect(),
+        replaced: true,
+    });
+    Ok(())
+}
+
+/// Labels and annotations are carried in clear: one that sops encrypted (among the `opened`
+/// paths of document `n`) is refused.
+fn refuse_encrypted_metadata(n: usize, object: &str, opened: &[Vec<String>]) -> Result<(), Error> {
+    for path in opened {
+        if let [meta, field, key, ..] = &path[..] {
+            if meta == "metadata" && (field == "labels" || field == "annotations") {
+                let field = if field == "labels" {
+                    "label"
+                } else {
+                    "annotation"
+                };
+                return Err(Error::from(ErrorKind::SopsEncryptedMetadata { field })
+                    .at_key(key)
+                    .in_object(object)
+                    .in_document(n));
+            }
+        }
+    }
+    Ok(())
 }

@@ -115,81 +115,119 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
     };
     let mut previous: Vec<u8> = Vec::new();
     for _ in 0..count {
-        let start = at;
-        if start + FIXED > end {
+        read_entry(b, version, &mut at, end, &mut previous, &mut index)?;
+    }
+    read_extensions(b, at, end, &mut index)?;
+    Ok(index)
+}
+
+/// Reads the entry at `at` (before `end`, the checksum) into `index` and moves `at` past it:
+/// a stage-0 entry is added, any other stage marks the index conflicted. `previous` is the
+/// previous entry's path, which version 4 compresses against.
+fn read_entry(
+    b: &[u8],
+    version: u32,
+    at: &mut usize,
+    end: usize,
+    previous: &mut Vec<u8>,
+    index: &mut Index,
+) -> Result<(), Unsupported> {
+    let start = *at;
+    if start + FIXED > end {
+        return Err(bad("truncated entry"));
+    }
+    let mode = be32(b, start + 24)?;
+    let mut oid = [0u8; OID];
+    oid.copy_from_slice(&b[start + 40..start + 40 + OID]);
+    let flags = be16(b, start + 60)?;
+    let stage = (flags >> 12) & 0x3;
+    let extended = flags & 0x4000 != 0;
+    let mut intent_to_add = false;
+    *at = start + FIXED;
+    if extended {
+        if version < 3 {
+            return Err(bad("extended flags in a version 2 index"));
+        }
+        let extra = be16(b, *at)?;
+        // skip-worktree (0x4000) entries are still committed as recorded: nothing to do.
+        intent_to_add = extra & 0x2000 != 0;
+        *at += 2;
+    }
+    let path = entry_path(b, version, start, at, end, previous)?;
+    // Git and libgit2 take the name's length from the flags when it is under 0xFFF, and
+    // find the entry's end from it: a length that is not the name's would make them read
+    // another name (and other entries) than the NUL-terminated one read here.
+    if usize::from(flags & 0xFFF) != path.len().min(0xFFF) {
+        return Err(bad("name length does not match the name"));
+    }
+    if mode & 0o170000 == 0o040000 {
+        return Err(bad("sparse index (folder entries)"));
+    }
+    if path.is_empty() {
+        return Err(bad("empty path"));
+    }
+    if stage == 0 {
+        // Paths must be strictly increasing, or a binary search would miss them.
+        if index
+            .entries
+            .last()
+            .is_some_and(|e| e.path.as_slice() >= path)
+        {
+            return Err(bad("entries out of order"));
+        }
+        index.entries.push(Entry {
+            path: path.to_vec(),
+            mode,
+            oid,
+            intent_to_add,
+        });
+    } else {
+        index.conflicted = true;
+    }
+    Ok(())
+}
+
+/// The path of the entry that began at `start`, read at `at` (moved past it and the entry's
+/// padding). Version 4 compresses each path against the `previous` one (updated here); 2 and
+/// 3 pad entries with 1 to 8 NULs to a multiple of 8 bytes.
+fn entry_path<'a>(
+    b: &'a [u8],
+    version: u32,
+    start: usize,
+    at: &mut usize,
+    end: usize,
+    previous: &'a mut Vec<u8>,
+) -> Result<&'a [u8], Unsupported> {
+    if version == 4 {
+        let strip = varint(b, at)?;
+        let nul = path_length(b, *at, end)?;
+        if strip > previous.len() {
+            return Err(bad("bad path compression"));
+        }
+        previous.truncate(previous.len() - strip);
+        previous.extend_from_slice(&b[*at..*at + nul]);
+        *at += nul + 1;
+        Ok(previous)
+    } else {
+        let nul = path_length(b, *at, end)?;
+        let path = &b[*at..*at + nul];
+        let len = *at + nul - start;
+        *at = start + (len + 8) / 8 * 8;
+        if *at > end {
             return Err(bad("truncated entry"));
         }
-        let mode = be32(b, start + 24)?;
-        let mut oid = [0u8; OID];
-        oid.copy_from_slice(&b[start + 40..start + 40 + OID]);
-        let flags = be16(b, start + 60)?;
-        let stage = (flags >> 12) & 0x3;
-        let extended = flags & 0x4000 != 0;
-        let mut intent_to_add = false;
-        at = start + FIXED;
-        if extended {
-            if version < 3 {
-                return Err(bad("extended flags in a version 2 index"));
-            }
-            let extra = be16(b, at)?;
-            // skip-worktree (0x4000) entries are still committed as recorded: nothing to do.
-            intent_to_add = extra & 0x2000 != 0;
-            at += 2;
-        }
-        // Version 4 compresses each path against the previous one; 2 and 3 pad entries with
-        // 1 to 8 NULs to a multiple of 8 bytes.
-        let path: &[u8] = if version == 4 {
-            let strip = varint(b, &mut at)?;
-            let nul = path_length(b, at, end)?;
-            if strip > previous.len() {
-                return Err(bad("bad path compression"));
-            }
-            previous.truncate(previous.len() - strip);
-            previous.extend_from_slice(&b[at..at + nul]);
-            at += nul + 1;
-            &previous
-        } else {
-            let nul = path_length(b, at, end)?;
-            let path = &b[at..at + nul];
-            let len = at + nul - start;
-            at = start + (len + 8) / 8 * 8;
-            if at > end {
-                return Err(bad("truncated entry"));
-            }
-            path
-        };
-        // Git and libgit2 take the name's length from the flags when it is under 0xFFF, and
-        // find the entry's end from it: a length that is not the name's would make them read
-        // another name (and other entries) than the NUL-terminated one read here.
-        if usize::from(flags & 0xFFF) != path.len().min(0xFFF) {
-            return Err(bad("name length does not match the name"));
-        }
-        if mode & 0o170000 == 0o040000 {
-            return Err(bad("sparse index (folder entries)"));
-        }
-        if path.is_empty() {
-            return Err(bad("empty path"));
-        }
-        if stage == 0 {
-            // Paths must be strictly increasing, or a binary search would miss them.
-            if index
-                .entries
-                .last()
-                .is_some_and(|e| e.path.as_slice() >= path)
-            {
-                return Err(bad("entries out of order"));
-            }
-            index.entries.push(Entry {
-                path: path.to_vec(),
-                mode,
-                oid,
-                intent_to_add,
-            });
-        } else {
-            index.conflicted = true;
-        }
+        Ok(path)
     }
-    // Extensions, up to the trailing checksum.
+}
+
+/// The extensions, from `at` up to the trailing checksum at `end`: the cache-tree is read into
+/// `index`, other optional extensions are skipped, a required one is refused.
+fn read_extensions(
+    b: &[u8],
+    mut at: usize,
+    end: usize,
+    index: &mut Index,
+) -> Result<(), Unsupported> {
     while at < end {
         if at + 8 > end {
             return Err(bad("truncated extension"));
@@ -217,7 +255,7 @@ pub fn parse(b: &[u8]) -> Result<Index, Unsupported> {
         }
         at += 8 + size;
     }
-    Ok(index)
+    Ok(())
 }
 
 /// The `TREE` extension: nodes in pre-order, each `path NUL entry_count SP subtrees LF` and,
