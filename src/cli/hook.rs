@@ -252,89 +252,118 @@ fn unreadable(e: &std::io::Error) -> ops::ScanReport {
     }
 }
 
+/// What a scan found, and what it could not read.
+#[derive(Default)]
+struct Scanned {
+    found: Vec<(Option<String>, String, ops::PlaintextFinding)>,
+    notes: Vec<String>,
+    missing: Vec<git::MissingObject>,
+}
+
 pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
-    let mut found: Vec<(Option<String>, String, ops::PlaintextFinding)> = Vec::new();
-    let mut notes = Vec::new();
-    let mut missing = Vec::new();
-    if history {
-        git::read_without_rehashing();
-        let repo = open_repo(path)?;
-        // The work tree's config; without one checked out (a bare repository, a clone made
-        // with --no-checkout), HEAD's.
-        let config = match repo.workdir() {
-            Some(dir) if dir.join(CONFIG_FILE_NAME).is_file() => config::root_config(dir)?,
-            _ => match git::config_at_head(&repo)? {
-                git::HeadConfig::Found(config) => config,
-                git::HeadConfig::Absent => Default::default(),
-                // Without it nothing is ignored: the scan reads more, never less.
-                git::HeadConfig::Missing(m) => {
-                    missing.push(m);
-                    Default::default()
-                }
-            },
-        };
-        let skip = |p: &str| config.is_ignored(p);
-        let max_len = Limits::default().max_file_bytes as u64;
-        let report = git::walk_history(&repo, &skip, max_len, &mut |commit, p, blob| {
-            let report = match blob {
-                git::Blob::Content(content) => ops::scan_file(p, content),
-                git::Blob::TooLarge(size) => ops::scan_size(size).unwrap_or_default(),
-            };
-            for f in report.findings {
-                found.push((Some(commit.to_string()), p.to_string(), f));
-            }
-            Ok(())
-        })?;
-        notes.push(format!("scanned {} commit(s)", report.commits));
-        for m in report.missing {
-            if !missing
-                .iter()
-                .any(|seen: &git::MissingObject| seen.id == m.id)
-            {
-                missing.push(m);
-            }
-        }
+    let scanned = if history {
+        scan_history(path)?
     } else {
-        let files = tree::files_to_scan(path)?;
-        let cwd = std::env::current_dir()?;
-        let count = files.len();
-        for file in files {
-            let p = file.path;
-            let shown = config::relative_slash_path(&cwd, &p);
-            // The size first: a file too large to judge is a finding without being read.
-            let report = match fs::metadata(&p).map(|m| ops::scan_size(m.len())) {
-                Ok(Some(too_large)) => too_large,
-                Ok(None) => match files::read_input(&p) {
-                    // An empty manifest in a folder: passed over with a note, as every walk
-                    // passes it over (it holds nothing to judge either way).
-                    Ok(bytes) if file.walked && files::is_manifest_name(&p) => {
-                        match ops::skipped_in_walk(&bytes) {
-                            Some(note) => {
-                                notes.push(format!("note: {shown}: {note}"));
-                                continue;
-                            }
-                            None => ops::scan_file(&shown, &bytes),
+        scan_tree(path)?
+    };
+    report_scan(&scanned, json)
+}
+
+/// Every blob reachable from every ref, judged once.
+fn scan_history(path: &Path) -> Result<Scanned> {
+    let mut scanned = Scanned::default();
+    git::read_without_rehashing();
+    let repo = open_repo(path)?;
+    // The work tree's config; without one checked out (a bare repository, a clone made
+    // with --no-checkout), HEAD's.
+    let config = match repo.workdir() {
+        Some(dir) if dir.join(CONFIG_FILE_NAME).is_file() => config::root_config(dir)?,
+        _ => match git::config_at_head(&repo)? {
+            git::HeadConfig::Found(config) => config,
+            git::HeadConfig::Absent => Default::default(),
+            // Without it nothing is ignored: the scan reads more, never less.
+            git::HeadConfig::Missing(m) => {
+                scanned.missing.push(m);
+                Default::default()
+            }
+        },
+    };
+    let skip = |p: &str| config.is_ignored(p);
+    let max_len = Limits::default().max_file_bytes as u64;
+    let found = &mut scanned.found;
+    let report = git::walk_history(&repo, &skip, max_len, &mut |commit, p, blob| {
+        let report = match blob {
+            git::Blob::Content(content) => ops::scan_file(p, content),
+            git::Blob::TooLarge(size) => ops::scan_size(size).unwrap_or_default(),
+        };
+        for f in report.findings {
+            found.push((Some(commit.to_string()), p.to_string(), f));
+        }
+        Ok(())
+    })?;
+    scanned
+        .notes
+        .push(format!("scanned {} commit(s)", report.commits));
+    for m in report.missing {
+        if !scanned.missing.iter().any(|seen| seen.id == m.id) {
+            scanned.missing.push(m);
+        }
+    }
+    Ok(scanned)
+}
+
+/// The files under `path` as they are on disk.
+fn scan_tree(path: &Path) -> Result<Scanned> {
+    let mut scanned = Scanned::default();
+    let files = tree::files_to_scan(path)?;
+    let cwd = std::env::current_dir()?;
+    let count = files.len();
+    for file in files {
+        let p = file.path;
+        let shown = config::relative_slash_path(&cwd, &p);
+        // The size first: a file too large to judge is a finding without being read.
+        let report = match fs::metadata(&p).map(|m| ops::scan_size(m.len())) {
+            Ok(Some(too_large)) => too_large,
+            Ok(None) => match files::read_input(&p) {
+                // An empty manifest in a folder: passed over with a note, as every walk
+                // passes it over (it holds nothing to judge either way).
+                Ok(bytes) if file.walked && files::is_manifest_name(&p) => {
+                    match ops::skipped_in_walk(&bytes) {
+                        Some(note) => {
+                            scanned.notes.push(format!("note: {shown}: {note}"));
+                            continue;
                         }
+                        None => ops::scan_file(&shown, &bytes),
                     }
-                    Ok(bytes) => ops::scan_file(&shown, &bytes),
-                    // Gone since the folder was listed.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => unreadable(&e),
-                },
+                }
+                Ok(bytes) => ops::scan_file(&shown, &bytes),
+                // Gone since the folder was listed.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => unreadable(&e),
-            };
-            if files::is_manifest_name(&p) {
-                for s in report.skipped {
-                    notes.push(format!("note: {shown}: {s}"));
-                }
-            }
-            for f in report.findings {
-                found.push((None, shown.clone(), f));
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => unreadable(&e),
+        };
+        if files::is_manifest_name(&p) {
+            for s in report.skipped {
+                scanned.notes.push(format!("note: {shown}: {s}"));
             }
         }
-        notes.push(format!("scanned {count} file(s)"));
+        for f in report.findings {
+            scanned.found.push((None, shown.clone(), f));
+        }
     }
+    scanned.notes.push(format!("scanned {count} file(s)"));
+    Ok(scanned)
+}
+
+/// Prints the findings (as JSON when asked) and returns the exit code.
+fn report_scan(scanned: &Scanned, json: bool) -> Result<i32> {
+    let Scanned {
+        found,
+        notes,
+        missing,
+    } = scanned;
     let mut stdout = std::io::stdout().lock();
     if json {
         let list: Vec<Finding<'_>> = found
@@ -349,18 +378,18 @@ pub fn scan(path: &Path, history: bool, json: bool) -> Result<i32> {
         serde_json::to_writer_pretty(&mut stdout, &list)?;
         writeln!(stdout)?;
     } else {
-        for (c, p, f) in &found {
+        for (c, p, f) in found {
             match c {
                 Some(c) => writeln!(stdout, "commit {}: {p}: {f}", &c[..12])?,
                 None => writeln!(stdout, "{p}: {f}")?,
             }
         }
-        for n in &notes {
+        for n in notes {
             eprintln!("{n}");
         }
     }
     if !missing.is_empty() {
-        for m in &missing {
+        for m in missing {
             eprintln!("missing: {m}");
         }
         eprintln!(
