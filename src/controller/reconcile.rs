@@ -218,8 +218,8 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Appli
     )
     .map_err(|e| failed(condition_reason(&e), e.to_string()))?;
     ctx.deny
-        .check(&sealed)
-        .map_err(|m| failed(reason::INVALID_SPEC, m))?;
+        .refuse(&sealed)
+        .map_err(|e| failed(condition_reason(&e), e.to_string()))?;
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let existing = secrets.get_metadata_opt(&name).await?;

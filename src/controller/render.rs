@@ -505,7 +505,7 @@ mod tests {
     fn deny_list_refuses_own_keys_and_replication_annotations() {
         let deny = DenyList::new(&["example.com/copy-*".to_string()]).unwrap();
         assert!(deny
-            .check(&sealed_with(&[("app", "x")], &[("note", "y")]))
+            .refuse(&sealed_with(&[("app", "x")], &[("note", "y")]))
             .is_ok());
         for (labels, annotations, hit) in [
             (
@@ -530,7 +530,11 @@ mod tests {
                 "example.com",
             ),
         ] {
-            let err = deny.check(&sealed_with(&labels, &annotations)).unwrap_err();
+            let err = deny
+                .refuse(&sealed_with(&labels, &annotations))
+                .unwrap_err();
+            assert_eq!(condition_reason(&err), reason::INVALID_SPEC);
+            let err = err.to_string();
             assert!(err.contains(hit), "{err}");
             assert!(err.contains("SealedSecret prod/db"), "{err}");
         }

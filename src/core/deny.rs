@@ -87,15 +87,6 @@ impl DenyList {
             None => Ok(()),
         }
     }
-
-    /// The first denied label or annotation key of the template, as a message naming the
-    /// SealedSecret.
-    pub fn check(&self, sealed: &SealedSecret) -> Result<(), String> {
-        match self.first_denied(sealed) {
-            Some(denied) => Err(format!("{}: {denied}", sealed.object_ref())),
-            None => Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]
