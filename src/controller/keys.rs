@@ -73,6 +73,8 @@ pub struct KeyInfo {
     pub fingerprint: Option<String>,
     pub recipient: Option<String>,
     pub state: KeyState,
+    /// Whether its identity Secret carries the key-in-use finalizer (as last seen).
+    pub held: bool,
 }
 
 /// The identities the controller holds and their public recipients.
@@ -115,6 +117,7 @@ impl AsRef<[Identity]> for Keyring {
 struct KeyText {
     created: Option<Timestamp>,
     state: KeyState,
+    held: bool,
     text: Zeroizing<String>,
 }
 
@@ -161,6 +164,10 @@ fn take_key(secret: &mut Secret) -> Option<KeyText> {
     } else {
         KeyState::Active
     };
+    let held = secret
+        .finalizers()
+        .iter()
+        .any(|f| f == KEY_IN_USE_FINALIZER);
     let mut data = secret.data.take()?;
     let text = data.get_mut(IDENTITY_KEY).map(|v| {
         let bytes = std::mem::take(&mut v.0);
@@ -179,6 +186,7 @@ fn take_key(secret: &mut Secret) -> Option<KeyText> {
     text.map(|text| KeyText {
         created,
         state,
+        held,
         text,
     })
 }
@@ -210,6 +218,7 @@ fn build_keyring(texts: &BTreeMap<String, KeyText>) -> Keyring {
                         fingerprint: id.fingerprint(),
                         recipient,
                         state: key.state,
+                        held: key.held,
                     });
                     keyring.identities.push(id);
                 }

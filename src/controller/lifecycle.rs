@@ -136,6 +136,51 @@ async fn sync_keys(client: &kube::Client, namespace: &str, name: &str) -> SyncKe
     }
 }
 
+/// Puts the key-in-use finalizer on the identity Secrets of the keys that opened a value,
+/// before the Secret holding that value is written. The loop in [`run`] would add it too, a
+/// round trip after the value's use shows in a status: a `kubectl delete` in between would not
+/// be held. A merge patch carrying the resourceVersion read; a Secret changed in between is
+/// read again, one gone or being deleted is left (its deletion came first).
+pub async fn hold(
+    client: &kube::Client,
+    namespace: &str,
+    keys: &[super::keys::KeyInfo],
+    opened_with: &[String],
+) -> Result<(), kube::Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for name in usage::secrets_to_hold(keys, opened_with) {
+        for attempt in 1.. {
+            let Some(secret) = api.get_metadata_opt(&name).await? else {
+                break;
+            };
+            let mut list = secret.metadata.finalizers.clone().unwrap_or_default();
+            if secret.metadata.deletion_timestamp.is_some()
+                || list.iter().any(|f| f == KEY_IN_USE_FINALIZER)
+            {
+                break;
+            }
+            list.push(KEY_IN_USE_FINALIZER.to_owned());
+            let patch = json!({"metadata": {
+                "resourceVersion": secret.metadata.resource_version,
+                "finalizers": list,
+            }});
+            match api
+                .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(secret = %name, "a value is about to be written with the key: finalizer added");
+                    break;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => break,
+                Err(kube::Error::Api(s)) if s.code == 409 && attempt < 3 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Adds or removes the key-in-use finalizer on each identity Secret (a merge patch carrying
 /// the resourceVersion read, so another writer's change in between is never overwritten).
 async fn finalizers(lc: &Lifecycle, usage: &Usage) -> Result<(), kube::Error> {

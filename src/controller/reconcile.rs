@@ -236,6 +236,14 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Appli
     )
     .map_err(|(reason, message)| failed(reason, message))?;
     let (plain, opened_with) = unseal(sealed, ctx, &namespace).await?;
+    // The keys are held before anything they opened is written (docs/OPERATIONS.md).
+    super::lifecycle::hold(
+        &ctx.client,
+        &ctx.settings.namespace,
+        &ctx.keys.current().keys,
+        &opened_with,
+    )
+    .await?;
 
     let owner = if annotation_is(obj, OWNER_REFERENCE_ANNOTATION, "false") {
         None

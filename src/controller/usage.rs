@@ -138,6 +138,24 @@ pub fn finalizer_action(
     }
 }
 
+/// The identity Secrets to put the finalizer on before a Secret opened with `opened_with` is
+/// written: those holding one of the keys that have not been seen with it yet (sorted, each
+/// once). A Secret being deleted is left out: the API server refuses new finalizers then, and
+/// the deletion came before any use.
+pub fn secrets_to_hold(keys: &[KeyInfo], opened_with: &[String]) -> Vec<String> {
+    keys.iter()
+        .filter(|k| !k.held && k.state != KeyState::Deleting)
+        .filter(|k| {
+            k.fingerprint
+                .as_ref()
+                .is_some_and(|f| opened_with.contains(f))
+        })
+        .map(|k| k.secret.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// One key's line in the usage report (ConfigMap `gitops-seal-key-usage`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -203,6 +221,8 @@ mod tests {
 
     const A: &str = "pq:aaaaaaaaaaaaaaaa";
     const B: &str = "pq:bbbbbbbbbbbbbbbb";
+    const C: &str = "pq:cccccccccccccccc";
+    const D: &str = "x25519:dddddddddddddddd";
 
     fn obj(name: &str, generation: i64, observed: Option<i64>, keys: &[&str]) -> ObjectKeys {
         ObjectKeys {
@@ -219,7 +239,31 @@ mod tests {
             fingerprint: Some(fp.into()),
             recipient: None,
             state,
+            held: false,
         }
+    }
+
+    #[test]
+    fn the_keys_a_write_needs_are_held_first_once_each() {
+        let mut held = key(B, "b", KeyState::Active);
+        held.held = true;
+        let keys = [
+            key(A, "a", KeyState::Active),
+            // Two keys in one Secret: held once.
+            key(C, "a", KeyState::Retired),
+            held,
+            key(D, "d", KeyState::Deleting),
+            key("x25519:0000000000000000", "e", KeyState::Active),
+        ];
+        let owned = |fps: &[&str]| fps.iter().map(|f| f.to_string()).collect::<Vec<_>>();
+        assert_eq!(secrets_to_hold(&keys, &owned(&[A, C])), ["a"]);
+        // Already held, or being deleted: nothing to do.
+        assert!(secrets_to_hold(&keys, &owned(&[B, D])).is_empty());
+        assert!(secrets_to_hold(&keys, &[]).is_empty());
+        // An SSH identity has no fingerprint and is never named.
+        let mut ssh = key(A, "s", KeyState::Active);
+        ssh.fingerprint = None;
+        assert!(secrets_to_hold(&[ssh], &owned(&[A])).is_empty());
     }
 
     #[test]

@@ -140,6 +140,80 @@ async fn the_status_names_the_keys_that_opened_and_metrics_count_them() {
     env.cleanup().await;
 }
 
+/// The key that opens a value is held before anything it opened is written: on one ordered
+/// watch of the namespace's Secrets, the finalizer lands on the identity Secret before the
+/// unsealed Secret appears. A `kubectl delete` of the key at any point after the Secret exists
+/// is therefore held.
+#[tokio::test]
+async fn the_key_is_held_before_the_secret_it_opened_is_written() {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+
+    let env = KubeEnv::new().await;
+    install_crd(&env.client).await;
+    let (sealed_api, secrets) = apis(&env);
+    let key = Identity::generate();
+    create_identity(&secrets, "key-a", &key).await;
+    let mut s = settings(&env);
+    s.generate = false;
+    let running = start(&env.client, s);
+
+    let held = |s: &Secret| s.finalizers().iter().any(|f| f == KEY_IN_USE_FINALIZER);
+    let mut events = watcher::watcher(secrets.clone(), watcher::Config::default()).boxed();
+    within("the Secrets' initial list", PATIENCE, async {
+        loop {
+            match events.next().await {
+                Some(Ok(watcher::Event::InitApply(s))) if s.name_any() == "key-a" => {
+                    assert!(!held(&s), "nothing uses the key yet");
+                }
+                Some(Ok(watcher::Event::InitDone)) => break,
+                Some(_) => {}
+                None => panic!("the watch ended"),
+            }
+        }
+    })
+    .await;
+
+    let value = unique_value("held");
+    let values: [(&str, &[u8]); 1] = [("k", value.as_bytes())];
+    let o = sealed(
+        "app",
+        &env.namespace,
+        &[recipient(&key)],
+        &values,
+        &OPAQUE,
+        Scope::Strict,
+    );
+    create_sealed(&sealed_api, &o).await;
+    let mut key_held = false;
+    within("the unsealed Secret on the watch", PATIENCE, async {
+        loop {
+            match events.next().await {
+                // A relist (the watch restarted) replays the objects as InitApply.
+                Some(Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)))
+                    if s.name_any() == "key-a" =>
+                {
+                    key_held |= held(&s);
+                }
+                Some(Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)))
+                    if s.name_any() == "app" =>
+                {
+                    break
+                }
+                Some(_) => {}
+                None => panic!("the watch ended"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        key_held,
+        "the Secret was written before its key carried {KEY_IN_USE_FINALIZER}"
+    );
+    running.stop().await;
+    env.cleanup().await;
+}
+
 /// A key labelled retired is no longer published (ConfigMap and /v1/recipients) and keeps
 /// unsealing what only it opens; a value the active key opens too is attributed to that one.
 #[tokio::test]
