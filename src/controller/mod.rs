@@ -344,6 +344,22 @@ fn sync_work(client: &kube::Client, settings: &Settings, ctx: &Arc<Context>) -> 
     // included), and writes nothing in the namespace that holds its keys.
     sync_settings.plan.deny = ctx.deny.clone();
     sync_settings.plan.protected_namespace = Some(settings.namespace.clone());
+    // The keys a pass opened with are held before it writes, as a SealedSecret's are.
+    let (hold_client, hold_namespace, hold_keys) = (
+        ctx.client.clone(),
+        settings.namespace.clone(),
+        ctx.keys.clone(),
+    );
+    sync_settings.hold_keys = Some(crate::sync::HoldKeys(Arc::new(move |fingerprints| {
+        let (client, namespace, keys) = (
+            hold_client.clone(),
+            hold_namespace.clone(),
+            hold_keys.current(),
+        );
+        Box::pin(
+            async move { lifecycle::hold(&client, &namespace, &keys.keys, &fingerprints).await },
+        )
+    })));
     let keys = ctx.keys.clone();
     let sync_client = settings
         .sync_client

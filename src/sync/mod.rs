@@ -66,6 +66,24 @@ pub struct Settings {
     /// (both read at every pass).
     pub ssh_key_file: Option<PathBuf>,
     pub known_hosts_file: Option<PathBuf>,
+    /// Run inside the controller: holds the keys a pass opened with (their fingerprints)
+    /// before the pass writes anything they opened, as the controller holds a SealedSecret's.
+    pub hold_keys: Option<HoldKeys>,
+}
+
+/// Holds the keys named by their fingerprints (see [`Settings::hold_keys`]).
+pub type HoldFn = dyn Fn(Vec<String>) -> futures::future::BoxFuture<'static, Result<(), kube::Error>>
+    + Send
+    + Sync;
+
+/// What holds the keys a pass needs before it writes (see [`Settings::hold_keys`]).
+#[derive(Clone)]
+pub struct HoldKeys(pub Arc<HoldFn>);
+
+impl std::fmt::Debug for HoldKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HoldKeys(..)")
+    }
 }
 
 impl Settings {
@@ -92,6 +110,7 @@ impl Settings {
             token_file: None,
             ssh_key_file: None,
             known_hosts_file: None,
+            hold_keys: None,
         }
     }
 
@@ -640,6 +659,11 @@ where
     let now = check(client, &discovery, settings, status, &now).await?;
     send(settings, &first, true, applied).await?;
     send(settings, &now, true, applied).await?;
+
+    // The keys are held before anything they opened is written.
+    if let (Some(hold), Some(keys)) = (&settings.hold_keys, &report.keys) {
+        (hold.0)(keys.iter().cloned().collect()).await?;
+    }
 
     // Stage 1: Namespaces and CRDs; wait until the CRDs are Established.
     send(settings, &first, false, applied).await?;

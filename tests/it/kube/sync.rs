@@ -5,9 +5,10 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::Api;
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use gitops_seal::core::Identity;
@@ -600,8 +601,62 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
     let own: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
     assert!(own.get_opt("db").await.unwrap().is_none());
 
+    // One ordered watch over every namespace's Secrets: the loop's key is held (its finalizer
+    // on the identity Secret) before the Secret it opened is written.
+    let held = |s: &Secret| {
+        s.finalizers()
+            .iter()
+            .any(|f| f == gitops_seal::core::names::KEY_IN_USE_FINALIZER)
+    };
+    let is = |s: &Secret, namespace: &str, name: &str| {
+        s.namespace().as_deref() == Some(namespace) && s.name_any() == name
+    };
+    let mut events = kube::runtime::watcher::watcher(
+        Api::<Secret>::all(env.client.clone()),
+        kube::runtime::watcher::Config::default(),
+    )
+    .boxed();
+    let mut key_held = false;
+    super::harness::within("the Secrets' initial list", PATIENCE, async {
+        loop {
+            match events.next().await {
+                Some(Ok(kube::runtime::watcher::Event::InitApply(s)))
+                    if is(&s, &ns, "gitops-seal-identity") =>
+                {
+                    key_held = held(&s);
+                }
+                Some(Ok(kube::runtime::watcher::Event::InitDone)) => break,
+                Some(_) => {}
+                None => panic!("the watch ended"),
+            }
+        }
+    })
+    .await;
+
     repo.write("db.yaml", &seal(&apps));
     repo.commit("a sealed Secret");
+
+    super::harness::within("the synced Secret on the watch", PATIENCE, async {
+        loop {
+            match events.next().await {
+                Some(Ok(
+                    kube::runtime::watcher::Event::Apply(s)
+                    | kube::runtime::watcher::Event::InitApply(s),
+                )) => {
+                    if is(&s, &ns, "gitops-seal-identity") {
+                        key_held = held(&s);
+                    } else if is(&s, &apps, "db") {
+                        break;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the watch ended"),
+            }
+        }
+    })
+    .await;
+    assert!(key_held, "the loop wrote db before its key was held");
+    drop(events);
 
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &apps);
     let db = super::harness::wait_for_some("the synced Secret", PATIENCE, || async {
