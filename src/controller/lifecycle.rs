@@ -149,33 +149,47 @@ pub async fn hold(
 ) -> Result<(), kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     for name in usage::secrets_to_hold(keys, opened_with) {
-        for attempt in 1.. {
-            let Some(secret) = api.get_metadata_opt(&name).await? else {
-                break;
-            };
-            let mut list = secret.metadata.finalizers.clone().unwrap_or_default();
-            if secret.metadata.deletion_timestamp.is_some()
-                || list.iter().any(|f| f == KEY_IN_USE_FINALIZER)
-            {
-                break;
+        match hold_one(&api, &name).await {
+            // Without the RBAC to hold keys, holding helps nothing and refusing would leave
+            // every value unsealed: said, and the write goes on (as the loop in `run` says it).
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                tracing::warn!(secret = %name, "the controller may not put the key-in-use finalizer on the identity Secret (patch on secrets in its namespace): the key is not held");
             }
-            list.push(KEY_IN_USE_FINALIZER.to_owned());
-            let patch = json!({"metadata": {
-                "resourceVersion": secret.metadata.resource_version,
-                "finalizers": list,
-            }});
-            match api
-                .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(secret = %name, "a value is about to be written with the key: finalizer added");
-                    break;
-                }
-                Err(kube::Error::Api(s)) if s.code == 404 => break,
-                Err(kube::Error::Api(s)) if s.code == 409 && attempt < 3 => continue,
-                Err(e) => return Err(e),
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
+/// The finalizer on one identity Secret, unless it has it, is being deleted or is gone; a
+/// conflict (the Secret changed since it was read) reads it again, up to three times.
+async fn hold_one(api: &Api<Secret>, name: &str) -> Result<(), kube::Error> {
+    for attempt in 1.. {
+        let Some(secret) = api.get_metadata_opt(name).await? else {
+            return Ok(());
+        };
+        let mut list = secret.metadata.finalizers.clone().unwrap_or_default();
+        if secret.metadata.deletion_timestamp.is_some()
+            || list.iter().any(|f| f == KEY_IN_USE_FINALIZER)
+        {
+            return Ok(());
+        }
+        list.push(KEY_IN_USE_FINALIZER.to_owned());
+        let patch = json!({"metadata": {
+            "resourceVersion": secret.metadata.resource_version,
+            "finalizers": list,
+        }});
+        match api
+            .patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(secret = %name, "a value is about to be written with the key: finalizer added");
+                return Ok(());
             }
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 3 => continue,
+            Err(e) => return Err(e),
         }
     }
     Ok(())

@@ -26,7 +26,7 @@ use super::controller::{
     want, OPAQUE,
 };
 use super::harness::{
-    install_crd, kubeconfig_for, wait_for, wait_for_some, within, KubeEnv, PATIENCE,
+    install_crd, kubeconfig_for, require_fake, wait_for, wait_for_some, within, KubeEnv, PATIENCE,
 };
 
 fn fp(id: &Identity) -> String {
@@ -210,6 +210,40 @@ async fn the_key_is_held_before_the_secret_it_opened_is_written() {
         key_held,
         "the Secret was written before its key carried {KEY_IN_USE_FINALIZER}"
     );
+    running.stop().await;
+    env.cleanup().await;
+}
+
+/// A controller without the RBAC to hold its keys (403 on patching its identity Secrets,
+/// injected, as the test API server admits all) still unseals: refusing would help nothing.
+#[tokio::test]
+async fn a_controller_that_may_not_hold_its_keys_still_unseals() {
+    let env = KubeEnv::new().await;
+    let server = require_fake!(env);
+    install_crd(&env.client).await;
+    let (sealed_api, secrets) = apis(&env);
+    let key = Identity::generate();
+    create_identity(&secrets, "key-a", &key).await;
+    let path = format!("/api/v1/namespaces/{}/secrets/key-a", env.namespace);
+    server.fail_next_method(Some(hyper::Method::PATCH), &path, 1_000_000, 403, None);
+    let mut s = settings(&env);
+    s.generate = false;
+    let running = start(&env.client, s);
+
+    let value = unique_value("unheld");
+    let values: [(&str, &[u8]); 1] = [("k", value.as_bytes())];
+    let o = sealed(
+        "app",
+        &env.namespace,
+        &[recipient(&key)],
+        &values,
+        &OPAQUE,
+        Scope::Strict,
+    );
+    create_sealed(&sealed_api, &o).await;
+    await_ready(&sealed_api, "app", "True", "Unsealed").await;
+    await_secret_data(&secrets, "app", &want(&values), "the unsealed Secret").await;
+    assert_eq!(finalizers(&secrets, "key-a").await, Some(vec![]));
     running.stop().await;
     env.cleanup().await;
 }
