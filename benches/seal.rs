@@ -69,3 +69,33 @@ fn encrypt_file_of_20_secrets(bencher: Bencher) {
     };
     bencher.bench(|| ops::encrypt(text.as_bytes(), &settings, None).unwrap());
 }
+
+/// During a rotation (issue 27): the controller holds `keys` post-quantum keys in attribution
+/// order (newest first) and opens a value sealed for the newest key only. Attribution records
+/// the key that opens; keys after it are never tried.
+#[divan::bench(args = [1, 2, 3])]
+fn rotation_open_for_the_newest_key(bencher: Bencher, keys: usize) {
+    rotation_open(bencher, keys, 0);
+}
+
+/// As above, for a value still sealed only for the oldest key: one failed try per newer key,
+/// as age itself would spend with the keys in that order.
+#[divan::bench(args = [1, 2, 3])]
+fn rotation_open_for_the_oldest_key(bencher: Bencher, keys: usize) {
+    rotation_open(bencher, keys, keys - 1);
+}
+
+fn rotation_open(bencher: Bencher, keys: usize, sealed_for: usize) {
+    use gitops_seal::core::keys::KeyKind;
+    use gitops_seal::core::seal::unseal_value_attributed;
+    let ids: Vec<Identity> = (0..keys)
+        .map(|_| Identity::generate_kind(KeyKind::Pq))
+        .collect();
+    let b = binding();
+    let to = [ids[sealed_for].to_recipient().unwrap()];
+    let ct = seal_value(&to, &b, &[b'x'; 256]).unwrap();
+    bencher.bench(|| {
+        let (index, _) = unseal_value_attributed(&ids, &b, divan::black_box(&ct)).unwrap();
+        assert_eq!(index, sealed_for);
+    });
+}
