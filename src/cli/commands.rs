@@ -594,7 +594,9 @@ fn recipient(settings: &Settings, fingerprint: bool) -> Result<i32> {
         match id.to_recipient() {
             Some(r) if fingerprint => println!("{}", r.fingerprint()),
             Some(r) => println!("{r}"),
-            None => bail!("an SSH identity's recipient is its public key: use the .pub file"),
+            None => {
+                bail!("this identity's public key cannot be derived from it: use its .pub file")
+            }
         }
     }
     Ok(0)

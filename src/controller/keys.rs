@@ -69,8 +69,9 @@ impl KeyState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
     pub secret: String,
-    /// `None` for an SSH identity (age does not expose its public key).
+    /// `None` only for a key whose public half cannot be derived.
     pub fingerprint: Option<String>,
+    /// What it would publish: `None` for an SSH key (never published).
     pub recipient: Option<String>,
     pub state: KeyState,
     /// Whether its identity Secret carries the key-in-use finalizer (as last seen).
@@ -95,7 +96,7 @@ pub struct Keyring {
 
 impl Keyring {
     /// The fingerprints of the keys at `indices` (positions in `identities`), as a
-    /// SealedSecret's status lists them: sorted, without SSH identities.
+    /// SealedSecret's status lists them: sorted, without keys of unknown fingerprint.
     pub fn fingerprints(&self, indices: &std::collections::BTreeSet<usize>) -> Vec<String> {
         let mut out: Vec<String> = indices
             .iter()
@@ -207,7 +208,12 @@ fn build_keyring(texts: &BTreeMap<String, KeyText>) -> Keyring {
         match parse_identity_file(&key.text) {
             Ok(ids) => {
                 for id in ids {
-                    let recipient = id.to_recipient().map(|r| r.to_string());
+                    // An SSH key the controller holds opens what was sealed for it, but is
+                    // not offered for new sealing: age 0.13 deprecates sealing for ssh keys.
+                    let recipient = id
+                        .to_recipient()
+                        .filter(|r| r.kind_name() != "ssh")
+                        .map(|r| r.to_string());
                     if let (Some(r), KeyState::Active) = (&recipient, key.state) {
                         if !keyring.recipients.contains(r) {
                             keyring.recipients.push(r.clone());

@@ -120,7 +120,7 @@ pub enum FinalizerAction {
 /// The finalizer on an identity Secret holding `fingerprints` (all its keys): kept while any
 /// of them is in use, added when one is (never to a Secret being deleted: the API server
 /// refuses new finalizers then), removed once none is and the answer is complete. A Secret
-/// with a key whose fingerprint is unknown (an SSH identity) is left as it is.
+/// with a key whose fingerprint is unknown (its public half cannot be derived) is left as it is.
 pub fn finalizer_action(
     fingerprints: &[Option<String>],
     has_finalizer: bool,
@@ -260,7 +260,7 @@ mod tests {
         // Already held, or being deleted: nothing to do.
         assert!(secrets_to_hold(&keys, &owned(&[B, D])).is_empty());
         assert!(secrets_to_hold(&keys, &[]).is_empty());
-        // An SSH identity has no fingerprint and is never named.
+        // A key with no fingerprint is never named.
         let mut ssh = key(A, "s", KeyState::Active);
         ssh.fingerprint = None;
         assert!(secrets_to_hold(&[ssh], &owned(&[A])).is_empty());
@@ -339,7 +339,7 @@ mod tests {
             FinalizerAction::Keep,
             "never released on an incomplete answer"
         );
-        // A Secret with an SSH identity (no fingerprint) or none readable: left alone.
+        // A Secret with a key of unknown fingerprint, or none readable: left alone.
         assert_eq!(
             finalizer_action(&[None], true, true, &used),
             FinalizerAction::Keep

@@ -297,7 +297,11 @@ impl Identity {
             IdentityKey::X25519(i) => Some(Recipient::X25519(X25519Recipient::new(
                 i.as_age().to_public(),
             ))),
-            IdentityKey::Ssh(_) => None,
+            // The public key an OpenSSH private key file carries.
+            #[allow(deprecated)] // Existing ssh keys keep working (see Recipient::Ssh).
+            IdentityKey::Ssh(i) => age::ssh::Recipient::try_from(i.clone())
+                .ok()
+                .map(Recipient::Ssh),
         }
     }
 
@@ -323,8 +327,8 @@ impl Identity {
         }
     }
 
-    /// The public fingerprint of this identity's recipient ([`Recipient::fingerprint`]); for
-    /// an SSH identity, whose public key age does not expose, none.
+    /// The public fingerprint of this identity's recipient ([`Recipient::fingerprint`]): the
+    /// same as its `.pub` file's (for an SSH key, without the comment).
     pub fn fingerprint(&self) -> Option<String> {
         self.to_recipient().map(|r| r.fingerprint())
     }
@@ -488,6 +492,15 @@ fn looks_like_manifest(text: &str) -> bool {
 mod fingerprint_tests {
     use super::*;
 
+    const TEST_SSH_ED25519: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACAlhG7dPlmZ+1TYs+QnmF0kaQ4JvXWbWi+xBEIyGV608wAAAIjnnws8558L
+PAAAAAtzc2gtZWQyNTUxOQAAACAlhG7dPlmZ+1TYs+QnmF0kaQ4JvXWbWi+xBEIyGV608w
+AAAEAiZkk/DfRuag6FPmM6SKbG6mYeQIP7Ur4vrhEo25Y+iiWEbt0+WZn7VNiz5CeYXSRp
+Dgm9dZtaL7EEQjIZXrTzAAAAAAECAwQF
+-----END OPENSSH PRIVATE KEY-----
+";
+
     #[test]
     fn fingerprints_are_short_public_and_stable() {
         let id = Identity::generate();
@@ -502,6 +515,15 @@ mod fingerprint_tests {
         let x = Identity::generate_x25519();
         assert!(x.fingerprint().unwrap().starts_with("x25519:"));
         assert_ne!(x.fingerprint().unwrap(), f);
+        // An OpenSSH key (a throwaway made for this test by `ssh-keygen -t ed25519`): its
+        // recipient is the public key of its .pub file, and so is its fingerprint.
+        let ssh = parse_identity_file(TEST_SSH_ED25519).unwrap().remove(0);
+        let public =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICWEbt0+WZn7VNiz5CeYXSRpDgm9dZtaL7EEQjIZXrTz";
+        assert_eq!(ssh.to_recipient().unwrap().to_string(), public);
+        let from_pub: Recipient = format!("{public} alice@host").parse().unwrap();
+        assert_eq!(ssh.fingerprint().unwrap(), from_pub.fingerprint());
+        assert!(ssh.fingerprint().unwrap().starts_with("ssh:"));
         // A known vector: SHA-256 of the recipient string.
         let known: Recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
             .parse()

@@ -109,3 +109,39 @@ fn keys_usage_names_the_keys_that_open_each_value_and_the_values_none_opens() {
     let r = s.run(&["keys", "usage", "-i", "bad.txt", "tree"]).fails();
     assert!(r.stderr.contains("bad.txt"), "{}", r.stderr);
 }
+
+/// An OpenSSH key (made by the real `ssh-keygen`) has a recipient and a fingerprint like any
+/// other: `recipient -i` prints its `.pub` key without the comment, and `keys usage` names it.
+#[test]
+fn an_ssh_key_has_a_recipient_and_a_fingerprint() {
+    let s = Sandbox::new();
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f"])
+        .arg(s.path("id_ed25519"))
+        .output()
+        .expect("ssh-keygen (openssh-client) runs");
+    assert!(made.status.success(), "{made:?}");
+    let public = std::fs::read_to_string(s.path("id_ed25519.pub")).unwrap();
+    let public: Vec<&str> = public.split_whitespace().take(2).collect();
+    let public = public.join(" ");
+
+    let r = s.run(&["recipient", "-i", "id_ed25519"]).ok();
+    assert_eq!(r.stdout.trim(), public);
+    let fp = s
+        .run(&["recipient", "-i", "id_ed25519", "--fingerprint"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(fp.starts_with("ssh:") && fp.len() == 20, "{fp}");
+
+    s.write("a.yaml", secret("a", "one"));
+    s.run(&["encrypt", "--in-place", "-r", &public, "a.yaml"])
+        .ok();
+    let r = s.run(&["keys", "usage", "-i", "id_ed25519", "a.yaml"]).ok();
+    assert!(
+        r.stdout.contains(&format!("{fp} (id_ed25519)")),
+        "{}",
+        r.stdout
+    );
+}

@@ -248,6 +248,79 @@ async fn a_controller_that_may_not_hold_its_keys_still_unseals() {
     env.cleanup().await;
 }
 
+/// An OpenSSH key held by the controller (made by the real `ssh-keygen`) is named by its
+/// fingerprint and held like any key, and is never published for new sealing.
+#[tokio::test]
+async fn an_ssh_key_in_the_controller_is_named_and_held_but_not_published() {
+    let env = KubeEnv::new().await;
+    install_crd(&env.client).await;
+    let (sealed_api, secrets) = apis(&env);
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
+        .arg(dir.path().join("id"))
+        .output()
+        .expect("ssh-keygen (openssh-client) runs");
+    assert!(made.status.success(), "{made:?}");
+    let text = std::fs::read_to_string(dir.path().join("id")).unwrap();
+    let key = gitops_seal::core::keys::parse_identity_file(&text)
+        .unwrap()
+        .remove(0);
+    let mut secret = identity_secret("key-ssh", &Identity::generate());
+    secret.data.as_mut().unwrap().insert(
+        gitops_seal::core::names::IDENTITY_KEY.to_string(),
+        k8s_openapi::ByteString(text.into_bytes()),
+    );
+    within(
+        "create the ssh identity Secret",
+        PATIENCE,
+        secrets.create(&PostParams::default(), &secret),
+    )
+    .await
+    .expect("create the identity Secret");
+    let mut s = settings(&env);
+    s.generate = false;
+    let addr = free_port();
+    s.listen = Some(addr);
+    let running = start(&env.client, s);
+
+    let value = unique_value("ssh");
+    let values: [(&str, &[u8]); 1] = [("k", value.as_bytes())];
+    let o = sealed(
+        "app",
+        &env.namespace,
+        &[recipient(&key)],
+        &values,
+        &OPAQUE,
+        Scope::Strict,
+    );
+    create_sealed(&sealed_api, &o).await;
+    let ssh_fp = fp(&key);
+    assert!(ssh_fp.starts_with("ssh:"), "{ssh_fp}");
+    await_opened_with(&sealed_api, "app", &[ssh_fp.clone()]).await;
+    wait_for("the finalizer on the ssh key", PATIENCE, || async {
+        finalizers(&secrets, "key-ssh")
+            .await
+            .is_some_and(|f| f.contains(&KEY_IN_USE_FINALIZER.to_string()))
+    })
+    .await;
+    // Nothing to publish: the only key is an ssh key (the ConfigMap is written with the
+    // keyring, before any SealedSecret is reconciled).
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    let published =
+        cms.get(RECIPIENTS_CONFIGMAP).await.unwrap().data.unwrap()[RECIPIENTS_KEY].clone();
+    assert!(!published.contains("ssh-ed25519"), "{published}");
+    let served = http_get(addr, "/v1/recipients").await;
+    assert!(
+        served
+            .as_ref()
+            .is_some_and(|(_, body)| !body.contains("ssh-ed25519")),
+        "{served:?}"
+    );
+    running.stop().await;
+    env.cleanup().await;
+}
+
 /// A key labelled retired is no longer published (ConfigMap and /v1/recipients) and keeps
 /// unsealing what only it opens; a value the active key opens too is attributed to that one.
 #[tokio::test]
