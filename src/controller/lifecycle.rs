@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -41,6 +43,103 @@ pub struct Lifecycle {
     pub leader: Option<tokio::sync::watch::Receiver<bool>>,
     /// The in-controller sync loop's status ConfigMap (namespace, name), if one runs.
     pub sync_status: Option<(String, String)>,
+    pub holds: Arc<Holds>,
+}
+
+/// What `hold` and the loop in [`run`] share so that neither undoes the other: the keys a
+/// write is about to use (claims), and the identity Secrets this process has released.
+///
+/// A claim lives while its [`Claim`] guard does (until the write's result, a status or the
+/// sync's record, is written) and [`CLAIM_TAIL`] after, the time for the loop to see that
+/// result. A claimed key's finalizer is never removed. The gate orders a claim and a removal:
+/// either the claim comes first and the removal is skipped, or the removal comes first and
+/// the claim sees the Secret released (the keyring may not show it yet) and holds it again.
+#[derive(Default)]
+pub struct Holds {
+    gate: tokio::sync::Mutex<()>,
+    state: std::sync::Mutex<HoldState>,
+    /// Ticked when a claim ends: its result is written, the loop can look again.
+    ended: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct HoldState {
+    /// Fingerprint → live guards, and when its last guard's tail runs out.
+    claims: BTreeMap<String, (usize, Option<Instant>)>,
+    released: BTreeSet<String>,
+}
+
+/// How long a claim outlives its guard: the loop's watch and one computation.
+pub const CLAIM_TAIL: Duration = Duration::from_secs(10);
+
+impl Holds {
+    fn claim(self: &Arc<Self>, fingerprints: &[String]) -> Claim {
+        let mut state = self.state.lock().expect("holds");
+        for f in fingerprints {
+            state.claims.entry(f.clone()).or_insert((0, None)).0 += 1;
+        }
+        Claim {
+            holds: self.clone(),
+            fingerprints: fingerprints.to_vec(),
+        }
+    }
+
+    /// Whether any of `fingerprints` is claimed at `now` (expired claims are forgotten).
+    fn claimed(&self, fingerprints: &[Option<String>], now: Instant) -> bool {
+        let mut state = self.state.lock().expect("holds");
+        state
+            .claims
+            .retain(|_, (live, until)| *live > 0 || until.is_some_and(|u| u > now));
+        fingerprints
+            .iter()
+            .flatten()
+            .any(|f| state.claims.contains_key(f))
+    }
+
+    /// When the next claim's tail runs out, if any is running.
+    fn next_expiry(&self) -> Option<Instant> {
+        let state = self.state.lock().expect("holds");
+        state
+            .claims
+            .values()
+            .filter(|(live, _)| *live == 0)
+            .filter_map(|(_, until)| *until)
+            .min()
+    }
+
+    fn is_released(&self, secret: &str) -> bool {
+        self.state.lock().expect("holds").released.contains(secret)
+    }
+
+    fn set_released(&self, secret: &str, released: bool) {
+        let mut state = self.state.lock().expect("holds");
+        if released {
+            state.released.insert(secret.to_owned());
+        } else {
+            state.released.remove(secret);
+        }
+    }
+}
+
+/// Keeps keys claimed (see [`Holds`]) until dropped, and [`CLAIM_TAIL`] after.
+pub struct Claim {
+    holds: Arc<Holds>,
+    fingerprints: Vec<String>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let until = Instant::now() + CLAIM_TAIL;
+        let mut state = self.holds.state.lock().expect("holds");
+        for f in &self.fingerprints {
+            if let Some((live, tail)) = state.claims.get_mut(f) {
+                *live = live.saturating_sub(1);
+                *tail = Some(until);
+            }
+        }
+        drop(state);
+        self.holds.ended.notify_one();
+    }
 }
 
 /// Works the key lifecycle until dropped: after every change of the SealedSecrets or the
@@ -51,10 +150,15 @@ pub async fn run(lc: Lifecycle, every: Duration) {
     let mut written_report = String::new();
     let mut reported: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     loop {
+        // A claim whose tail runs out may let a key go: look again then.
+        let wake = lc.holds.next_expiry().map_or(every, |at| {
+            at.saturating_duration_since(Instant::now()).min(every)
+        });
         tokio::select! {
             _ = lc.changed.notified() => {}
+            _ = lc.holds.ended.notified() => {}
             r = keyring_changes.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(wake) => {}
         }
         // Let a burst of watch events (a relist, a rekey of many) land before computing.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -137,28 +241,38 @@ async fn sync_keys(client: &kube::Client, namespace: &str, name: &str) -> SyncKe
 }
 
 /// Puts the key-in-use finalizer on the identity Secrets of the keys that opened a value,
-/// before the Secret holding that value is written. The loop in [`run`] would add it too, a
-/// round trip after the value's use shows in a status: a `kubectl delete` in between would not
-/// be held. A merge patch carrying the resourceVersion read; a Secret changed in between is
-/// read again, one gone or being deleted is left (its deletion came first).
+/// before the Secret holding that value is written, and claims the keys (see [`Holds`]) until
+/// the returned guard is dropped: keep it until the write's result (a status, the sync's
+/// record) is written. The loop in [`run`] would add the finalizer too, but only once that
+/// result shows: a `kubectl delete` in between would not be held.
 pub async fn hold(
     client: &kube::Client,
     namespace: &str,
+    holds: &Arc<Holds>,
     keys: &[super::keys::KeyInfo],
     opened_with: &[String],
-) -> Result<(), kube::Error> {
+) -> Result<Claim, kube::Error> {
+    let (claim, to_hold) = {
+        let _gate = holds.gate.lock().await;
+        let claim = holds.claim(opened_with);
+        (
+            claim,
+            usage::secrets_to_hold(keys, opened_with, |s| holds.is_released(s)),
+        )
+    };
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    for name in usage::secrets_to_hold(keys, opened_with) {
+    for name in to_hold {
         match hold_one(&api, &name).await {
+            Ok(()) => holds.set_released(&name, false),
             // Without the RBAC to hold keys, holding helps nothing and refusing would leave
-            // every value unsealed: said, and the write goes on (as the loop in `run` says it).
+            // every value unsealed: said, and the write goes on.
             Err(kube::Error::Api(s)) if s.code == 403 => {
                 tracing::warn!(secret = %name, "the controller may not put the key-in-use finalizer on the identity Secret (patch on secrets in its namespace): the key is not held");
             }
-            r => r?,
+            Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(claim)
 }
 
 /// The finalizer on one identity Secret, unless it has it, is being deleted or is gone; a
@@ -220,6 +334,16 @@ async fn finalizers(lc: &Lifecycle, usage: &Usage) -> Result<(), kube::Error> {
             FinalizerAction::Add => list.push(KEY_IN_USE_FINALIZER.to_owned()),
             FinalizerAction::Remove => list.retain(|f| f != KEY_IN_USE_FINALIZER),
         }
+        // A removal never passes a claim: both under the gate (see `Holds`).
+        let _gate = if action == FinalizerAction::Remove {
+            let gate = lc.holds.gate.lock().await;
+            if lc.holds.claimed(&fingerprints, Instant::now()) {
+                continue;
+            }
+            Some(gate)
+        } else {
+            None
+        };
         let patch = json!({"metadata": {
             "resourceVersion": secret.metadata.resource_version,
             "finalizers": list,
@@ -228,11 +352,14 @@ async fn finalizers(lc: &Lifecycle, usage: &Usage) -> Result<(), kube::Error> {
             .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => {}
+            Ok(_) => lc
+                .holds
+                .set_released(&name, action == FinalizerAction::Remove),
             // Changed or gone since the list: the next round reads it again.
             Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => continue,
             Err(e) => return Err(e),
         }
+        drop(_gate);
         let fps: Vec<&str> = fingerprints.iter().flatten().map(String::as_str).collect();
         if action == FinalizerAction::Remove {
             tracing::info!(secret = %name, keys = ?fps, deleting, "no live value needs the key: finalizer removed");

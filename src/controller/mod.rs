@@ -195,6 +195,7 @@ pub async fn run(
         waiting_for_key: Mutex::new(HashSet::new()),
         metrics: metrics.clone(),
         leader: leader.clone(),
+        holds: Arc::default(),
     });
     let mut work = key_work(&client, &settings, &keys, &metrics);
     work.extend(leader_metric_work(leader.clone(), &metrics));
@@ -345,20 +346,20 @@ fn sync_work(client: &kube::Client, settings: &Settings, ctx: &Arc<Context>) -> 
     sync_settings.plan.deny = ctx.deny.clone();
     sync_settings.plan.protected_namespace = Some(settings.namespace.clone());
     // The keys a pass opened with are held before it writes, as a SealedSecret's are.
-    let (hold_client, hold_namespace, hold_keys) = (
-        ctx.client.clone(),
-        settings.namespace.clone(),
-        ctx.keys.clone(),
-    );
+    let hold_ctx = ctx.clone();
     sync_settings.hold_keys = Some(crate::sync::HoldKeys(Arc::new(move |fingerprints| {
-        let (client, namespace, keys) = (
-            hold_client.clone(),
-            hold_namespace.clone(),
-            hold_keys.current(),
-        );
-        Box::pin(
-            async move { lifecycle::hold(&client, &namespace, &keys.keys, &fingerprints).await },
-        )
+        let ctx = hold_ctx.clone();
+        Box::pin(async move {
+            let claim = lifecycle::hold(
+                &ctx.client,
+                &ctx.settings.namespace,
+                &ctx.holds,
+                &ctx.keys.current().keys,
+                &fingerprints,
+            )
+            .await?;
+            Ok(Box::new(claim) as crate::sync::HoldGuard)
+        })
     })));
     let keys = ctx.keys.clone();
     let sync_client = settings
@@ -424,6 +425,7 @@ fn controller_work(ctx: &Arc<Context>, health: &crate::adapters::http::Health) -
                 .sync
                 .as_ref()
                 .map(|s| (s.namespace.clone(), s.status_configmap())),
+            holds: ctx.holds.clone(),
         },
         settings.lifecycle_every,
     )));

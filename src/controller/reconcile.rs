@@ -40,6 +40,8 @@ pub struct Context {
     pub metrics: crate::adapters::http::Metrics,
     /// With leader election: whether this replica leads (only the leader writes).
     pub leader: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The keys being written with, shared with the key lifecycle.
+    pub holds: Arc<super::lifecycle::Holds>,
 }
 
 /// Why one step stopped: a condition to report, or an API error to retry.
@@ -96,8 +98,10 @@ async fn reconcile_inner(
     let ctx = ctx.clone();
     let oref = ObjectRef::from_obj(&*obj);
     let keys_version = ctx.keys.version();
+    let mut claim = None;
     let outcome = match apply_secret(&obj, &ctx).await {
         Ok(applied) => {
+            claim = Some(applied.claim);
             if !applied.skipped.is_empty() {
                 let event = Event {
                     type_: EventType::Warning,
@@ -120,6 +124,7 @@ async fn reconcile_inner(
         Err(Stop::Failed(reason, message)) => Outcome::Failed { reason, message },
     };
     write_status(&obj, &ctx, &outcome).await?;
+    drop(claim);
     match outcome {
         Outcome::Unsealed {
             keys, opened_with, ..
@@ -200,6 +205,8 @@ struct Applied {
     notes: Vec<String>,
     /// What this reconcile's rollout could not do (an event).
     skipped: Vec<String>,
+    /// The keys stay claimed until the status naming them is written.
+    claim: super::lifecycle::Claim,
 }
 
 /// Everything up to and including the apply (and the rollout it calls for): read, ask
@@ -237,9 +244,10 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Appli
     .map_err(|(reason, message)| failed(reason, message))?;
     let (plain, opened_with) = unseal(sealed, ctx, &namespace).await?;
     // The keys are held before anything they opened is written (docs/OPERATIONS.md).
-    super::lifecycle::hold(
+    let claim = super::lifecycle::hold(
         &ctx.client,
         &ctx.settings.namespace,
+        &ctx.holds,
         &ctx.keys.current().keys,
         &opened_with,
     )
@@ -324,6 +332,7 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Appli
         opened_with,
         notes,
         skipped,
+        claim,
     })
 }
 

@@ -139,12 +139,17 @@ pub fn finalizer_action(
 }
 
 /// The identity Secrets to put the finalizer on before a Secret opened with `opened_with` is
-/// written: those holding one of the keys that have not been seen with it yet (sorted, each
-/// once). A Secret being deleted is left out: the API server refuses new finalizers then, and
-/// the deletion came before any use.
-pub fn secrets_to_hold(keys: &[KeyInfo], opened_with: &[String]) -> Vec<String> {
+/// written: those holding one of the keys that have not been seen with it yet, or that this
+/// process has `released` since (the keyring may not show that yet); sorted, each once. A
+/// Secret being deleted is left out: the API server refuses new finalizers then, and the
+/// deletion came before any use.
+pub fn secrets_to_hold(
+    keys: &[KeyInfo],
+    opened_with: &[String],
+    released: impl Fn(&str) -> bool,
+) -> Vec<String> {
     keys.iter()
-        .filter(|k| !k.held && k.state != KeyState::Deleting)
+        .filter(|k| (!k.held || released(&k.secret)) && k.state != KeyState::Deleting)
         .filter(|k| {
             k.fingerprint
                 .as_ref()
@@ -256,14 +261,17 @@ mod tests {
             key("x25519:0000000000000000", "e", KeyState::Active),
         ];
         let owned = |fps: &[&str]| fps.iter().map(|f| f.to_string()).collect::<Vec<_>>();
-        assert_eq!(secrets_to_hold(&keys, &owned(&[A, C])), ["a"]);
+        let none = |_: &str| false;
+        assert_eq!(secrets_to_hold(&keys, &owned(&[A, C]), none), ["a"]);
         // Already held, or being deleted: nothing to do.
-        assert!(secrets_to_hold(&keys, &owned(&[B, D])).is_empty());
-        assert!(secrets_to_hold(&keys, &[]).is_empty());
+        assert!(secrets_to_hold(&keys, &owned(&[B, D]), none).is_empty());
+        assert!(secrets_to_hold(&keys, &[], none).is_empty());
+        // Held as the keyring last saw it, but released since by this process: held again.
+        assert_eq!(secrets_to_hold(&keys, &owned(&[B]), |s| s == "b"), ["b"]);
         // A key with no fingerprint is never named.
         let mut ssh = key(A, "s", KeyState::Active);
         ssh.fingerprint = None;
-        assert!(secrets_to_hold(&[ssh], &owned(&[A])).is_empty());
+        assert!(secrets_to_hold(&[ssh], &owned(&[A]), none).is_empty());
     }
 
     #[test]

@@ -71,10 +71,14 @@ pub struct Settings {
     pub hold_keys: Option<HoldKeys>,
 }
 
-/// Holds the keys named by their fingerprints (see [`Settings::hold_keys`]).
-pub type HoldFn = dyn Fn(Vec<String>) -> futures::future::BoxFuture<'static, Result<(), kube::Error>>
+/// Holds the keys named by their fingerprints (see [`Settings::hold_keys`]); the guard it
+/// returns is kept until the pass's record is written.
+pub type HoldFn = dyn Fn(Vec<String>) -> futures::future::BoxFuture<'static, Result<HoldGuard, kube::Error>>
     + Send
     + Sync;
+
+/// Whatever the holder needs kept alive while a pass writes with the keys it held.
+pub type HoldGuard = Box<dyn std::any::Any + Send + Sync>;
 
 /// What holds the keys a pass needs before it writes (see [`Settings::hold_keys`]).
 #[derive(Clone)]
@@ -579,6 +583,8 @@ where
     let status = read_status(client, settings).await?;
     let mut report = PassReport::default();
     let mut applied = BTreeSet::new();
+    // Kept until the record naming the keys is written.
+    let mut held: Option<HoldGuard> = None;
     let result = run_pass(
         client,
         settings,
@@ -586,6 +592,7 @@ where
         &status,
         &mut report,
         &mut applied,
+        &mut held,
     )
     .await;
     let (inventory, error) = match &result {
@@ -597,6 +604,7 @@ where
         }
     };
     write_status(client, settings, &report, &inventory, error, &status).await?;
+    drop(held);
     result.map(|_| report)
 }
 
@@ -619,6 +627,7 @@ async fn run_pass<I>(
     status: &Status,
     report: &mut PassReport,
     applied: &mut BTreeSet<ObjectRef>,
+    hold_guard: &mut Option<HoldGuard>,
 ) -> Result<BTreeSet<ObjectRef>, SyncError>
 where
     I: ?Sized + AsRef<[Identity]> + Send + Sync + 'static,
@@ -662,7 +671,7 @@ where
 
     // The keys are held before anything they opened is written.
     if let (Some(hold), Some(keys)) = (&settings.hold_keys, &report.keys) {
-        (hold.0)(keys.iter().cloned().collect()).await?;
+        *hold_guard = Some((hold.0)(keys.iter().cloned().collect()).await?);
     }
 
     // Stage 1: Namespaces and CRDs; wait until the CRDs are Established.

@@ -225,7 +225,8 @@ async fn a_controller_that_may_not_hold_its_keys_still_unseals() {
     let key = Identity::generate();
     create_identity(&secrets, "key-a", &key).await;
     let path = format!("/api/v1/namespaces/{}/secrets/key-a", env.namespace);
-    server.fail_next_method(Some(hyper::Method::PATCH), &path, 1_000_000, 403, None);
+    // The hold's PATCH is held at the door: it comes before the Secret is written.
+    let mut patch = server.hold_next(&[hyper::Method::PATCH], &path);
     let mut s = settings(&env);
     s.generate = false;
     let running = start(&env.client, s);
@@ -241,6 +242,17 @@ async fn a_controller_that_may_not_hold_its_keys_still_unseals() {
         Scope::Strict,
     );
     create_sealed(&sealed_api, &o).await;
+    assert!(
+        within("the hold's PATCH", PATIENCE, patch.arrived()).await,
+        "the server went away"
+    );
+    assert!(
+        secrets.get_opt("app").await.unwrap().is_none(),
+        "the Secret was written before its key was held"
+    );
+    // It, and every PATCH of the key after it, is refused.
+    server.fail_next_method(Some(hyper::Method::PATCH), &path, 1_000_000, 403, None);
+    patch.release();
     await_ready(&sealed_api, "app", "True", "Unsealed").await;
     await_secret_data(&secrets, "app", &want(&values), "the unsealed Secret").await;
     assert_eq!(finalizers(&secrets, "key-a").await, Some(vec![]));
@@ -297,7 +309,7 @@ async fn an_ssh_key_in_the_controller_is_named_and_held_but_not_published() {
     create_sealed(&sealed_api, &o).await;
     let ssh_fp = fp(&key);
     assert!(ssh_fp.starts_with("ssh:"), "{ssh_fp}");
-    await_opened_with(&sealed_api, "app", &[ssh_fp.clone()]).await;
+    await_opened_with(&sealed_api, "app", std::slice::from_ref(&ssh_fp)).await;
     wait_for("the finalizer on the ssh key", PATIENCE, || async {
         finalizers(&secrets, "key-ssh")
             .await

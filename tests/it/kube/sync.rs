@@ -705,6 +705,19 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
         })
     })
     .await;
+    // The key lifecycle saw the key in use only once the pass had recorded it; the hold taken
+    // before the writes kept it from letting the key go in between (it would say so).
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
+    let released: Vec<String> = events
+        .list(&kube::api::ListParams::default().fields("regarding.name=gitops-seal-identity"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("KeyReleased"))
+        .map(|e| e.note.unwrap_or_default())
+        .collect();
+    assert!(released.is_empty(), "the key was let go: {released:?}");
     // The pass is in the controller's metrics.
     super::harness::wait_for("the sync metrics", PATIENCE, || async {
         metrics(listen).await.is_some_and(|m| {
@@ -714,6 +727,132 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
         })
     })
     .await;
+    let _ = stop_tx.send(());
+    within("the controller to stop", PATIENCE, task)
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = namespaces.delete(&apps, &DeleteParams::default()).await;
+    env.cleanup().await;
+}
+
+/// A pass that writes for a while with a key nothing needed before: the key lifecycle,
+/// woken by the hold on the key, reads the last record (which does not name it) while the pass
+/// still writes. The claim the pass holds until its record is written keeps the key from
+/// being let go in between (which would be a `KeyReleased` event and a key open to deletion).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_pass_keeps_its_new_key_held_until_it_is_recorded() {
+    use gitops_seal::controller::{self, Settings as ControllerSettings};
+    use gitops_seal::core::names::{KEYS_STATUS_KEY, KEY_IN_USE_FINALIZER};
+    let env = KubeEnv::new().await;
+    let ns = env.namespace.clone();
+    super::harness::install_crd(&env.client).await;
+    let apps = format!("t-apps-{}", random_suffix());
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    namespaces
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": apps}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let repo = Repo::new();
+    repo.write("a.yaml", &configmap(&apps, "a", "1"));
+    repo.commit("no secrets yet");
+    let mut settings = ControllerSettings::new(ns.clone());
+    settings.watch_namespaces = vec![ns.clone()];
+    let mut sync_settings = repo.settings("long", &ns);
+    sync_settings.interval = std::time::Duration::from_secs(1);
+    settings.sync = Some(sync_settings);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let client = env.client.clone();
+    let task = tokio::spawn(async move {
+        controller::run(client, settings, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+
+    // The first pass records that it needed no key: the usage is settled, and names none.
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    super::harness::wait_for("the first pass's record", PATIENCE, || async {
+        cms.get_opt("gitops-seal-sync-long")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.data)
+            .is_some_and(|d| d.contains_key(KEYS_STATUS_KEY))
+    })
+    .await;
+    let recipients =
+        super::harness::wait_for_some("the recipients ConfigMap", PATIENCE, || async {
+            let cm = cms.get_opt("gitops-seal-recipients").await.ok()??;
+            let text = cm.data?.remove("recipients.txt")?;
+            gitops_seal::core::keys::parse_recipients_file(&text).ok()
+        })
+        .await;
+    let seal = SealSettings {
+        recipients,
+        ..SealSettings::default()
+    };
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: {apps}}}\nstringData: {{password: hunter2}}\n"
+    );
+    repo.write(
+        "db.yaml",
+        &ops::encrypt(manifest.as_bytes(), &seal, None)
+            .unwrap()
+            .unwrap(),
+    );
+    // Enough objects that the pass writes well past the lifecycle's next look.
+    for i in 0..150 {
+        repo.write(
+            &format!("many/c{i}.yaml"),
+            &configmap(&apps, &format!("c{i}"), "1"),
+        );
+    }
+    repo.commit("a sealed Secret and many objects");
+
+    let held = |s: &Secret| s.finalizers().iter().any(|f| f == KEY_IN_USE_FINALIZER);
+    let identities: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    super::harness::wait_for("the pass to record its key", PATIENCE, || async {
+        cms.get_opt("gitops-seal-sync-long")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.data)
+            .and_then(|mut d| d.remove(KEYS_STATUS_KEY))
+            .is_some_and(|k| k.contains("pq:"))
+    })
+    .await;
+    // Then the lifecycle has looked at least once with the record in hand.
+    super::harness::wait_for("the key reported in use", PATIENCE, || async {
+        cms.get_opt(gitops_seal::core::names::KEY_USAGE_CONFIGMAP)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.data)
+            .and_then(|mut d| d.remove(gitops_seal::core::names::KEY_USAGE_KEY))
+            .is_some_and(|u| u.contains("sync: true"))
+    })
+    .await;
+    let key = identities.get("gitops-seal-identity").await.unwrap();
+    assert!(held(&key), "the key is held");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
+    let released: Vec<String> = events
+        .list(&kube::api::ListParams::default().fields("regarding.name=gitops-seal-identity"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("KeyReleased"))
+        .map(|e| e.note.unwrap_or_default())
+        .collect();
+    assert!(
+        released.is_empty(),
+        "the key was let go mid-pass: {released:?}"
+    );
+
     let _ = stop_tx.send(());
     within("the controller to stop", PATIENCE, task)
         .await
