@@ -479,3 +479,40 @@ async fn publish(
         tracing::warn!(error = %e, "publishing an event failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_claim_lasts_while_a_guard_does_and_its_tail_after() {
+        let holds = Arc::new(Holds::default());
+        let (a, b) = ("pq:aaaaaaaaaaaaaaaa".to_string(), "pq:bbbbbbbbbbbbbbbb");
+        let of_a = [Some(a.clone())];
+        let first = holds.claim(std::slice::from_ref(&a));
+        let second = holds.claim(std::slice::from_ref(&a));
+        assert!(holds.claimed(&of_a, Instant::now()));
+        // A Secret holding other keys (or a key of unknown fingerprint) is not claimed.
+        assert!(!holds.claimed(&[Some(b.into()), None], Instant::now()));
+        assert_eq!(holds.next_expiry(), None, "no tail while a guard lives");
+        drop(first);
+        assert_eq!(holds.next_expiry(), None, "the second guard still lives");
+        drop(second);
+        let until = holds.next_expiry().expect("the tail");
+        assert!(until > Instant::now() + CLAIM_TAIL - Duration::from_secs(1));
+        assert!(holds.claimed(&of_a, until - Duration::from_millis(1)));
+        assert!(!holds.claimed(&of_a, until));
+        // Expired claims are forgotten.
+        assert_eq!(holds.next_expiry(), None);
+    }
+
+    #[test]
+    fn a_released_secret_is_remembered_until_held_again() {
+        let holds = Holds::default();
+        assert!(!holds.is_released("key-a"));
+        holds.set_released("key-a", true);
+        assert!(holds.is_released("key-a"));
+        holds.set_released("key-a", false);
+        assert!(!holds.is_released("key-a"));
+    }
+}
