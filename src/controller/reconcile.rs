@@ -243,15 +243,7 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Appli
     )
     .map_err(|(reason, message)| failed(reason, message))?;
     let (plain, opened_with) = unseal(sealed, ctx, &namespace).await?;
-    // The keys are held before anything they opened is written (docs/OPERATIONS.md).
-    let claim = super::lifecycle::hold(
-        &ctx.client,
-        &ctx.settings.namespace,
-        &ctx.holds,
-        &ctx.keys.current().keys,
-        &opened_with,
-    )
-    .await?;
+    let claim = hold(ctx, &opened_with).await?;
 
     let owner = if annotation_is(obj, OWNER_REFERENCE_ANNOTATION, "false") {
         None
@@ -334,6 +326,21 @@ async fn apply_secret(obj: &SealedSecretResource, ctx: &Context) -> Result<Appli
         skipped,
         claim,
     })
+}
+
+/// Holds the keys that opened the values before anything they opened is written, and claims
+/// them until the status is (docs/OPERATIONS.md, rotation).
+async fn hold(ctx: &Context, opened_with: &[String]) -> Result<super::lifecycle::Claim, Stop> {
+    let keyring = ctx.keys.current();
+    let claim = super::lifecycle::hold(
+        &ctx.client,
+        &ctx.settings.namespace,
+        &ctx.holds,
+        &keyring.keys,
+        opened_with,
+    )
+    .await?;
+    Ok(claim)
 }
 
 /// Unseals with the keyring, off the async executor (CPU work); the values and the

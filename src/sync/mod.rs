@@ -4,9 +4,12 @@
 //! stage, prunes from the inventory of the last successful pass, and records its status in a
 //! ConfigMap. Kubernetes is reached only through `kube`; Git through libgit2, off the executor.
 
+mod hold;
 mod ownership;
 pub mod plan;
 mod status;
+
+pub use hold::{HoldFn, HoldGuard, HoldKeys};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -69,25 +72,6 @@ pub struct Settings {
     /// Run inside the controller: holds the keys a pass opened with (their fingerprints)
     /// before the pass writes anything they opened, as the controller holds a SealedSecret's.
     pub hold_keys: Option<HoldKeys>,
-}
-
-/// Holds the keys named by their fingerprints (see [`Settings::hold_keys`]); the guard it
-/// returns is kept until the pass's record is written.
-pub type HoldFn = dyn Fn(Vec<String>) -> futures::future::BoxFuture<'static, Result<HoldGuard, kube::Error>>
-    + Send
-    + Sync;
-
-/// Whatever the holder needs kept alive while a pass writes with the keys it held.
-pub type HoldGuard = Box<dyn std::any::Any + Send + Sync>;
-
-/// What holds the keys a pass needs before it writes (see [`Settings::hold_keys`]).
-#[derive(Clone)]
-pub struct HoldKeys(pub Arc<HoldFn>);
-
-impl std::fmt::Debug for HoldKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HoldKeys(..)")
-    }
 }
 
 impl Settings {

@@ -1,5 +1,5 @@
 //! Folder walks pass over empty files, as kubectl does when it reads a folder: every command
-//! that walks (encrypt, decrypt, verify, rekey, import, scan) exits as it would without them,
+//! that walks (encrypt, decrypt, verify, rekey, import, scan, keys usage) exits as it would without them,
 //! says on stderr which file it passed over, and still processes the real files beside them.
 //! A file named on the command line that is empty stays an error.
 
@@ -105,6 +105,21 @@ fn decrypt_opens_the_tree_and_passes_over_empty_files() {
     assert!(r.stdout.contains("kind: Secret"), "{}", r.stdout);
     // One file's output, with no separator for the files passed over.
     assert!(!r.stdout.contains("---"), "{}", r.stdout);
+}
+
+#[test]
+fn keys_usage_reads_the_tree_and_passes_over_empty_files() {
+    let s = Sandbox::new();
+    tree(&s, true);
+    let r = s.run(&["keys", "usage", "-i", "id.txt", "tree"]).ok();
+    assert_notes(&r.stderr);
+    assert!(r.stdout.contains("tree/db.yaml"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("ok: every one of 1 value(s) opens with a given key"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
