@@ -2,6 +2,7 @@
 //! when their Secret's data changes. The controller runs in process against [`KubeEnv`]; the
 //! CLI steps of docs/OPERATIONS.md's rotation run the real binary.
 
+use std::collections::BTreeMap;
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -61,6 +62,27 @@ async fn await_opened_with(api: &Api<SealedSecret>, name: &str, want: &[String])
         },
     )
     .await;
+}
+
+/// SealedSecret `app` with one value, `k`, sealed for `key`; its values.
+async fn create_app(
+    api: &Api<SealedSecret>,
+    env: &KubeEnv,
+    key: &Identity,
+    tag: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    let value = unique_value(tag);
+    let values: [(&str, &[u8]); 1] = [("k", value.as_bytes())];
+    let o = sealed(
+        "app",
+        &env.namespace,
+        &[recipient(key)],
+        &values,
+        &OPAQUE,
+        Scope::Strict,
+    );
+    create_sealed(api, &o).await;
+    want(&values)
 }
 
 async fn finalizers(secrets: &Api<Secret>, name: &str) -> Option<Vec<String>> {
@@ -174,17 +196,7 @@ async fn the_key_is_held_before_the_secret_it_opened_is_written() {
     })
     .await;
 
-    let value = unique_value("held");
-    let values: [(&str, &[u8]); 1] = [("k", value.as_bytes())];
-    let o = sealed(
-        "app",
-        &env.namespace,
-        &[recipient(&key)],
-        &values,
-        &OPAQUE,
-        Scope::Strict,
-    );
-    create_sealed(&sealed_api, &o).await;
+    create_app(&sealed_api, &env, &key, "held").await;
     let mut key_held = false;
     within("the unsealed Secret on the watch", PATIENCE, async {
         loop {
@@ -231,17 +243,7 @@ async fn a_controller_that_may_not_hold_its_keys_still_unseals() {
     s.generate = false;
     let running = start(&env.client, s);
 
-    let value = unique_value("unheld");
-    let values: [(&str, &[u8]); 1] = [("k", value.as_bytes())];
-    let o = sealed(
-        "app",
-        &env.namespace,
-        &[recipient(&key)],
-        &values,
-        &OPAQUE,
-        Scope::Strict,
-    );
-    create_sealed(&sealed_api, &o).await;
+    let values = create_app(&sealed_api, &env, &key, "unheld").await;
     assert!(
         within("the hold's PATCH", PATIENCE, patch.arrived()).await,
         "the server went away"
@@ -254,7 +256,7 @@ async fn a_controller_that_may_not_hold_its_keys_still_unseals() {
     server.fail_next_method(Some(hyper::Method::PATCH), &path, 1_000_000, 403, None);
     patch.release();
     await_ready(&sealed_api, "app", "True", "Unsealed").await;
-    await_secret_data(&secrets, "app", &want(&values), "the unsealed Secret").await;
+    await_secret_data(&secrets, "app", &values, "the unsealed Secret").await;
     assert_eq!(finalizers(&secrets, "key-a").await, Some(vec![]));
     running.stop().await;
     env.cleanup().await;
@@ -296,17 +298,7 @@ async fn an_ssh_key_in_the_controller_is_named_and_held_but_not_published() {
     s.listen = Some(addr);
     let running = start(&env.client, s);
 
-    let value = unique_value("ssh");
-    let values: [(&str, &[u8]); 1] = [("k", value.as_bytes())];
-    let o = sealed(
-        "app",
-        &env.namespace,
-        &[recipient(&key)],
-        &values,
-        &OPAQUE,
-        Scope::Strict,
-    );
-    create_sealed(&sealed_api, &o).await;
+    create_app(&sealed_api, &env, &key, "ssh").await;
     let ssh_fp = fp(&key);
     assert!(ssh_fp.starts_with("ssh:"), "{ssh_fp}");
     await_opened_with(&sealed_api, "app", std::slice::from_ref(&ssh_fp)).await;

@@ -520,15 +520,7 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
     super::harness::install_crd(&env.client).await;
     // The controller's keys live in `ns`; the loop may not write there, so the repository's
     // objects go to a namespace of their own.
-    let apps = format!("t-apps-{}", random_suffix());
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
-    namespaces
-        .create(
-            &kube::api::PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": apps}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    let (namespaces, apps) = apps_namespace(&env).await;
     let repo = Repo::new();
     repo.write("a.yaml", &configmap(&apps, "a", "1"));
     repo.commit("without secrets yet");
@@ -707,16 +699,7 @@ async fn the_controller_runs_the_loop_with_its_own_keys() {
     .await;
     // The key lifecycle saw the key in use only once the pass had recorded it; the hold taken
     // before the writes kept it from letting the key go in between (it would say so).
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
-    let released: Vec<String> = events
-        .list(&kube::api::ListParams::default().fields("regarding.name=gitops-seal-identity"))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("KeyReleased"))
-        .map(|e| e.note.unwrap_or_default())
-        .collect();
+    let released = key_released(&env, "gitops-seal-identity").await;
     assert!(released.is_empty(), "the key was let go: {released:?}");
     // The pass is in the controller's metrics.
     super::harness::wait_for("the sync metrics", PATIENCE, || async {
@@ -747,15 +730,7 @@ async fn a_long_pass_keeps_its_new_key_held_until_it_is_recorded() {
     let env = KubeEnv::new().await;
     let ns = env.namespace.clone();
     super::harness::install_crd(&env.client).await;
-    let apps = format!("t-apps-{}", random_suffix());
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
-    namespaces
-        .create(
-            &kube::api::PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": apps}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    let (namespaces, apps) = apps_namespace(&env).await;
     let repo = Repo::new();
     repo.write("a.yaml", &configmap(&apps, "a", "1"));
     repo.commit("no secrets yet");
@@ -838,16 +813,7 @@ async fn a_long_pass_keeps_its_new_key_held_until_it_is_recorded() {
     .await;
     let key = identities.get("gitops-seal-identity").await.unwrap();
     assert!(held(&key), "the key is held");
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
-    let released: Vec<String> = events
-        .list(&kube::api::ListParams::default().fields("regarding.name=gitops-seal-identity"))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("KeyReleased"))
-        .map(|e| e.note.unwrap_or_default())
-        .collect();
+    let released = key_released(&env, "gitops-seal-identity").await;
     assert!(
         released.is_empty(),
         "the key was let go mid-pass: {released:?}"
@@ -860,6 +826,36 @@ async fn a_long_pass_keeps_its_new_key_held_until_it_is_recorded() {
         .unwrap();
     let _ = namespaces.delete(&apps, &DeleteParams::default()).await;
     env.cleanup().await;
+}
+
+/// A namespace of its own for the repository's objects (the loop inside the controller may not
+/// write in the controller's namespace), and the API to delete it with.
+async fn apps_namespace(env: &KubeEnv) -> (Api<k8s_openapi::api::core::v1::Namespace>, String) {
+    let apps = format!("t-apps-{}", random_suffix());
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    namespaces
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": apps}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    (namespaces, apps)
+}
+
+/// The notes of the `KeyReleased` events about identity Secret `secret`.
+async fn key_released(env: &KubeEnv, secret: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    events
+        .list(&kube::api::ListParams::default().fields(&format!("regarding.name={secret}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("KeyReleased"))
+        .map(|e| e.note.unwrap_or_default())
+        .collect()
 }
 
 /// The controller's `/metrics` text.
